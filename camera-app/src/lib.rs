@@ -1,0 +1,12 @@
+//! The retail camera's analytics application: frames in, people out.
+//!
+//! Stages, each a module with its own error type:
+//! - [`capture`]: frame sources (V4L2, files, synthetic) behind one trait;
+//! - [`preprocess`]: colour conversion, resize and normalisation into the
+//!   model's input tensor;
+//! - [`detect`]: inference backends behind one trait, output decoders, NMS;
+//! - [`model`]: model manifests, fetching and verifying weights;
+//! - [`config`]: the typed configuration, validated once at the edge;
+//! - [`pipeline`]: source → detector, writing detections as JSON lines.
+
+pub mod capture;
