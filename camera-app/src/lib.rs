@@ -10,3 +10,6 @@
 //! - [`pipeline`]: source → detector, writing detections as JSON lines.
 
 pub mod capture;
+pub mod detect;
+pub mod preprocess;
+pub mod model;
