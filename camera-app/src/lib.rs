@@ -13,3 +13,7 @@ pub mod capture;
 pub mod detect;
 pub mod preprocess;
 pub mod model;
+pub mod bench;
+pub mod config;
+pub mod demo;
+pub mod pipeline;

@@ -1,1 +1,270 @@
-fn main() {}
+//! `camera-app`: parse arguments, set up logging, call the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use camera_app::capture::Timestamp;
+use camera_app::capture::files::decode_image;
+use camera_app::config::{Config, DEFAULT_CONFIG};
+use camera_app::model::{self, DetectorOptions, Manifest};
+use camera_app::pipeline::DetectionRecord;
+use camera_app::{bench, demo, pipeline};
+
+#[derive(Parser)]
+#[command(version, about = "Retail camera analytics: frames in, people out")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Detect objects in images; one JSON object per image on stdout.
+    Detect {
+        #[arg(long, env = model::MODELS_DIR_ENV)]
+        models_dir: Option<PathBuf>,
+        #[arg(long, default_value = model::DEFAULT_MODEL)]
+        model: String,
+        /// Labels to report (repeatable); all classes when absent.
+        #[arg(long = "class")]
+        classes: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Run source → detector from a config file, writing JSON lines.
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Per-stage timings as JSON (medians and p95 in ms).
+    Bench {
+        #[arg(long, env = model::MODELS_DIR_ENV)]
+        models_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// A photo to use as frame content (default: synthetic pattern).
+        #[arg(long)]
+        image: Option<PathBuf>,
+    },
+    /// The embedded default: the real model on photos or synthetic frames.
+    Demo {
+        #[arg(long, env = model::MODELS_DIR_ENV)]
+        models_dir: Option<PathBuf>,
+        /// Directory of JPEG/PNG photos; the synthetic pattern when absent.
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Where to write frames with boxes drawn.
+        #[arg(long, default_value = "demo-output")]
+        out: PathBuf,
+        /// Frames of the synthetic pattern.
+        #[arg(long, default_value_t = 20)]
+        frames: u64,
+    },
+    /// Manage model weights.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Print the built-in default configuration.
+    DefaultConfig,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download (or copy from a mirror) and verify a model's weights.
+    Fetch {
+        #[arg(default_value = model::DEFAULT_MODEL)]
+        name: String,
+        #[arg(long, env = model::MODELS_DIR_ENV)]
+        models_dir: Option<PathBuf>,
+        /// Copy from this mirror directory instead of downloading.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Download from this URL instead of the manifest's.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// List the built-in manifests and whether each is present and valid.
+    List {
+        #[arg(long, env = model::MODELS_DIR_ENV)]
+        models_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match main_inner(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main_inner(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Detect {
+            models_dir,
+            model,
+            classes,
+            threads,
+            images,
+        } => detect(models_dir, &model, classes, threads, &images),
+        Command::Run { config } => {
+            let cfg = match config {
+                Some(p) => Config::load(&p)?,
+                None => Config::default_config()?,
+            };
+            let summary = pipeline::run(&cfg)?;
+            eprintln!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Bench {
+            models_dir,
+            iterations,
+            threads,
+            image,
+        } => {
+            let manifest = Manifest::builtin(model::DEFAULT_MODEL)?;
+            let dir = model::models_dir(models_dir.as_deref())?;
+            let opts = DetectorOptions {
+                threads,
+                ..DetectorOptions::default()
+            };
+            let mut det = model::cpu_detector(&manifest, &dir, &opts)?;
+            let report = bench::run(&mut det, threads, iterations, image.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Demo {
+            models_dir,
+            images,
+            out,
+            frames,
+        } => {
+            let opts = demo::DemoOptions {
+                images,
+                models_dir,
+                out_dir: Some(out),
+                frames,
+            };
+            demo::run(&opts, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        Command::Models { command } => models(command),
+        Command::DefaultConfig => {
+            print!("{DEFAULT_CONFIG}");
+            Ok(())
+        }
+    }
+}
+
+fn detect(
+    models_dir: Option<PathBuf>,
+    model_name: &str,
+    classes: Vec<String>,
+    threads: usize,
+    images: &[PathBuf],
+) -> Result<()> {
+    let manifest = Manifest::builtin(model_name)?;
+    let dir = model::models_dir(models_dir.as_deref())?;
+    let opts = DetectorOptions {
+        classes,
+        threads,
+        ..DetectorOptions::default()
+    };
+    let mut det = model::cpu_detector(&manifest, &dir, &opts)?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for path in images {
+        let result = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| decode_image(&bytes, 0, Timestamp(0)));
+        let frame = match result {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let dets: Vec<DetectionRecord> = det
+            .detect(&frame)
+            .with_context(|| path.display().to_string())?
+            .iter()
+            .map(|d| DetectionRecord::new(d, &manifest))
+            .collect();
+        let line = serde_json::json!({
+            "image": path.display().to_string(),
+            "width": frame.width,
+            "height": frame.height,
+            "detections": dets,
+        });
+        writeln!(out, "{line}")?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {} images could not be read", images.len());
+    }
+    Ok(())
+}
+
+fn models(cmd: ModelsCommand) -> Result<()> {
+    match cmd {
+        ModelsCommand::Fetch {
+            name,
+            models_dir,
+            from,
+            url,
+        } => {
+            let manifest = Manifest::builtin(&name)?;
+            let dir = model::models_dir(models_dir.as_deref())?;
+            let got = model::fetch(&manifest, &dir, from.as_deref(), url.as_deref())?;
+            match got {
+                model::Fetched::AlreadyPresent(p) => {
+                    println!("{name}: already present and verified at {}", p.display());
+                }
+                model::Fetched::Copied { from, to } => {
+                    println!("{name}: copied {} -> {} (sha256 ok)", from.display(), to.display());
+                }
+                model::Fetched::Downloaded { url, to } => {
+                    println!("{name}: downloaded {url} -> {} (sha256 ok)", to.display());
+                }
+            }
+            println!("licence: {} ({})", manifest.licence, manifest.licence_notice);
+            Ok(())
+        }
+        ModelsCommand::List { models_dir } => {
+            let dir = model::models_dir(models_dir.as_deref())?;
+            let manifest = Manifest::builtin(model::DEFAULT_MODEL)?;
+            let path = manifest.path_in(&dir);
+            let state = match manifest.verify_file(&path) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            };
+            println!(
+                "{}\t{}\t{}\t{}",
+                manifest.name,
+                manifest.licence,
+                path.display(),
+                state
+            );
+            Ok(())
+        }
+    }
+}

@@ -270,7 +270,7 @@ impl Preprocessor {
         let t0 = Instant::now();
         self.small_y.resize(dw as usize * dh as usize, 0);
         self.small_uv.resize(dcw as usize * dch as usize * 2, 0);
-        let alg = resize_alg(w, h, dw, dh);
+        let alg = RESIZE_ALG;
         resize_plane(
             &mut self.resizer,
             y_plane,
@@ -345,7 +345,7 @@ impl Preprocessor {
             PixelType::U8x3,
             &mut self.small,
             (dw, dh),
-            resize_alg(w, h, dw, dh),
+            RESIZE_ALG,
             &mut self.tight,
         )
         .map_err(|reason| PreprocessError::Resize { seq, reason })?;
@@ -434,16 +434,13 @@ impl Preprocessor {
     }
 }
 
-/// Area averaging when shrinking (what the reference pipeline's
-/// `INTER_AREA` does); bilinear when enlarging, where a box filter would
-/// degenerate to nearest neighbour.
-fn resize_alg(w: u32, h: u32, dw: u32, dh: u32) -> ResizeAlg {
-    if dw <= w && dh <= h {
-        ResizeAlg::Convolution(FilterType::Box)
-    } else {
-        ResizeAlg::Convolution(FilterType::Bilinear)
-    }
-}
+/// The resize filter. The reference pipeline uses OpenCV's `INTER_AREA`;
+/// of `fast_image_resize`'s SIMD filters the antialiased bilinear
+/// (triangle) convolution reproduces it best on FastestDet: against
+/// onnxruntime's reference detections, worst IoU 0.925 and worst |Δscore|
+/// 0.025, where the box filter gave 0.888 and 0.050 (the acceptance
+/// limit) and Hamming 0.891 and 0.022. See docs/preprocessing.md.
+const RESIZE_ALG: ResizeAlg = ResizeAlg::Convolution(FilterType::Bilinear);
 
 /// Resize one plane of `src_size` = (width, height, stride in bytes) into
 /// a tight `dst` of `dst_size`. Padded rows are handled by viewing the

@@ -141,7 +141,7 @@ impl FileSource {
 
     fn timestamp(&self, index: u64) -> Timestamp {
         let offset = Duration::from_secs_f64(index as f64 / self.config.fps);
-        Timestamp(self.config.start_us).add(offset)
+        Timestamp(self.config.start_us).plus(offset)
     }
 
     /// Read item `i`: a frame, or why it is skipped.

@@ -1,0 +1,199 @@
+//! `camera-app bench`: per-stage medians for a 1920×1080 NV12 frame and a
+//! 1280×720 MJPEG frame, printed as JSON.
+//!
+//! Benchmarks measure; tests never time anything. Frames are made once up
+//! front (from a real photo when one is given, else the synthetic pattern),
+//! so only the stage under test is inside the timer.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::capture::files::decode_mjpeg;
+use crate::capture::synthetic::encode_rgb;
+use crate::capture::{Frame, PixelFormat, Timestamp};
+use crate::detect::Detector;
+
+/// Medians (and 95th percentiles) of one frame kind's stages, in ms.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub frame: String,
+    /// JPEG decode (MJPEG only; 0 for raw frames).
+    pub decode_ms: Stat,
+    pub colour_ms: Stat,
+    pub resize_ms: Stat,
+    pub normalise_ms: Stat,
+    /// colour + resize + normalise, timed as one.
+    pub preprocess_ms: Stat,
+    pub inference_ms: Stat,
+    pub decode_nms_ms: Stat,
+    pub detections: usize,
+}
+
+/// Median and 95th percentile.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stat {
+    pub median: f64,
+    pub p95: f64,
+}
+
+impl Stat {
+    fn of(mut v: Vec<Duration>) -> Self {
+        if v.is_empty() {
+            return Self {
+                median: 0.0,
+                p95: 0.0,
+            };
+        }
+        v.sort();
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        let p95 = ((v.len() * 95).div_ceil(100)).clamp(1, v.len()) - 1;
+        Self {
+            median: ms(v[v.len() / 2]),
+            p95: ms(v[p95]),
+        }
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub backend: String,
+    pub threads: usize,
+    pub iterations: usize,
+    pub content: String,
+    pub stages: Vec<StageReport>,
+}
+
+/// Make an RGB image of `w`×`h`: the given photo stretched, or the
+/// synthetic pattern.
+fn content(image: Option<&Path>, w: u32, h: u32) -> Result<Vec<u8>, String> {
+    match image {
+        Some(p) => {
+            let img = image::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Ok(img
+                .resize_exact(w, h, image::imageops::FilterType::Triangle)
+                .into_rgb8()
+                .into_raw())
+        }
+        None => {
+            use crate::capture::FrameSource;
+            use crate::capture::synthetic::{SyntheticConfig, SyntheticSource};
+            let mut s = SyntheticSource::open(SyntheticConfig {
+                width: w,
+                height: h,
+                format: PixelFormat::Rgb24,
+                fps: 10.0,
+                frames: Some(1),
+            })
+            .map_err(|e| e.to_string())?;
+            let f = s
+                .next_frame()
+                .map_err(|e| e.to_string())?
+                .ok_or("no synthetic frame")?;
+            Ok(f.data)
+        }
+    }
+}
+
+fn frame(rgb: &[u8], w: u32, h: u32, format: PixelFormat) -> Result<Frame, String> {
+    let (data, stride) = encode_rgb(rgb, w, h, format)?;
+    Ok(Frame {
+        seq: 0,
+        timestamp: Timestamp(0),
+        width: w,
+        height: h,
+        stride,
+        format,
+        data,
+    })
+}
+
+/// Time every stage `iterations` times (after a short warm-up).
+pub fn run(
+    detector: &mut Detector,
+    threads: usize,
+    iterations: usize,
+    image: Option<&Path>,
+) -> Result<BenchReport, String> {
+    let iterations = iterations.max(1);
+    let cases = [
+        ("nv12 1920x1080", 1920u32, 1080u32, PixelFormat::Nv12),
+        ("mjpeg 1280x720", 1280, 720, PixelFormat::Mjpeg),
+    ];
+    let mut stages = Vec::new();
+    for (name, w, h, format) in cases {
+        let rgb = content(image, w, h)?;
+        let f = frame(&rgb, w, h, format)?;
+        let mut t = Timings::default();
+        let mut detections = 0;
+        for i in 0..iterations + 3 {
+            let t0 = Instant::now();
+            let decoded = if f.format == PixelFormat::Mjpeg {
+                Some(decode_mjpeg(&f)?)
+            } else {
+                None
+            };
+            let decode = t0.elapsed();
+            let input = decoded.as_ref().unwrap_or(&f);
+            let t1 = Instant::now();
+            detections = detector.detect(input).map_err(|e| e.to_string())?.len();
+            let total = t1.elapsed();
+            let d = detector.timings();
+            if i < 3 {
+                continue; // warm-up
+            }
+            t.decode.push(decode);
+            t.colour.push(d.preprocess.colour);
+            t.resize.push(d.preprocess.resize);
+            t.normalise.push(d.preprocess.normalise);
+            t.preprocess
+                .push(total.saturating_sub(d.inference + d.decode_nms));
+            t.inference.push(d.inference);
+            t.decode_nms.push(d.decode_nms);
+        }
+        stages.push(StageReport {
+            frame: name.to_string(),
+            decode_ms: Stat::of(t.decode),
+            colour_ms: Stat::of(t.colour),
+            resize_ms: Stat::of(t.resize),
+            normalise_ms: Stat::of(t.normalise),
+            preprocess_ms: Stat::of(t.preprocess),
+            inference_ms: Stat::of(t.inference),
+            decode_nms_ms: Stat::of(t.decode_nms),
+            detections,
+        });
+    }
+    Ok(BenchReport {
+        backend: detector.backend_name().to_string(),
+        threads,
+        iterations,
+        content: image.map_or("synthetic".to_string(), |p| p.display().to_string()),
+        stages,
+    })
+}
+
+#[derive(Default)]
+struct Timings {
+    decode: Vec<Duration>,
+    colour: Vec<Duration>,
+    resize: Vec<Duration>,
+    normalise: Vec<Duration>,
+    preprocess: Vec<Duration>,
+    inference: Vec<Duration>,
+    decode_nms: Vec<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_median_and_p95() {
+        let v: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let s = Stat::of(v);
+        assert_eq!(s.median, 51.0);
+        assert_eq!(s.p95, 95.0);
+    }
+}

@@ -1,0 +1,289 @@
+//! The application's configuration: a TOML file, parsed with unknown
+//! fields refused, then validated once into the settings the pipeline uses.
+//! Every problem is reported at once, with its path.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::capture::files::FilesConfig;
+use crate::capture::synthetic::SyntheticConfig;
+use crate::capture::v4l2::V4l2Config;
+use crate::preprocess::Colorimetry;
+
+/// The default configuration, built in: the synthetic source and the
+/// default model. `camera-app config default` prints it.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// Top-level configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub detector: DetectorConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceConfig {
+    V4l2(V4l2Config),
+    Files(FilesConfig),
+    Synthetic(SyntheticConfig),
+}
+
+/// Which model and how to post-process.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// Overrides `$CAMERA_MODELS_DIR` and the user cache.
+    #[serde(default)]
+    pub models_dir: Option<PathBuf>,
+    /// CPU inference threads; 0 = one per physical core.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Overrides the model's default.
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    /// Overrides the model's default.
+    #[serde(default)]
+    pub nms_iou: Option<f32>,
+    /// Labels to report; empty reports every class.
+    #[serde(default = "default_classes")]
+    pub classes: Vec<String>,
+    #[serde(default = "default_colorimetry")]
+    pub colorimetry: Colorimetry,
+}
+
+fn default_model() -> String {
+    crate::model::DEFAULT_MODEL.to_string()
+}
+fn default_threads() -> usize {
+    1
+}
+fn default_classes() -> Vec<String> {
+    vec!["person".to_string()]
+}
+fn default_colorimetry() -> Colorimetry {
+    Colorimetry::Bt601Limited
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            model: default_model(),
+            models_dir: None,
+            threads: default_threads(),
+            score_threshold: None,
+            nms_iou: None,
+            classes: default_classes(),
+            colorimetry: default_colorimetry(),
+        }
+    }
+}
+
+/// Where results go.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// JSON-lines file; absent or "-" writes to standard output.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Stop after this many frames (for tests and measurements).
+    #[serde(default)]
+    pub max_frames: Option<u64>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("config {origin} is invalid:\n  {}", problems.join("\n  "))]
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
+}
+
+impl Config {
+    /// Parse and validate TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let problems = cfg.problems();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Read, parse and validate a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The built-in default.
+    pub fn default_config() -> Result<Self, ConfigError> {
+        Self::parse(DEFAULT_CONFIG, "built-in default")
+    }
+
+    /// Every problem serde cannot see, with its path.
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let fps_ok = |fps: f64| fps.is_finite() && fps > 0.0;
+        match &self.source {
+            SourceConfig::V4l2(v) => {
+                if v.width == 0 || v.height == 0 {
+                    p.push(format!("source: size {}x{} must be positive", v.width, v.height));
+                }
+                if v.fps == 0 {
+                    p.push("source.fps: must be positive".into());
+                }
+            }
+            SourceConfig::Files(f) => {
+                if !fps_ok(f.fps) {
+                    p.push(format!("source.fps: {} must be positive", f.fps));
+                }
+            }
+            SourceConfig::Synthetic(s) => {
+                if !fps_ok(s.fps) {
+                    p.push(format!("source.fps: {} must be positive", s.fps));
+                }
+                if s.width % 2 == 1 || s.height % 2 == 1 || s.width < 2 || s.height < 2 {
+                    p.push(format!(
+                        "source: size {}x{} must be even and at least 2x2",
+                        s.width, s.height
+                    ));
+                }
+            }
+        }
+        let d = &self.detector;
+        if let Some(t) = d.score_threshold
+            && !(t.is_finite() && (0.0..=1.0).contains(&t))
+        {
+            p.push(format!("detector.score_threshold: {t} is not within 0..1"));
+        }
+        if let Some(t) = d.nms_iou
+            && !(t.is_finite() && (0.0..=1.0).contains(&t))
+        {
+            p.push(format!("detector.nms_iou: {t} is not within 0..1"));
+        }
+        if d.threads > 64 {
+            p.push(format!("detector.threads: {} is more than 64", d.threads));
+        }
+        match crate::model::Manifest::builtin(&d.model) {
+            Ok(m) => {
+                for (i, c) in d.classes.iter().enumerate() {
+                    if m.class_id(c).is_none() {
+                        p.push(format!(
+                            "detector.classes[{i}]: {c:?} is not a class of model {}",
+                            d.model
+                        ));
+                    }
+                }
+            }
+            Err(e) => p.push(format!("detector.model: {e}")),
+        }
+        if self.output.max_frames == Some(0) {
+            p.push("output.max_frames: must be at least 1".into());
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        let c = Config::default_config().expect("default");
+        assert!(matches!(c.source, SourceConfig::Synthetic(_)));
+        assert_eq!(c.detector.classes, vec!["person"]);
+    }
+
+    #[test]
+    fn files_source_parses() {
+        let c = Config::parse(
+            "[source]\nkind = \"files\"\npath = \"frames\"\nfps = 5\n",
+            "t",
+        )
+        .expect("parse");
+        let SourceConfig::Files(f) = c.source else {
+            panic!("files expected")
+        };
+        assert_eq!(f.path, PathBuf::from("frames"));
+        assert_eq!(f.fps, 5.0);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let text = r#"
+[source]
+kind = "files"
+path = "x"
+fps = -1
+
+[detector]
+score_threshold = 1.5
+classes = ["person", "unicorn"]
+"#;
+        let err = Config::parse(text, "bad.toml").expect_err("invalid");
+        let msg = err.to_string();
+        for part in [
+            "source.fps",
+            "detector.score_threshold",
+            "detector.classes[1]: \"unicorn\"",
+        ] {
+            assert!(msg.contains(part), "{part:?} missing from:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = Config::parse(
+            "[source]\nkind = \"synthetic\"\nwidht = 640\n",
+            "typo.toml",
+        )
+        .expect_err("unknown field");
+        assert!(err.to_string().contains("widht"), "{err}");
+        let err = Config::parse(
+            "[source]\nkind = \"synthetic\"\n[detector]\nthreshold = 0.3\n",
+            "typo.toml",
+        )
+        .expect_err("unknown field");
+        assert!(err.to_string().contains("threshold"), "{err}");
+    }
+
+    #[test]
+    fn unknown_pixel_format_is_refused_at_load() {
+        let err = Config::parse(
+            "[source]\nkind = \"synthetic\"\nformat = \"rgb565\"\n",
+            "fmt.toml",
+        )
+        .expect_err("format");
+        assert!(err.to_string().contains("rgb565"), "{err}");
+    }
+}

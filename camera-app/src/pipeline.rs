@@ -1,0 +1,220 @@
+//! Source → detector → JSON lines.
+//!
+//! One loop, one thread: take a frame, decode it if compressed, detect,
+//! write a record. A broken frame is skipped and counted, never fatal; a
+//! source error (a vanished camera) is logged and retried with backoff.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::capture::files::{FileSource, decode_mjpeg};
+use crate::capture::synthetic::SyntheticSource;
+use crate::capture::v4l2::V4l2Source;
+use crate::capture::{Frame, FrameSource, PixelFormat, SourceError, SourceStats};
+use crate::config::{Config, SourceConfig};
+use crate::detect::{Detection, Detector};
+use crate::model::{self, DetectorOptions, Manifest, ModelError};
+
+/// Errors that stop the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("cannot open source: {0}")]
+    Source(#[source] SourceError),
+    #[error("writing results to {path}: {source}")]
+    Output {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A detection as written out: class label, score, box in image pixels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectionRecord {
+    pub class: String,
+    pub score: f32,
+    pub box_xyxy: [f32; 4],
+}
+
+impl DetectionRecord {
+    pub fn new(d: &Detection, manifest: &Manifest) -> Self {
+        Self {
+            class: manifest.label(d.class_id).into_owned(),
+            score: d.score,
+            box_xyxy: [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2],
+        }
+    }
+}
+
+/// One frame's results, one JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrameRecord {
+    pub seq: u64,
+    pub timestamp_us: u64,
+    pub width: u32,
+    pub height: u32,
+    pub detections: Vec<DetectionRecord>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    /// Frames detected and written.
+    pub processed: u64,
+    /// Frames whose compressed data could not be decoded.
+    pub corrupt: u64,
+    /// Frames the detector failed on.
+    pub failed: u64,
+    /// Errors from the source (each followed by a retry).
+    pub source_errors: u64,
+    /// The source's own counters (frames it skipped, reopens).
+    pub source: SourceStats,
+}
+
+/// Open the configured source. Formats are checked here, not mid-stream.
+pub fn open_source(cfg: &SourceConfig) -> Result<Box<dyn FrameSource>, SourceError> {
+    Ok(match cfg {
+        SourceConfig::V4l2(c) => Box::new(V4l2Source::open(c.clone())?),
+        SourceConfig::Files(c) => Box::new(FileSource::open(c.clone())?),
+        SourceConfig::Synthetic(c) => Box::new(SyntheticSource::open(c.clone())?),
+    })
+}
+
+/// Build the CPU detector the config names.
+pub fn build_detector(cfg: &Config) -> Result<(Manifest, Detector), ModelError> {
+    let d = &cfg.detector;
+    let manifest = Manifest::builtin(&d.model)?;
+    let dir = model::models_dir(d.models_dir.as_deref())?;
+    let opts = DetectorOptions {
+        score_threshold: d.score_threshold,
+        nms_iou: d.nms_iou,
+        classes: d.classes.clone(),
+        threads: d.threads,
+        colorimetry: Some(d.colorimetry),
+    };
+    let detector = model::cpu_detector(&manifest, &dir, &opts)?;
+    Ok((manifest, detector))
+}
+
+/// Run the configured pipeline to the end of the source (or
+/// `output.max_frames`), writing JSON lines to the configured output.
+pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
+    let (manifest, mut detector) = build_detector(cfg)?;
+    let mut source = open_source(&cfg.source).map_err(PipelineError::Source)?;
+    tracing::info!(
+        source = %source.describe(),
+        model = %manifest.name,
+        backend = detector.backend_name(),
+        "pipeline started"
+    );
+    let out_path = cfg
+        .output
+        .path
+        .as_deref()
+        .filter(|p| *p != Path::new("-"));
+    let out_name = out_path.map_or("stdout".to_string(), |p| p.display().to_string());
+    let out_err = |source| PipelineError::Output {
+        path: out_name.clone(),
+        source,
+    };
+    let mut out: Box<dyn Write> = match out_path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(out_err)?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let summary = run_loop(
+        source.as_mut(),
+        &mut detector,
+        &manifest,
+        cfg.output.max_frames,
+        |rec| {
+            serde_json::to_writer(&mut out, rec).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
+        },
+        std::thread::sleep,
+    )
+    .map_err(out_err)?;
+    out.flush().map_err(out_err)?;
+    tracing::info!(?summary, "pipeline finished");
+    Ok(summary)
+}
+
+/// The loop itself, with the output and sleeping injected for tests.
+pub fn run_loop(
+    source: &mut dyn FrameSource,
+    detector: &mut Detector,
+    manifest: &Manifest,
+    max_frames: Option<u64>,
+    mut emit: impl FnMut(&FrameRecord) -> std::io::Result<()>,
+    mut sleep: impl FnMut(Duration),
+) -> std::io::Result<RunSummary> {
+    let mut s = RunSummary::default();
+    let mut backoff = Duration::ZERO;
+    let mut record = FrameRecord {
+        seq: 0,
+        timestamp_us: 0,
+        width: 0,
+        height: 0,
+        detections: Vec::new(),
+    };
+    while max_frames.is_none_or(|m| s.processed < m) {
+        let frame = match source.next_frame() {
+            Ok(Some(f)) => {
+                backoff = Duration::ZERO;
+                f
+            }
+            Ok(None) => break,
+            Err(e) => {
+                s.source_errors += 1;
+                backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                tracing::warn!(error = %e, retry_in = ?backoff, "source error");
+                sleep(backoff);
+                continue;
+            }
+        };
+        let decoded;
+        let frame: &Frame = if frame.format == PixelFormat::Mjpeg {
+            match decode_mjpeg(&frame) {
+                Ok(f) => {
+                    decoded = f;
+                    &decoded
+                }
+                Err(e) => {
+                    s.corrupt += 1;
+                    tracing::warn!(error = %e, "skipping corrupt frame");
+                    continue;
+                }
+            }
+        } else {
+            &frame
+        };
+        let t = Instant::now();
+        match detector.detect(frame) {
+            Ok(dets) => {
+                record.seq = frame.seq;
+                record.timestamp_us = frame.timestamp.as_micros();
+                record.width = frame.width;
+                record.height = frame.height;
+                record.detections.clear();
+                record
+                    .detections
+                    .extend(dets.iter().map(|d| DetectionRecord::new(d, manifest)));
+                emit(&record)?;
+                s.processed += 1;
+                tracing::debug!(seq = frame.seq, people = dets.len(), took = ?t.elapsed(), "frame");
+            }
+            Err(e) => {
+                s.failed += 1;
+                tracing::warn!(error = %e, "skipping frame");
+            }
+        }
+    }
+    s.source = source.stats();
+    Ok(s)
+}
