@@ -7,7 +7,9 @@ use camera_app::capture::Timestamp;
 use camera_app::capture::files::decode_image;
 use camera_app::detect::tensor::{Layout, Tensor, TensorData};
 use camera_app::model::{self, DetectorOptions, Manifest};
-use common::{RefDet, compare, images_dir, models_dir, read_f32, reference_detections, reference_dir};
+use common::{
+    RefDet, compare, images_dir, models_dir, read_f32, reference_detections, reference_dir,
+};
 
 fn detector() -> (Manifest, camera_app::detect::Detector) {
     let m = Manifest::builtin("fastestdet").expect("manifest");
@@ -49,7 +51,11 @@ fn detections_match_the_reference_on_every_image() {
     let threshold = m.decoder.score_threshold;
     let mut problems = Vec::new();
     let reference = reference_detections();
-    assert!(reference.len() >= 7, "reference lists {} images", reference.len());
+    assert!(
+        reference.len() >= 7,
+        "reference lists {} images",
+        reference.len()
+    );
     for (name, w, h, refs) in reference {
         let bytes = std::fs::read(images_dir().join(&name)).expect("image");
         let frame = decode_image(&bytes, 0, Timestamp(0)).expect("decode");

@@ -156,7 +156,10 @@ impl Config {
         match &self.source {
             SourceConfig::V4l2(v) => {
                 if v.width == 0 || v.height == 0 {
-                    p.push(format!("source: size {}x{} must be positive", v.width, v.height));
+                    p.push(format!(
+                        "source: size {}x{} must be positive",
+                        v.width, v.height
+                    ));
                 }
                 if v.fps == 0 {
                     p.push("source.fps: must be positive".into());
@@ -263,11 +266,8 @@ classes = ["person", "unicorn"]
 
     #[test]
     fn unknown_fields_are_refused() {
-        let err = Config::parse(
-            "[source]\nkind = \"synthetic\"\nwidht = 640\n",
-            "typo.toml",
-        )
-        .expect_err("unknown field");
+        let err = Config::parse("[source]\nkind = \"synthetic\"\nwidht = 640\n", "typo.toml")
+            .expect_err("unknown field");
         assert!(err.to_string().contains("widht"), "{err}");
         let err = Config::parse(
             "[source]\nkind = \"synthetic\"\n[detector]\nthreshold = 0.3\n",

@@ -116,11 +116,9 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<usize, PipelineErr
         .map_err(write_err)?;
         if let Some(dir) = &opts.out_dir {
             let path = dir.join(format!("frame-{:04}.jpg", frame.seq));
-            save_annotated(&frame, &dets, &path).map_err(|source| {
-                PipelineError::Output {
-                    path: path.display().to_string(),
-                    source,
-                }
+            save_annotated(&frame, &dets, &path).map_err(|source| PipelineError::Output {
+                path: path.display().to_string(),
+                source,
             })?;
         }
     }
@@ -140,11 +138,7 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<usize, PipelineErr
 }
 
 /// Write an Rgb24 frame as JPEG with its boxes drawn.
-fn save_annotated(
-    frame: &Frame,
-    dets: &[Detection],
-    path: &Path,
-) -> std::io::Result<()> {
+fn save_annotated(frame: &Frame, dets: &[Detection], path: &Path) -> std::io::Result<()> {
     let mut img = image::RgbImage::from_raw(frame.width, frame.height, frame.data.clone())
         .ok_or_else(|| std::io::Error::other("frame is not tight Rgb24"))?;
     for d in dets {

@@ -7,13 +7,14 @@
 //! - [`detect`]: inference backends behind one trait, output decoders, NMS;
 //! - [`model`]: model manifests, fetching and verifying weights;
 //! - [`config`]: the typed configuration, validated once at the edge;
-//! - [`pipeline`]: source → detector, writing detections as JSON lines.
+//! - [`pipeline`]: source → detector, writing detections as JSON lines;
+//! - [`bench`] and [`demo`]: the `bench` and `demo` commands.
 
-pub mod capture;
-pub mod detect;
-pub mod preprocess;
-pub mod model;
 pub mod bench;
+pub mod capture;
 pub mod config;
 pub mod demo;
+pub mod detect;
+pub mod model;
 pub mod pipeline;
+pub mod preprocess;

@@ -106,6 +106,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match main_inner(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,13 +241,20 @@ fn models(cmd: ModelsCommand) -> Result<()> {
                     println!("{name}: already present and verified at {}", p.display());
                 }
                 model::Fetched::Copied { from, to } => {
-                    println!("{name}: copied {} -> {} (sha256 ok)", from.display(), to.display());
+                    println!(
+                        "{name}: copied {} -> {} (sha256 ok)",
+                        from.display(),
+                        to.display()
+                    );
                 }
                 model::Fetched::Downloaded { url, to } => {
                     println!("{name}: downloaded {url} -> {} (sha256 ok)", to.display());
                 }
             }
-            println!("licence: {} ({})", manifest.licence, manifest.licence_notice);
+            println!(
+                "licence: {} ({})",
+                manifest.licence, manifest.licence_notice
+            );
             Ok(())
         }
         ModelsCommand::List { models_dir } => {

@@ -14,9 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::detect::cpu::RtenBackend;
-use crate::detect::{
-    DecoderKind, Detector, DetectorSettings, InferError, InferenceBackend,
-};
+use crate::detect::{DecoderKind, Detector, DetectorSettings, InferError, InferenceBackend};
 use crate::preprocess::{Colorimetry, InputSpec, Preprocessor};
 
 /// Manifests built into this binary.
@@ -160,17 +158,18 @@ impl Manifest {
 
     /// A manifest built into this binary.
     pub fn builtin(name: &str) -> Result<Self, ModelError> {
-        let (_, text) = BUILTIN
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| ModelError::Unknown {
-                name: name.to_string(),
-                known: BUILTIN
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+        let (_, text) =
+            BUILTIN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| ModelError::Unknown {
+                    name: name.to_string(),
+                    known: BUILTIN
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
         Self::parse(text, &format!("built-in manifest {name}"))
     }
 
@@ -356,9 +355,7 @@ fn download(url: &str, to: &Path, limit: u64) -> Result<String, ModelError> {
         }
         total += n as u64;
         if total > limit {
-            return Err(dl_err(format!(
-                "larger than the manifest's {limit} bytes"
-            )));
+            return Err(dl_err(format!("larger than the manifest's {limit} bytes")));
         }
         h.update(&buf[..n]);
         f.write_all(&buf[..n]).map_err(io_err(to))?;
@@ -502,7 +499,10 @@ mod tests {
         fs::write(mirror.path().join("toy.bin"), content).expect("write");
         let got = fetch(&m, dest.path(), Some(mirror.path()), None).expect("fetch");
         assert!(matches!(got, Fetched::Copied { .. }), "{got:?}");
-        assert_eq!(fs::read(dest.path().join("toy/toy.bin")).expect("read"), content);
+        assert_eq!(
+            fs::read(dest.path().join("toy/toy.bin")).expect("read"),
+            content
+        );
         // Second time: nothing to do.
         let got = fetch(&m, dest.path(), Some(mirror.path()), None).expect("fetch");
         assert!(matches!(got, Fetched::AlreadyPresent(_)), "{got:?}");
@@ -553,7 +553,10 @@ mod tests {
         let url = serve_once(content.clone());
         let got = fetch(&m, dest.path(), None, Some(&url)).expect("download");
         assert!(matches!(got, Fetched::Downloaded { .. }), "{got:?}");
-        assert_eq!(fs::read(dest.path().join("toy/toy.bin")).expect("read"), content);
+        assert_eq!(
+            fs::read(dest.path().join("toy/toy.bin")).expect("read"),
+            content
+        );
     }
 
     #[test]

@@ -112,11 +112,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
         backend = detector.backend_name(),
         "pipeline started"
     );
-    let out_path = cfg
-        .output
-        .path
-        .as_deref()
-        .filter(|p| *p != Path::new("-"));
+    let out_path = cfg.output.path.as_deref().filter(|p| *p != Path::new("-"));
     let out_name = out_path.map_or("stdout".to_string(), |p| p.display().to_string());
     let out_err = |source| PipelineError::Output {
         path: out_name.clone(),

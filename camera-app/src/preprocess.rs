@@ -383,12 +383,12 @@ impl Preprocessor {
                     }
                 }
             },
-            TensorData::U8(buf) => self.fill_quantised(buf, px, src_c, |v| {
-                v.round().clamp(0.0, 255.0) as u8
-            }),
-            TensorData::I8(buf) => self.fill_quantised(buf, px, src_c, |v| {
-                v.round().clamp(-128.0, 127.0) as i8
-            }),
+            TensorData::U8(buf) => {
+                self.fill_quantised(buf, px, src_c, |v| v.round().clamp(0.0, 255.0) as u8)
+            }
+            TensorData::I8(buf) => {
+                self.fill_quantised(buf, px, src_c, |v| v.round().clamp(-128.0, 127.0) as i8)
+            }
         }
     }
 
@@ -642,10 +642,7 @@ mod tests {
         );
         let mut t = p.new_input_tensor();
         let err = p
-            .run(
-                &frame(PixelFormat::Nv12, 64, 48, 64, vec![0; 100]),
-                &mut t,
-            )
+            .run(&frame(PixelFormat::Nv12, 64, 48, 64, vec![0; 100]), &mut t)
             .expect_err("short frame");
         let msg = err.to_string();
         assert!(msg.contains("needs 4608 bytes, got 100"), "{msg}");

@@ -32,8 +32,8 @@ pub fn reference_dir() -> PathBuf {
 
 /// Raw little-endian f32 file.
 pub fn read_f32(path: &std::path::Path) -> Vec<f32> {
-    let bytes = std::fs::read(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     assert_eq!(bytes.len() % 4, 0, "{} is not f32 data", path.display());
     bytes
         .chunks_exact(4)
@@ -126,7 +126,10 @@ pub fn compare(
     }
     for (i, g) in got.iter().enumerate() {
         if g.class == class && !used[i] && g.score > threshold && (g.score - threshold) > 0.05 {
-            problems.push(format!("{image}: extra {class} {:?} score {}", g.bbox, g.score));
+            problems.push(format!(
+                "{image}: extra {class} {:?} score {}",
+                g.bbox, g.score
+            ));
         }
     }
     problems

@@ -174,7 +174,11 @@ impl FrameSource for FileSource {
 
     fn format(&self) -> PixelFormat {
         match &self.items {
-            Items::Images(files) if files.iter().all(|p| image_kind(p) == Some(PixelFormat::Rgb24)) => {
+            Items::Images(files)
+                if files
+                    .iter()
+                    .all(|p| image_kind(p) == Some(PixelFormat::Rgb24)) =>
+            {
                 PixelFormat::Rgb24
             }
             _ => PixelFormat::Mjpeg,
@@ -244,6 +248,9 @@ pub fn jpeg_size(bytes: &[u8]) -> Result<(u32, u32), String> {
 
 /// Decode any supported image (JPEG, PNG) into an Rgb24 frame.
 pub fn decode_image(bytes: &[u8], seq: u64, timestamp: Timestamp) -> Result<Frame, String> {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        check_jpeg_complete(bytes)?;
+    }
     let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
     let rgb = img.into_rgb8();
     let (width, height) = rgb.dimensions();
@@ -261,6 +268,7 @@ pub fn decode_image(bytes: &[u8], seq: u64, timestamp: Timestamp) -> Result<Fram
 /// Decode a compressed frame into `Rgb24`, keeping its sequence number and
 /// time. A corrupt or truncated JPEG is an error (the caller skips it).
 pub fn decode_mjpeg(frame: &Frame) -> Result<Frame, String> {
+    check_jpeg_complete(&frame.data).map_err(|e| format!("frame {}: {e}", frame.seq))?;
     let img = image::load_from_memory_with_format(&frame.data, image::ImageFormat::Jpeg)
         .map_err(|e| format!("frame {}: corrupt JPEG: {e}", frame.seq))?;
     let rgb = img.into_rgb8();
@@ -274,6 +282,16 @@ pub fn decode_mjpeg(frame: &Frame) -> Result<Frame, String> {
         format: PixelFormat::Rgb24,
         data: rgb.into_raw(),
     })
+}
+
+/// Check that a JPEG's marker structure is whole, up to its end-of-image
+/// marker. Decoders fill a truncated scan with grey and report success;
+/// a frame cut short by a USB hiccup must be skipped, not detected on.
+pub fn check_jpeg_complete(bytes: &[u8]) -> Result<(), String> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return Err("corrupt JPEG: no start-of-image marker".into());
+    }
+    jpeg_end(bytes, 0).map(|_| ())
 }
 
 /// Split an MJPEG stream into its JPEGs by walking the marker segments.
@@ -319,7 +337,10 @@ fn jpeg_end(d: &[u8], start: usize) -> Result<usize, String> {
             return Err("truncated JPEG (no end-of-image marker)".into());
         }
         if d[i] != 0xFF {
-            return Err(format!("corrupt JPEG: expected a marker at byte {}", i - start));
+            return Err(format!(
+                "corrupt JPEG: expected a marker at byte {}",
+                i - start
+            ));
         }
         let marker = d[i + 1];
         match marker {
@@ -387,10 +408,16 @@ mod tests {
         cfg.fps = 4.0;
         let mut src = FileSource::open(cfg).expect("open");
         let a = src.next_frame().expect("ok").expect("frame");
-        assert_eq!((a.seq, a.format, a.width, a.height), (0, PixelFormat::Mjpeg, 8, 6));
+        assert_eq!(
+            (a.seq, a.format, a.width, a.height),
+            (0, PixelFormat::Mjpeg, 8, 6)
+        );
         assert_eq!(a.timestamp, Timestamp(DEFAULT_START_US));
         let b = src.next_frame().expect("ok").expect("frame");
-        assert_eq!((b.seq, b.format, b.width, b.stride), (1, PixelFormat::Rgb24, 4, 12));
+        assert_eq!(
+            (b.seq, b.format, b.width, b.stride),
+            (1, PixelFormat::Rgb24, 4, 12)
+        );
         assert_eq!(b.timestamp, Timestamp(DEFAULT_START_US + 250_000));
         assert!(src.next_frame().expect("ok").is_none());
         assert_eq!(src.stats().delivered, 2);
@@ -421,7 +448,14 @@ mod tests {
         let times: Vec<u64> = (0..3)
             .map(|_| src.next_frame().expect("ok").expect("frame").timestamp.0)
             .collect();
-        assert_eq!(times, vec![DEFAULT_START_US, DEFAULT_START_US + 100_000, DEFAULT_START_US + 200_000]);
+        assert_eq!(
+            times,
+            vec![
+                DEFAULT_START_US,
+                DEFAULT_START_US + 100_000,
+                DEFAULT_START_US + 200_000
+            ]
+        );
     }
 
     #[test]
@@ -465,13 +499,19 @@ mod tests {
         let j = jpeg(32, 32, 9);
         let f = jpeg_frame(j.clone(), 3, Timestamp(0)).expect("header ok");
         let ok = decode_mjpeg(&f).expect("decode");
-        assert_eq!((ok.width, ok.height, ok.format), (32, 32, PixelFormat::Rgb24));
+        assert_eq!(
+            (ok.width, ok.height, ok.format),
+            (32, 32, PixelFormat::Rgb24)
+        );
         let cut = Frame {
             data: j[..j.len() / 2].to_vec(),
             ..f
         };
         let err = decode_mjpeg(&cut).expect_err("truncated");
         assert!(err.contains("frame 3"), "{err}");
+        assert!(err.contains("truncated"), "{err}");
+        let err = decode_image(&j[..j.len() - 10], 0, Timestamp(0)).expect_err("truncated");
+        assert!(err.contains("truncated"), "{err}");
     }
 
     #[test]

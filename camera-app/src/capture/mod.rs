@@ -45,9 +45,15 @@ impl PixelFormat {
 
     /// The format with this V4L2 fourcc, if the pipeline supports it.
     pub fn from_fourcc(fourcc: [u8; 4]) -> Option<Self> {
-        [Self::Yuyv, Self::Nv12, Self::Rgb24, Self::Bgr24, Self::Mjpeg]
-            .into_iter()
-            .find(|f| f.fourcc() == fourcc)
+        [
+            Self::Yuyv,
+            Self::Nv12,
+            Self::Rgb24,
+            Self::Bgr24,
+            Self::Mjpeg,
+        ]
+        .into_iter()
+        .find(|f| f.fourcc() == fourcc)
     }
 
     /// Minimum bytes per line for `width` pixels (of the first plane), or

@@ -68,7 +68,8 @@ impl SyntheticSource {
             path: "synthetic".into(),
             reason,
         };
-        if config.width < 2 || config.height < 2 || config.width % 2 == 1 || config.height % 2 == 1 {
+        if config.width < 2 || config.height < 2 || config.width % 2 == 1 || config.height % 2 == 1
+        {
             return Err(invalid(format!(
                 "size {}x{} must be even and at least 2x2",
                 config.width, config.height
@@ -119,12 +120,19 @@ fn yuv(px: &[u8]) -> (u8, u8, u8) {
 }
 
 /// Packed RGB → `format`. Also used by the benchmark to make its inputs.
-pub fn encode_rgb(rgb: &[u8], w: u32, h: u32, format: PixelFormat) -> Result<(Vec<u8>, u32), String> {
+pub fn encode_rgb(
+    rgb: &[u8],
+    w: u32,
+    h: u32,
+    format: PixelFormat,
+) -> Result<(Vec<u8>, u32), String> {
     let (wu, hu) = (w as usize, h as usize);
     match format {
         PixelFormat::Rgb24 => Ok((rgb.to_vec(), w * 3)),
         PixelFormat::Bgr24 => Ok((
-            rgb.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect(),
+            rgb.chunks_exact(3)
+                .flat_map(|p| [p[2], p[1], p[0]])
+                .collect(),
             w * 3,
         )),
         PixelFormat::Yuyv => {
@@ -185,11 +193,12 @@ impl FrameSource for SyntheticSource {
         self.next += 1;
         self.render_rgb(i);
         let (w, h) = (self.config.width, self.config.height);
-        let (data, stride) =
-            encode_rgb(&self.rgb, w, h, self.config.format).map_err(|reason| SourceError::Invalid {
+        let (data, stride) = encode_rgb(&self.rgb, w, h, self.config.format).map_err(|reason| {
+            SourceError::Invalid {
                 path: self.describe(),
                 reason,
-            })?;
+            }
+        })?;
         self.stats.delivered += 1;
         let t = Duration::from_secs_f64(i as f64 / self.config.fps);
         Ok(Some(Frame {

@@ -69,9 +69,7 @@ impl RtenBackend {
             })
             .collect::<Result<Vec<_>, _>>()?;
         if shape.len() != 4 {
-            return Err(load_err(format!(
-                "input shape {shape:?} is not 4-D (NCHW)"
-            )));
+            return Err(load_err(format!("input shape {shape:?} is not 4-D (NCHW)")));
         }
         let mut run_opts = RunOptions::default();
         if threads > 0 {

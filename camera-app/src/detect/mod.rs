@@ -235,8 +235,12 @@ impl Detector {
         let outputs = self.backend.infer(&self.input)?;
         let t1 = Instant::now();
         self.dets.clear();
-        self.decoder
-            .decode(outputs, image, self.settings.score_threshold, &mut self.dets)?;
+        self.decoder.decode(
+            outputs,
+            image,
+            self.settings.score_threshold,
+            &mut self.dets,
+        )?;
         if !self.settings.classes.is_empty() {
             let keep = &self.settings.classes;
             self.dets.retain(|d| keep.contains(&d.class_id));
@@ -254,8 +258,12 @@ impl Detector {
         image: (u32, u32),
     ) -> Result<&[Detection], DetectError> {
         self.dets.clear();
-        self.decoder
-            .decode(outputs, image, self.settings.score_threshold, &mut self.dets)?;
+        self.decoder.decode(
+            outputs,
+            image,
+            self.settings.score_threshold,
+            &mut self.dets,
+        )?;
         nms::greedy_per_class(&mut self.dets, self.settings.nms_iou);
         Ok(&self.dets)
     }

@@ -75,7 +75,7 @@ mod tests {
         let mut d = vec![
             det(0, 0.6, 0., 0., 10., 10.),
             det(0, 0.9, 1., 1., 11., 11.),
-            det(1, 0.8, 1., 1., 11., 11.), // other class: kept
+            det(1, 0.8, 1., 1., 11., 11.),   // other class: kept
             det(0, 0.7, 50., 50., 60., 60.), // far away: kept
         ];
         greedy_per_class(&mut d, 0.45);
@@ -86,12 +86,7 @@ mod tests {
     #[test]
     fn threshold_is_strict() {
         // IoU exactly 0.5 is kept at threshold 0.5, dropped at 0.49.
-        let make = || {
-            vec![
-                det(0, 0.9, 0., 0., 2., 1.),
-                det(0, 0.8, 0., 0., 1., 1.),
-            ]
-        };
+        let make = || vec![det(0, 0.9, 0., 0., 2., 1.), det(0, 0.8, 0., 0., 1., 1.)];
         let mut d = make();
         greedy_per_class(&mut d, 0.5);
         assert_eq!(d.len(), 2);

@@ -1,0 +1,291 @@
+//! End-to-end tests of the `camera-app` binary: real model, real files,
+//! real processes.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{RefDet, compare, images_dir, models_dir, reference_detections};
+
+fn camera_app() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_camera-app"));
+    c.env_remove(camera_app::model::MODELS_DIR_ENV)
+        .env("RUST_LOG", "warn");
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("start camera-app");
+    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn stdout_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// Acceptance 2: `camera-app detect` on every image finds the reference's
+/// people (and the cats stay cats), in original-image pixels.
+#[test]
+fn detect_matches_reference_on_every_image() {
+    let reference = reference_detections();
+    let mut cmd = camera_app();
+    cmd.arg("detect").arg("--models-dir").arg(models_dir());
+    for (name, ..) in &reference {
+        cmd.arg(images_dir().join(name));
+    }
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "detect failed");
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), reference.len());
+    let mut problems = Vec::new();
+    for (line, (name, w, h, refs)) in lines.iter().zip(&reference) {
+        assert!(
+            line["image"]
+                .as_str()
+                .expect("image")
+                .ends_with(name.as_str())
+        );
+        assert_eq!(line["width"], *w);
+        assert_eq!(line["height"], *h);
+        let got: Vec<RefDet> = line["detections"]
+            .as_array()
+            .expect("detections")
+            .iter()
+            .map(|d| {
+                let b: Vec<f32> = d["box_xyxy"]
+                    .as_array()
+                    .expect("box")
+                    .iter()
+                    .map(|v| v.as_f64().expect("num") as f32)
+                    .collect();
+                RefDet {
+                    class: d["class"].as_str().expect("class").into(),
+                    score: d["score"].as_f64().expect("score") as f32,
+                    bbox: [b[0], b[1], b[2], b[3]],
+                }
+            })
+            .collect();
+        for class in ["person", "cat"] {
+            problems.extend(compare(name, class, 0.5, refs, &got));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn detect_names_an_unreadable_image_and_fails() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("broken.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 not really").expect("write");
+    let out = run(camera_app()
+        .arg("detect")
+        .arg("--models-dir")
+        .arg(models_dir())
+        .arg(images_dir().join("coco_sample_2.jpg"))
+        .arg(&bad));
+    assert!(!out.status.success());
+    // The good image is still reported.
+    assert_eq!(stdout_lines(&out).len(), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.jpg"), "{err}");
+}
+
+/// A model file that is not the one in the manifest is refused, naming
+/// both hashes.
+#[test]
+fn wrong_model_file_is_refused_naming_both_hashes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fake = dir.path().join("fastestdet/FastestDet.onnx");
+    std::fs::create_dir_all(fake.parent().expect("parent")).expect("mkdir");
+    // Same size as the real file, different bytes.
+    std::fs::write(&fake, vec![0u8; 998_169]).expect("write");
+    let out = run(camera_app()
+        .arg("detect")
+        .arg("--models-dir")
+        .arg(dir.path())
+        .arg(images_dir().join("coco_sample_2.jpg")));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("31cb14c017fce347cb4c846ec62fdf00d76bb3beecdf4be21e7116ac67feb880"),
+        "{err}"
+    );
+    let zeros = camera_app::model::sha256_file(&fake).expect("hash");
+    assert!(err.contains(&zeros), "{err}");
+}
+
+#[test]
+fn missing_model_says_how_to_fetch_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = run(camera_app()
+        .arg("detect")
+        .arg("--models-dir")
+        .arg(dir.path())
+        .arg(images_dir().join("coco_sample_2.jpg")));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("camera-app models fetch fastestdet"), "{err}");
+}
+
+#[test]
+fn models_fetch_from_a_mirror_then_detect_with_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = run(camera_app()
+        .args(["models", "fetch", "fastestdet", "--from"])
+        .arg(models_dir())
+        .env(camera_app::model::MODELS_DIR_ENV, dir.path()));
+    assert!(out.status.success());
+    assert!(dir.path().join("fastestdet/FastestDet.onnx").is_file());
+    // The directory comes from the environment variable this time.
+    let out = run(camera_app()
+        .arg("detect")
+        .arg(images_dir().join("coco_sample_2.jpg"))
+        .env(camera_app::model::MODELS_DIR_ENV, dir.path()));
+    assert!(out.status.success());
+    let lines = stdout_lines(&out);
+    let people = lines[0]["detections"]
+        .as_array()
+        .expect("detections")
+        .iter()
+        .filter(|d| d["class"] == "person")
+        .count();
+    assert_eq!(people, 3);
+}
+
+fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let p = dir.join("camera.toml");
+    std::fs::write(&p, body).expect("write config");
+    p
+}
+
+/// A corrupt or truncated JPEG frame is skipped and counted; the pipeline
+/// goes on; time comes from the frames.
+#[test]
+fn run_skips_and_counts_broken_frames() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).expect("mkdir");
+    let good = std::fs::read(images_dir().join("coco_sample_2.jpg")).expect("image");
+    std::fs::write(frames.join("0.jpg"), &good).expect("write");
+    std::fs::write(frames.join("1.jpg"), &good[..good.len() / 3]).expect("write"); // truncated
+    std::fs::write(frames.join("2.jpg"), b"garbage").expect("write"); // no JPEG header
+    std::fs::write(frames.join("3.jpg"), &good).expect("write");
+    let out_path = dir.path().join("dets.jsonl");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[source]\nkind = \"files\"\npath = {:?}\nfps = 2\nstart_us = 1000000\n\n\
+             [detector]\nmodels_dir = {:?}\n\n[output]\npath = {:?}\n",
+            frames,
+            models_dir(),
+            out_path
+        ),
+    );
+    let out = run(camera_app().arg("run").arg("--config").arg(&cfg));
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&out_path).expect("output");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let seqs: Vec<u64> = lines
+        .iter()
+        .map(|l| l["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, vec![0, 3]);
+    let times: Vec<u64> = lines
+        .iter()
+        .map(|l| l["timestamp_us"].as_u64().expect("time"))
+        .collect();
+    assert_eq!(times, vec![1_000_000, 2_500_000]);
+    assert_eq!(lines[0]["detections"].as_array().expect("dets").len(), 3);
+    // The summary on stderr counts one corrupt frame and one skipped file.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let summary: serde_json::Value = err
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .expect("summary line");
+    assert_eq!(summary["processed"], 2);
+    assert_eq!(summary["corrupt"], 1);
+    assert_eq!(summary["source"]["skipped"], 1);
+}
+
+#[test]
+fn bad_config_is_refused_with_every_reason() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write_config(
+        dir.path(),
+        "[source]\nkind = \"synthetic\"\nfps = 0\n\n[detector]\nnms_iou = 2.0\nclasses = [\"ghost\"]\n",
+    );
+    let out = run(camera_app().arg("run").arg("--config").arg(&cfg));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for part in ["source.fps", "detector.nms_iou", "detector.classes[0]"] {
+        assert!(err.contains(part), "{part} missing in {err}");
+    }
+}
+
+#[test]
+fn unknown_pixel_format_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write_config(
+        dir.path(),
+        "[source]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\nformat = \"rgb565\"\nwidth = 640\nheight = 480\nfps = 10\n",
+    );
+    let out = run(camera_app().arg("run").arg("--config").arg(&cfg));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rgb565"), "{err}");
+}
+
+#[test]
+fn run_on_synthetic_frames_writes_one_line_per_frame() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[source]\nkind = \"synthetic\"\nwidth = 320\nheight = 240\nformat = \"yuyv\"\nframes = 4\n\n\
+             [detector]\nmodels_dir = {:?}\n",
+            models_dir()
+        ),
+    );
+    let out = run(camera_app().arg("run").arg("--config").arg(&cfg));
+    assert!(out.status.success());
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 4);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["seq"], i as u64);
+        assert_eq!(l["width"], 320);
+        // A gradient with a red square holds no person.
+        assert_eq!(l["detections"].as_array().expect("dets").len(), 0);
+    }
+}
+
+#[test]
+fn demo_shows_what_it_sees() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out_dir = dir.path().join("seen");
+    let out = run(camera_app()
+        .arg("demo")
+        .arg("--models-dir")
+        .arg(models_dir())
+        .arg("--images")
+        .arg(images_dir())
+        .arg("--out")
+        .arg(&out_dir));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    // 7 photos, 13 people in the reference.
+    assert!(
+        text.contains("7 frames, 0 skipped, 13 people seen"),
+        "{text}"
+    );
+    let written = std::fs::read_dir(&out_dir).expect("out dir").count();
+    assert_eq!(written, 7);
+}
