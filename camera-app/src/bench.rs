@@ -64,6 +64,46 @@ pub struct BenchReport {
     pub iterations: usize,
     pub content: String,
     pub stages: Vec<StageReport>,
+    /// onnxruntime's median on the same machine, when given, and our
+    /// inference median (first stage) divided by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onnxruntime: Option<Comparison>,
+}
+
+/// Our inference time against a reference runtime's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub source: String,
+    pub threads: Option<u64>,
+    pub median_ms: f64,
+    /// Our median / theirs.
+    pub ratio: f64,
+}
+
+impl BenchReport {
+    /// Attach onnxruntime's figure from the JSON that
+    /// `scripts/onnxruntime_bench.py` prints (`median_ms`, `threads`).
+    pub fn compare_with(&mut self, path: &Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let median_ms = v["median_ms"]
+            .as_f64()
+            .filter(|m| *m > 0.0)
+            .ok_or_else(|| format!("{}: no positive median_ms", path.display()))?;
+        let ours = self
+            .stages
+            .first()
+            .map(|s| s.inference_ms.median)
+            .ok_or("no stages measured")?;
+        self.onnxruntime = Some(Comparison {
+            source: path.display().to_string(),
+            threads: v["threads"].as_u64(),
+            median_ms,
+            ratio: (ours / median_ms * 100.0).round() / 100.0,
+        });
+        Ok(())
+    }
 }
 
 /// Make an RGB image of `w`×`h`: the given photo stretched, or the
@@ -171,6 +211,7 @@ pub fn run(
         iterations,
         content: image.map_or("synthetic".to_string(), |p| p.display().to_string()),
         stages,
+        onnxruntime: None,
     })
 }
 

@@ -53,6 +53,9 @@ enum Command {
         /// A photo to use as frame content (default: synthetic pattern).
         #[arg(long)]
         image: Option<PathBuf>,
+        /// JSON from scripts/onnxruntime_bench.py, to report the ratio.
+        #[arg(long)]
+        onnxruntime: Option<PathBuf>,
     },
     /// The embedded default: the real model on photos or synthetic frames.
     Demo {
@@ -140,6 +143,7 @@ fn main_inner(cli: Cli) -> Result<()> {
             iterations,
             threads,
             image,
+            onnxruntime,
         } => {
             let manifest = Manifest::builtin(model::DEFAULT_MODEL)?;
             let dir = model::models_dir(models_dir.as_deref())?;
@@ -148,8 +152,11 @@ fn main_inner(cli: Cli) -> Result<()> {
                 ..DetectorOptions::default()
             };
             let mut det = model::cpu_detector(&manifest, &dir, &opts)?;
-            let report = bench::run(&mut det, threads, iterations, image.as_deref())
+            let mut report = bench::run(&mut det, threads, iterations, image.as_deref())
                 .map_err(anyhow::Error::msg)?;
+            if let Some(p) = onnxruntime {
+                report.compare_with(&p).map_err(anyhow::Error::msg)?;
+            }
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
