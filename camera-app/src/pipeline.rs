@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -23,7 +23,7 @@ use crate::model::{self, DetectorOptions, Manifest, ModelError};
 pub enum PipelineError {
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("cannot open source: {0}")]
+    #[error("frame source: {0}")]
     Source(#[source] SourceError),
     #[error("writing results to {path}: {source}")]
     Output {
@@ -133,25 +133,25 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
             serde_json::to_writer(&mut out, rec).map_err(std::io::Error::other)?;
             out.write_all(b"\n")
         },
-        std::thread::sleep,
-    )
-    .map_err(out_err)?;
+    )?;
     out.flush().map_err(out_err)?;
     tracing::info!(?summary, "pipeline finished");
     Ok(summary)
 }
 
-/// The loop itself, with the output and sleeping injected for tests.
+/// The loop itself, with the output injected.
 pub fn run_loop(
     source: &mut dyn FrameSource,
     detector: &mut Detector,
     manifest: &Manifest,
     max_frames: Option<u64>,
     mut emit: impl FnMut(&FrameRecord) -> std::io::Result<()>,
-    mut sleep: impl FnMut(Duration),
-) -> std::io::Result<RunSummary> {
+) -> Result<RunSummary, PipelineError> {
     let mut s = RunSummary::default();
-    let mut backoff = Duration::ZERO;
+    let emit_err = |source| PipelineError::Output {
+        path: "output".into(),
+        source,
+    };
     let mut record = FrameRecord {
         seq: 0,
         timestamp_us: 0,
@@ -161,16 +161,13 @@ pub fn run_loop(
     };
     while max_frames.is_none_or(|m| s.processed < m) {
         let frame = match source.next_frame() {
-            Ok(Some(f)) => {
-                backoff = Duration::ZERO;
-                f
-            }
+            Ok(Some(f)) => f,
             Ok(None) => break,
+            Err(e) if e.is_fatal() => return Err(PipelineError::Source(e)),
             Err(e) => {
+                // The source has waited out its backoff already.
                 s.source_errors += 1;
-                backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
-                tracing::warn!(error = %e, retry_in = ?backoff, "source error");
-                sleep(backoff);
+                tracing::warn!(error = %e, "source error; retrying");
                 continue;
             }
         };
@@ -201,7 +198,7 @@ pub fn run_loop(
                 record
                     .detections
                     .extend(dets.iter().map(|d| DetectionRecord::new(d, manifest)));
-                emit(&record)?;
+                emit(&record).map_err(emit_err)?;
                 s.processed += 1;
                 tracing::debug!(seq = frame.seq, people = dets.len(), took = ?t.elapsed(), "frame");
             }

@@ -384,10 +384,10 @@ impl Preprocessor {
                 }
             },
             TensorData::U8(buf) => {
-                self.fill_quantised(buf, px, src_c, |v| v.round().clamp(0.0, 255.0) as u8)
+                self.fill_quantised(buf, px, src_c, |v| v.round().clamp(0.0, 255.0) as u8);
             }
             TensorData::I8(buf) => {
-                self.fill_quantised(buf, px, src_c, |v| v.round().clamp(-128.0, 127.0) as i8)
+                self.fill_quantised(buf, px, src_c, |v| v.round().clamp(-128.0, 127.0) as i8);
             }
         }
     }

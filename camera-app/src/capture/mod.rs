@@ -225,10 +225,9 @@ pub struct SourceStats {
     pub reopens: u64,
 }
 
-/// Errors a source can report. A source that returns an error may be asked
-/// for the next frame again: recoverable problems (a vanished device) are
-/// retried inside the source; what comes out here is for the pipeline to
-/// log and decide on.
+/// Errors a source can report. After a transient error (see
+/// [`SourceError::is_fatal`]) the source has already waited out its
+/// backoff; the caller logs the error and asks for the next frame again.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot read {path}: {source}")]
@@ -241,6 +240,17 @@ pub enum SourceError {
     Invalid { path: String, reason: String },
     #[error(transparent)]
     V4l2(#[from] v4l2::V4l2Error),
+}
+
+impl SourceError {
+    /// Whether calling `next_frame` again can help. Transient errors (a
+    /// vanished camera) come back after the source's own backoff wait.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Self::V4l2(e) => e.is_fatal(),
+            Self::Io { .. } | Self::Invalid { .. } => true,
+        }
+    }
 }
 
 /// Anything that produces frames.
