@@ -211,3 +211,158 @@ pub fn run_loop(
     s.source = source.stats();
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::capture::v4l2::fake::{Event, FakeOpener, Script};
+    use crate::capture::v4l2::{V4l2Config, V4l2Error};
+    use crate::detect::tensor::DType;
+    use crate::detect::tensor::{Layout, Tensor};
+    use crate::detect::{InferError, InferenceBackend, TensorSpec};
+
+    /// A backend that always sees one person in the middle of the image.
+    #[derive(Debug)]
+    struct OnePerson {
+        spec: TensorSpec,
+        out: Vec<Tensor>,
+    }
+
+    impl OnePerson {
+        fn new() -> Self {
+            let (c, g) = (85, 22);
+            let mut v = vec![0.0f32; c * g * g];
+            let cell = 11 * g + 11;
+            v[cell] = 0.9; // objectness
+            v[5 * g * g + cell] = 0.9; // class 0: person
+            Self {
+                spec: TensorSpec {
+                    name: "input".into(),
+                    shape: vec![1, 3, 352, 352],
+                    layout: Layout::Nchw,
+                    dtype: DType::F32,
+                },
+                out: vec![Tensor::f32(vec![1, c, g, g], Layout::Nchw, v)],
+            }
+        }
+    }
+
+    impl InferenceBackend for OnePerson {
+        fn name(&self) -> &'static str {
+            "one-person"
+        }
+        fn input(&self) -> &TensorSpec {
+            &self.spec
+        }
+        fn infer(&mut self, _input: &Tensor) -> Result<&[Tensor], InferError> {
+            Ok(&self.out)
+        }
+    }
+
+    fn detector() -> (Manifest, Detector) {
+        let m = Manifest::builtin("fastestdet").expect("manifest");
+        let opts = DetectorOptions {
+            classes: vec!["person".into()],
+            ..DetectorOptions::default()
+        };
+        let d =
+            model::detector_with_backend(&m, Box::new(OnePerson::new()), &opts).expect("detector");
+        (m, d)
+    }
+
+    fn frame_event(sequence: u32) -> Event {
+        Event::Frame {
+            planes: vec![vec![128; 32 * 16 * 2]],
+            sequence,
+        }
+    }
+
+    /// The camera is unplugged mid-stream and comes back: the pipeline
+    /// keeps going, counts the errors, and loses only the frames the
+    /// camera never delivered.
+    #[test]
+    fn pipeline_survives_a_camera_that_vanishes_and_returns() {
+        let mut script = Script::new(false, 32, 16, vec![(64, 1024)]);
+        script.events = [
+            frame_event(0),
+            frame_event(1),
+            Event::Vanish,
+            frame_event(0),
+            frame_event(1),
+        ]
+        .into();
+        let shared = Arc::new(Mutex::new(script));
+        let cfg = V4l2Config {
+            device: "/dev/video0".into(),
+            format: PixelFormat::Yuyv,
+            width: 32,
+            height: 16,
+            fps: 10,
+            buffers: 2,
+            timeout_ms: 10,
+        };
+        let mut src = V4l2Source::with_opener(cfg, FakeOpener(shared.clone()), Box::new(|_| {}))
+            .expect("open");
+        // Opening fails once after the unplug.
+        let (m, mut det) = detector();
+        let mut records = Vec::new();
+        let mut once = false;
+        let summary = run_loop(&mut src, &mut det, &m, Some(4), |r| {
+            if !once && r.seq == 1 {
+                shared
+                    .lock()
+                    .expect("lock")
+                    .open_errors
+                    .push_back(libc::ENOENT);
+                once = true;
+            }
+            records.push(r.clone());
+            Ok(())
+        })
+        .expect("run");
+        assert_eq!(summary.processed, 4);
+        assert_eq!(summary.source_errors, 2, "{summary:?}"); // ENODEV, then ENOENT
+        assert_eq!(summary.source.reopens, 1);
+        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3]);
+        for r in &records {
+            assert_eq!(r.detections.len(), 1);
+            assert_eq!(r.detections[0].class, "person");
+            // Box centred in the 32x16 frame.
+            let b = r.detections[0].box_xyxy;
+            assert!(((b[0] + b[2]) / 2.0 - 16.0).abs() < 1.0, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn a_fatal_source_error_stops_the_pipeline() {
+        let mut script = Script::new(false, 32, 16, vec![(64, 1024)]);
+        script.events = [frame_event(0), Event::Vanish].into();
+        let shared = Arc::new(Mutex::new(script));
+        let cfg = V4l2Config {
+            device: "/dev/video0".into(),
+            format: PixelFormat::Yuyv,
+            width: 32,
+            height: 16,
+            fps: 10,
+            buffers: 2,
+            timeout_ms: 10,
+        };
+        let mut src = V4l2Source::with_opener(cfg, FakeOpener(shared.clone()), Box::new(|_| {}))
+            .expect("open");
+        let (m, mut det) = detector();
+        // After the unplug a different camera appears that cannot do YUYV.
+        let err = run_loop(&mut src, &mut det, &m, None, |_| {
+            shared.lock().expect("lock").offer_fourcc = Some(*b"MJPG");
+            Ok(())
+        })
+        .expect_err("fatal");
+        let PipelineError::Source(SourceError::V4l2(e)) = &err else {
+            panic!("unexpected {err}")
+        };
+        assert!(matches!(e, V4l2Error::Unsupported { .. }), "{e}");
+        assert!(err.to_string().contains("the driver offers MJPG"), "{err}");
+    }
+}

@@ -19,7 +19,7 @@
 //! fatal at start-up: the pipeline never meets an unknown format mid-stream.
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 pub mod sys;
 
 use std::io;
