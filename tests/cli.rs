@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{RefDet, compare, images_dir, models_dir, reference_detections};
+use common::{compare, images_dir, models_dir, parse_detections, reference_detections};
 
 fn camera_app() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_camera-app"));
@@ -52,24 +52,7 @@ fn detect_matches_reference_on_every_image() {
         );
         assert_eq!(line["width"], *w);
         assert_eq!(line["height"], *h);
-        let got: Vec<RefDet> = line["detections"]
-            .as_array()
-            .expect("detections")
-            .iter()
-            .map(|d| {
-                let b: Vec<f32> = d["box_xyxy"]
-                    .as_array()
-                    .expect("box")
-                    .iter()
-                    .map(|v| v.as_f64().expect("num") as f32)
-                    .collect();
-                RefDet {
-                    class: d["class"].as_str().expect("class").into(),
-                    score: d["score"].as_f64().expect("score") as f32,
-                    bbox: [b[0], b[1], b[2], b[3]],
-                }
-            })
-            .collect();
+        let got = parse_detections(&line["detections"]);
         for class in ["person", "cat"] {
             problems.extend(compare(name, class, 0.5, refs, &got));
         }

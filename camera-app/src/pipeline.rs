@@ -272,6 +272,20 @@ mod tests {
         (m, d)
     }
 
+    /// A 32x16 YUYV camera on the fake device, not sleeping on backoff.
+    fn fake_camera(shared: &Arc<Mutex<Script>>) -> V4l2Source<FakeOpener> {
+        let cfg = V4l2Config {
+            device: "/dev/video0".into(),
+            format: PixelFormat::Yuyv,
+            width: 32,
+            height: 16,
+            fps: 10,
+            buffers: 2,
+            timeout_ms: 10,
+        };
+        V4l2Source::with_opener(cfg, FakeOpener(shared.clone()), Box::new(|_| {})).expect("open")
+    }
+
     fn frame_event(sequence: u32) -> Event {
         Event::Frame {
             planes: vec![vec![128; 32 * 16 * 2]],
@@ -294,17 +308,7 @@ mod tests {
         ]
         .into();
         let shared = Arc::new(Mutex::new(script));
-        let cfg = V4l2Config {
-            device: "/dev/video0".into(),
-            format: PixelFormat::Yuyv,
-            width: 32,
-            height: 16,
-            fps: 10,
-            buffers: 2,
-            timeout_ms: 10,
-        };
-        let mut src = V4l2Source::with_opener(cfg, FakeOpener(shared.clone()), Box::new(|_| {}))
-            .expect("open");
+        let mut src = fake_camera(&shared);
         // Opening fails once after the unplug.
         let (m, mut det) = detector();
         let mut records = Vec::new();
@@ -341,17 +345,7 @@ mod tests {
         let mut script = Script::new(false, 32, 16, vec![(64, 1024)]);
         script.events = [frame_event(0), Event::Vanish].into();
         let shared = Arc::new(Mutex::new(script));
-        let cfg = V4l2Config {
-            device: "/dev/video0".into(),
-            format: PixelFormat::Yuyv,
-            width: 32,
-            height: 16,
-            fps: 10,
-            buffers: 2,
-            timeout_ms: 10,
-        };
-        let mut src = V4l2Source::with_opener(cfg, FakeOpener(shared.clone()), Box::new(|_| {}))
-            .expect("open");
+        let mut src = fake_camera(&shared);
         let (m, mut det) = detector();
         // After the unplug a different camera appears that cannot do YUYV.
         let err = run_loop(&mut src, &mut det, &m, None, |_| {

@@ -58,24 +58,7 @@ pub fn reference_detections() -> Vec<(String, u32, u32, Vec<RefDet>)> {
     let images = v["images"].as_object().expect("images object");
     let mut out = Vec::new();
     for (name, img) in images {
-        let dets = img["detections"]
-            .as_array()
-            .expect("detections")
-            .iter()
-            .map(|d| {
-                let b: Vec<f32> = d["box_xyxy"]
-                    .as_array()
-                    .expect("box")
-                    .iter()
-                    .map(|x| x.as_f64().expect("number") as f32)
-                    .collect();
-                RefDet {
-                    class: d["class"].as_str().expect("class").to_string(),
-                    score: d["score"].as_f64().expect("score") as f32,
-                    bbox: [b[0], b[1], b[2], b[3]],
-                }
-            })
-            .collect();
+        let dets = parse_detections(&img["detections"]);
         out.push((
             name.clone(),
             img["width"].as_u64().expect("width") as u32,
@@ -84,6 +67,27 @@ pub fn reference_detections() -> Vec<(String, u32, u32, Vec<RefDet>)> {
         ));
     }
     out
+}
+
+/// A `detections` array as the reference and `camera-app detect` write it.
+pub fn parse_detections(v: &serde_json::Value) -> Vec<RefDet> {
+    v.as_array()
+        .expect("detections array")
+        .iter()
+        .map(|d| {
+            let b: Vec<f32> = d["box_xyxy"]
+                .as_array()
+                .expect("box")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect();
+            RefDet {
+                class: d["class"].as_str().expect("class").to_string(),
+                score: d["score"].as_f64().expect("score") as f32,
+                bbox: [b[0], b[1], b[2], b[3]],
+            }
+        })
+        .collect()
 }
 
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {

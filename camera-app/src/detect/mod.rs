@@ -251,23 +251,6 @@ impl Detector {
         Ok(&self.dets)
     }
 
-    /// Decode + NMS only, on given outputs (for benchmarks).
-    pub fn decode_outputs(
-        &mut self,
-        outputs: &[Tensor],
-        image: (u32, u32),
-    ) -> Result<&[Detection], DetectError> {
-        self.dets.clear();
-        self.decoder.decode(
-            outputs,
-            image,
-            self.settings.score_threshold,
-            &mut self.dets,
-        )?;
-        nms::greedy_per_class(&mut self.dets, self.settings.nms_iou);
-        Ok(&self.dets)
-    }
-
     /// Raw outputs for a prepared input (for conformance tests).
     pub fn raw_outputs(&mut self, input: &Tensor) -> Result<&[Tensor], InferError> {
         self.backend.infer(input)
