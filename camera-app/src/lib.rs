@@ -18,3 +18,4 @@ pub mod detect;
 pub mod model;
 pub mod pipeline;
 pub mod preprocess;
+pub mod track;

@@ -76,6 +76,14 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Track MOTChallenge detections (`frame,-1,x,y,w,h,score,...`) and
+    /// write MOTChallenge tracks to stdout.
+    Track {
+        #[arg(long)]
+        mot_det: PathBuf,
+        #[arg(long)]
+        fps: f64,
+    },
     /// Print the built-in default configuration.
     DefaultConfig,
 }
@@ -176,6 +184,22 @@ fn main_inner(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Models { command } => models(command),
+        Command::Track { mot_det, fps } => {
+            if !(fps.is_finite() && fps > 0.0) {
+                bail!("--fps must be positive, got {fps}");
+            }
+            let file = std::fs::File::open(&mot_det)
+                .with_context(|| format!("cannot open {}", mot_det.display()))?;
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            camera_app::track::mot::track_file(
+                std::io::BufReader::new(file),
+                out,
+                fps,
+                camera_app::track::TrackerConfig::default(),
+            )
+            .with_context(|| mot_det.display().to_string())?;
+            Ok(())
+        }
         Command::DefaultConfig => {
             print!("{DEFAULT_CONFIG}");
             Ok(())
