@@ -10,6 +10,7 @@
 //! - [`pipeline`]: source → detector, writing detections as JSON lines;
 //! - [`bench`] and [`demo`]: the `bench` and `demo` commands.
 
+pub mod analytics;
 pub mod bench;
 pub mod capture;
 pub mod config;

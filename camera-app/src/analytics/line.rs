@@ -1,0 +1,239 @@
+//! Counting lines: a polyline with an "in" side, a hysteresis band, one
+//! count per track per direction.
+//!
+//! A track's side of the line is only decided when its anchor point is
+//! outside the band (further than `band` from the polyline); inside the
+//! band the last decided side stands. A crossing is a change of decided
+//! side whose path actually cuts the polyline (walking round the end of a
+//! line is not a crossing). So jitter on the line, and u-turns inside the
+//! band, never count; and a track counts at most once "in" and once "out"
+//! per line, however its box flickers.
+
+use super::geom::{Point, Polyline};
+use crate::track::TrackId;
+
+/// Which way a track crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// Which side of the polyline (walking from its first point to its last)
+/// is "in".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InSide {
+    Left,
+    Right,
+}
+
+/// A crossing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Crossing {
+    pub track: TrackId,
+    pub direction: Direction,
+    /// Time of the frame where the side changed (seconds).
+    pub t: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TrackState {
+    id: TrackId,
+    /// +1 left, -1 right, 0 not decided yet.
+    side: i8,
+    /// Last anchor point with a decided side.
+    anchor: Point,
+    counted_in: bool,
+    counted_out: bool,
+    last_seen: f64,
+}
+
+/// One line's counting state machine.
+#[derive(Debug, Clone)]
+pub struct LineCounter {
+    line: Polyline,
+    in_side: InSide,
+    band: f32,
+    /// Forget a track's state after this long unseen.
+    forget_s: f64,
+    tracks: Vec<TrackState>,
+    pub count_in: u64,
+    pub count_out: u64,
+}
+
+impl LineCounter {
+    pub fn new(line: Polyline, in_side: InSide, band: f32, forget_s: f64) -> Self {
+        Self {
+            line,
+            in_side,
+            band,
+            forget_s,
+            tracks: Vec::new(),
+            count_in: 0,
+            count_out: 0,
+        }
+    }
+
+    /// Feed a track's anchor point (normalised) at time `t`; returns a
+    /// crossing if this observation completes one.
+    pub fn observe(&mut self, id: TrackId, p: Point, t: f64) -> Option<Crossing> {
+        let (dist, side) = self.line.distance_and_side(p);
+        let decided: i8 = if dist <= self.band {
+            0
+        } else if side > 0.0 {
+            1
+        } else {
+            -1
+        };
+        let idx = match self.tracks.iter().position(|s| s.id == id) {
+            Some(i) => i,
+            None => {
+                self.tracks.push(TrackState {
+                    id,
+                    side: decided,
+                    anchor: p,
+                    counted_in: false,
+                    counted_out: false,
+                    last_seen: t,
+                });
+                return None;
+            }
+        };
+        let in_sign: i8 = match self.in_side {
+            InSide::Left => 1,
+            InSide::Right => -1,
+        };
+        let st = &mut self.tracks[idx];
+        st.last_seen = t;
+        if decided == 0 {
+            return None;
+        }
+        let previous = st.side;
+        let from = st.anchor;
+        st.side = decided;
+        st.anchor = p;
+        if previous == 0 || previous == decided || !self.line.crossed_by(from, p) {
+            return None;
+        }
+        let direction = if decided == in_sign {
+            Direction::In
+        } else {
+            Direction::Out
+        };
+        let first = match direction {
+            Direction::In => !std::mem::replace(&mut st.counted_in, true),
+            Direction::Out => !std::mem::replace(&mut st.counted_out, true),
+        };
+        if !first {
+            return None;
+        }
+        match direction {
+            Direction::In => self.count_in += 1,
+            Direction::Out => self.count_out += 1,
+        }
+        Some(Crossing {
+            track: id,
+            direction,
+            t,
+        })
+    }
+
+    /// Drop the state of tracks not seen for `forget_s`.
+    pub fn expire(&mut self, t: f64) {
+        let forget = self.forget_s;
+        self.tracks.retain(|s| t - s.last_seen <= forget);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A horizontal door line at y = 0.5 from x = 0.2 to 0.8; walking
+    /// from left to right along it, "in" is on the right, i.e. towards
+    /// larger y (image y grows downwards).
+    fn door() -> LineCounter {
+        let line = Polyline::new(vec![Point::new(0.2, 0.5), Point::new(0.8, 0.5)]).expect("line");
+        LineCounter::new(line, InSide::Right, 0.02, 5.0)
+    }
+
+    fn walk(c: &mut LineCounter, id: TrackId, ys: &[f32], x: f32) -> Vec<Direction> {
+        ys.iter()
+            .enumerate()
+            .filter_map(|(i, &y)| c.observe(id, Point::new(x, y), i as f64 * 0.1))
+            .map(|cr| cr.direction)
+            .collect()
+    }
+
+    #[test]
+    fn a_straight_crossing_counts_once_in_the_right_direction() {
+        let mut c = door();
+        assert_eq!(
+            walk(&mut c, 1, &[0.3, 0.4, 0.45, 0.55, 0.6, 0.7], 0.5),
+            [Direction::In]
+        );
+        assert_eq!((c.count_in, c.count_out), (1, 0));
+        assert_eq!(
+            walk(&mut c, 2, &[0.7, 0.6, 0.4, 0.3], 0.4),
+            [Direction::Out]
+        );
+        assert_eq!((c.count_in, c.count_out), (1, 1));
+    }
+
+    #[test]
+    fn jitter_on_the_line_never_counts() {
+        let mut c = door();
+        let ys: Vec<f32> = (0..100)
+            .map(|i| 0.5 + if i % 2 == 0 { 0.015 } else { -0.015 })
+            .collect();
+        assert!(walk(&mut c, 1, &ys, 0.5).is_empty());
+        // Even starting decided on one side, flicker inside the band is ignored.
+        let mut ys = vec![0.4];
+        ys.extend((0..50).map(|i| if i % 2 == 0 { 0.51 } else { 0.49 }));
+        ys.push(0.4);
+        assert!(walk(&mut c, 2, &ys, 0.5).is_empty());
+    }
+
+    #[test]
+    fn a_u_turn_inside_the_band_does_not_count() {
+        let mut c = door();
+        assert!(walk(&mut c, 1, &[0.3, 0.45, 0.49, 0.515, 0.49, 0.4, 0.3], 0.5).is_empty());
+    }
+
+    #[test]
+    fn back_and_forth_counts_each_direction_at_most_once() {
+        let mut c = door();
+        let ys = [0.3, 0.7, 0.3, 0.7, 0.3, 0.7];
+        assert_eq!(walk(&mut c, 1, &ys, 0.5), [Direction::In, Direction::Out]);
+        assert_eq!((c.count_in, c.count_out), (1, 1));
+    }
+
+    #[test]
+    fn walking_round_the_end_of_the_line_is_not_a_crossing() {
+        let mut c = door();
+        // Goes down at x = 0.9, beyond the line's end at 0.8.
+        let pts = [(0.5, 0.3), (0.9, 0.3), (0.9, 0.7), (0.5, 0.7)];
+        let got: Vec<_> = pts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &(x, y))| c.observe(1, Point::new(x, y), i as f64))
+            .collect();
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn a_track_first_seen_beyond_the_line_does_not_count() {
+        let mut c = door();
+        assert!(walk(&mut c, 1, &[0.7, 0.8, 0.9], 0.5).is_empty());
+    }
+
+    #[test]
+    fn expired_state_is_forgotten() {
+        let mut c = door();
+        walk(&mut c, 1, &[0.3, 0.7], 0.5);
+        c.expire(100.0);
+        assert!(c.tracks.is_empty());
+    }
+}

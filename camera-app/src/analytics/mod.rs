@@ -1,0 +1,6 @@
+//! Retail analytics: tracks in, counts and events out. Sans-IO state
+//! machines; time comes in as an argument. Coordinates are normalised to
+//! the image (0..1) so a configuration survives a change of resolution.
+
+pub mod geom;
+pub mod line;
