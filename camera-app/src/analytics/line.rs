@@ -87,19 +87,16 @@ impl LineCounter {
         } else {
             -1
         };
-        let idx = match self.tracks.iter().position(|s| s.id == id) {
-            Some(i) => i,
-            None => {
-                self.tracks.push(TrackState {
-                    id,
-                    side: decided,
-                    anchor: p,
-                    counted_in: false,
-                    counted_out: false,
-                    last_seen: t,
-                });
-                return None;
-            }
+        let Some(idx) = self.tracks.iter().position(|s| s.id == id) else {
+            self.tracks.push(TrackState {
+                id,
+                side: decided,
+                anchor: p,
+                counted_in: false,
+                counted_out: false,
+                last_seen: t,
+            });
+            return None;
         };
         let in_sign: i8 = match self.in_side {
             InSide::Left => 1,
