@@ -4,3 +4,4 @@
 
 pub mod geom;
 pub mod line;
+pub mod zone;
