@@ -124,3 +124,17 @@ fn preprocessing_matches_the_reference_input() {
         assert!(mean < 0.005, "{sample}: mean abs diff {mean}");
     }
 }
+
+/// A model whose input shape disagrees with its manifest is refused, and
+/// the message names both shapes.
+#[test]
+fn input_shape_mismatch_is_refused_naming_both_shapes() {
+    let mut m = Manifest::builtin("fastestdet").expect("manifest");
+    m.input.width = 320;
+    m.input.height = 320;
+    let err = model::cpu_detector(&m, &models_dir(), &DetectorOptions::default())
+        .expect_err("shape mismatch");
+    let msg = err.to_string();
+    assert!(msg.contains("[1, 3, 352, 352]"), "{msg}");
+    assert!(msg.contains("[1, 3, 320, 320]"), "{msg}");
+}
