@@ -2,7 +2,9 @@
 //! machines; time comes in as an argument. Coordinates are normalised to
 //! the image (0..1) so a configuration survives a change of resolution.
 
+pub mod bins;
 pub mod config;
 pub mod geom;
+pub mod heatmap;
 pub mod line;
 pub mod zone;

@@ -17,6 +17,13 @@
 //! attempt returns an error naming the device after its backoff wait, so the
 //! caller logs it and calls again. A format the device will not deliver is
 //! fatal at start-up: the pipeline never meets an unknown format mid-stream.
+//!
+//! Frames: `seq` counts this source's frames from 0 and skips ahead by the
+//! gaps in the driver's `sequence` (dropped frames, also counted as
+//! `skipped`), so gaps in `seq` mean lost frames, as for every source. The
+//! timestamp is the wall clock at dequeue, not the buffer's timestamp: that
+//! one is `CLOCK_MONOTONIC` on most drivers, and counts are reported in
+//! wall-clock bins; it is late by the time the frame waited in the queue.
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -300,7 +307,7 @@ impl<O: Opener> V4l2Source<O> {
             )));
         }
         let want = self.config.format.fourcc();
-        let fmt = dev
+        let mut fmt = dev
             .set_format(ty, want, self.config.width, self.config.height)
             .map_err(io("VIDIOC_S_FMT"))?;
         let nv12_two_planes = self.config.format == PixelFormat::Nv12 && fmt.fourcc == FOURCC_NM12;
@@ -322,6 +329,31 @@ impl<O: Opener> V4l2Source<O> {
                 fourcc_str(fmt.fourcc),
                 fmt.planes.len()
             )));
+        }
+        if fmt.width == 0 || fmt.height == 0 {
+            return Err(unsupported(format!(
+                "the driver set an empty frame size {}x{}",
+                fmt.width, fmt.height
+            )));
+        }
+        // Every plane of the formats we take (YUYV; NV12's Y and UV) needs
+        // at least `min_stride` bytes per line. Some drivers report 0 for a
+        // tightly packed plane; anything else below the minimum would make
+        // every frame malformed, so it is refused here, not per frame.
+        if let Some(min) = self.config.format.min_stride(fmt.width) {
+            for (i, plane) in fmt.planes.iter_mut().enumerate() {
+                if plane.0 == 0 {
+                    plane.0 = min;
+                } else if plane.0 < min {
+                    return Err(unsupported(format!(
+                        "plane {i} of {} {}x{} has {} bytes per line, below the minimum {min}",
+                        fourcc_str(fmt.fourcc),
+                        fmt.width,
+                        fmt.height,
+                        plane.0
+                    )));
+                }
+            }
         }
         if (fmt.width, fmt.height) != (self.config.width, self.config.height) {
             tracing::warn!(
@@ -395,11 +427,16 @@ impl<O: Opener> V4l2Source<O> {
         s.dev
             .queue(s.ty, buf.index, planes)
             .map_err(io("VIDIOC_QBUF"))?;
-        // Frames the driver dropped show as gaps in its sequence.
+        // Frames the driver dropped show as gaps in its sequence. The
+        // difference is taken modulo 2^32 so a wrapping counter is fine; a
+        // counter that moved backwards (a driver restarting it) is no gap.
         if let Some(last) = self.last_sequence {
-            let gap = u64::from(buf.sequence.wrapping_sub(last).saturating_sub(1));
-            self.stats.skipped += gap;
-            self.next_seq += gap;
+            let ahead = buf.sequence.wrapping_sub(last);
+            if ahead < 1 << 31 {
+                let gap = u64::from(ahead.saturating_sub(1));
+                self.stats.skipped += gap;
+                self.next_seq += gap;
+            }
         }
         self.last_sequence = Some(buf.sequence);
         let seq = self.next_seq;

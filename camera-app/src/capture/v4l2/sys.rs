@@ -4,8 +4,10 @@
 //! `<linux/videodev2.h>`), so their sizes are right on every target,
 //! including 32-bit ARM where `timeval` and pointers are narrower.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
 use std::time::Duration;
@@ -33,7 +35,13 @@ impl Opener for SysOpener {
     type Device = SysDevice;
 
     fn open(&mut self, path: &Path) -> io::Result<SysDevice> {
-        let raw = v4l::v4l2::open(path, libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC)?;
+        // Not `v4l::v4l2::open`: it panics on a path with a NUL byte.
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // Non-blocking so DQBUF never hangs; `wait` polls first.
+        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        // SAFETY: `c_path` is a valid NUL-terminated string for the call.
+        let raw = retry_eintr(|| unsafe { libc::open(c_path.as_ptr(), flags) })?;
         // SAFETY: `open` returned a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Ok(SysDevice {
@@ -82,15 +90,10 @@ fn buf_type(ty: BufType) -> u32 {
 impl SysDevice {
     /// Issue an ioctl with a kernel struct as argument.
     fn ioctl<T>(&self, request: vidioc::_IOC_TYPE, arg: &mut T) -> io::Result<()> {
+        let argp = ptr::from_mut(arg).cast::<libc::c_void>();
         // SAFETY: `arg` is a live, exclusively borrowed kernel struct of the
         // type `request` was built for (the request codes encode its size).
-        unsafe {
-            v4l::v4l2::ioctl(
-                self.fd.as_raw_fd(),
-                request,
-                ptr::from_mut(arg).cast::<libc::c_void>(),
-            )
-        }
+        retry_eintr(|| unsafe { libc::ioctl(self.fd.as_raw_fd(), request, argp) }).map(drop)
     }
 
     /// A buffer descriptor with `planes` pointing at `storage`.
@@ -111,6 +114,22 @@ impl SysDevice {
             buf.length = u32::try_from(planes).unwrap_or(1);
         }
         buf
+    }
+}
+
+/// Run a libc call that returns -1 and sets errno on failure, again while
+/// it is interrupted by a signal (a signal is not a camera failure).
+fn retry_eintr(mut call: impl FnMut() -> libc::c_int) -> io::Result<libc::c_int> {
+    loop {
+        match call() {
+            -1 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            n => return Ok(n),
+        }
     }
 }
 
@@ -286,16 +305,14 @@ impl Device for SysDevice {
         };
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        match n {
-            -1 => Err(io::Error::last_os_error()),
-            0 => Ok(false),
-            _ if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 => {
-                // A vanished device reports POLLERR; DQBUF would say ENODEV.
-                Err(io::Error::from_raw_os_error(libc::ENODEV))
-            }
-            _ => Ok(true),
+        let n = retry_eintr(|| unsafe { libc::poll(&mut pfd, 1, ms) })?;
+        if pfd.revents & libc::POLLNVAL != 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
+        // POLLERR/POLLHUP (an unplugged device, a queue the driver marked
+        // broken) also count as ready: DQBUF then reports the real errno
+        // (ENODEV, EIO), which is what the error message should name.
+        Ok(n > 0)
     }
 
     fn dequeue(&mut self, ty: BufType, planes: usize) -> io::Result<Dequeued> {
