@@ -153,6 +153,8 @@ pub struct Tracker {
     low: Vec<usize>,
     pool: Vec<usize>,
     rest: Vec<usize>,
+    tentative: Vec<usize>,
+    free_high: Vec<usize>,
     cost: Vec<f32>,
     pairs: Vec<(usize, usize)>,
     det_used: Vec<bool>,
@@ -171,6 +173,8 @@ impl Tracker {
             low: Vec::new(),
             pool: Vec::new(),
             rest: Vec::new(),
+            tentative: Vec::new(),
+            free_high: Vec::new(),
             cost: Vec::new(),
             pairs: Vec::new(),
             det_used: Vec::new(),
@@ -201,38 +205,37 @@ impl Tracker {
             }
             tr.matched = false;
         }
-        self.high.clear();
-        self.low.clear();
+        // Index lists are taken out of `self` while `associate` borrows it
+        // mutably, and put back at the end so their capacity is reused.
+        let mut high = std::mem::take(&mut self.high);
+        let mut low = std::mem::take(&mut self.low);
+        let mut pool = std::mem::take(&mut self.pool);
+        let mut rest = std::mem::take(&mut self.rest);
+        let mut tentative = std::mem::take(&mut self.tentative);
+        let mut free_high = std::mem::take(&mut self.free_high);
+        high.clear();
+        low.clear();
         for (i, d) in dets.iter().enumerate() {
             if d.score >= self.config.high_score {
-                self.high.push(i);
+                high.push(i);
             } else if d.score >= self.config.low_score {
-                self.low.push(i);
+                low.push(i);
             }
         }
         self.det_used.clear();
         self.det_used.resize(dets.len(), false);
 
         // 1. Confirmed and lost tracks ↔ high detections, IoU fused with score.
-        self.pool.clear();
-        self.pool
-            .extend((0..self.tracks.len()).filter(|&i| self.tracks[i].state != State::Tentative));
-        let (pool, high) = (
-            std::mem::take(&mut self.pool),
-            std::mem::take(&mut self.high),
-        );
+        pool.clear();
+        pool.extend((0..self.tracks.len()).filter(|&i| self.tracks[i].state != State::Tentative));
         self.associate(&pool, &high, dets, self.config.match_cost, true, t);
 
         // 2. Tracked tracks left over ↔ low detections, IoU only.
-        self.rest.clear();
-        self.rest.extend(
+        rest.clear();
+        rest.extend(
             pool.iter()
                 .copied()
                 .filter(|&i| !self.tracks[i].matched && self.tracks[i].state == State::Tracked),
-        );
-        let (rest, low) = (
-            std::mem::take(&mut self.rest),
-            std::mem::take(&mut self.low),
         );
         self.associate(&rest, &low, dets, self.config.second_match_cost, false, t);
         for &i in &rest {
@@ -243,11 +246,9 @@ impl Tracker {
         }
 
         // 3. Tentative tracks ↔ high detections still free.
-        self.rest.clear();
-        self.rest
+        tentative.clear();
+        tentative
             .extend((0..self.tracks.len()).filter(|&i| self.tracks[i].state == State::Tentative));
-        let tentative = std::mem::take(&mut self.rest);
-        let mut free_high = std::mem::take(&mut self.pool);
         free_high.clear();
         free_high.extend(high.iter().copied().filter(|&d| !self.det_used[d]));
         self.associate(
@@ -293,11 +294,12 @@ impl Tracker {
         self.remove_duplicates();
 
         // Hand the scratch vectors back for the next frame.
-        self.pool = free_high;
         self.high = high;
         self.low = low;
+        self.pool = pool;
         self.rest = rest;
-        drop(tentative);
+        self.tentative = tentative;
+        self.free_high = free_high;
 
         self.out.clear();
         let coast = self.config.coast_s;
