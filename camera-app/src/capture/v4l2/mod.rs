@@ -680,12 +680,23 @@ mod tests {
             Script::new(true, w, h, vec![(8, 48)]),
         );
         let mut src = src.expect("open");
-        let l = log(&shared);
-        assert!(
-            l.contains(&"S_FMT CAPTURE_MPLANE NV12 4x4".to_string()),
-            "{l:?}"
+        assert_eq!(
+            log(&shared),
+            [
+                "open /dev/video11",
+                "QUERYCAP",
+                "S_FMT CAPTURE_MPLANE NV12 4x4",
+                "S_PARM CAPTURE_MPLANE 1/15",
+                "REQBUFS CAPTURE_MPLANE MMAP 4",
+                "QUERYBUF+MMAP CAPTURE_MPLANE 0 planes=1",
+                "QUERYBUF+MMAP CAPTURE_MPLANE 1 planes=1",
+                "QUERYBUF+MMAP CAPTURE_MPLANE 2 planes=1",
+                "QBUF CAPTURE_MPLANE 0",
+                "QBUF CAPTURE_MPLANE 1",
+                "QBUF CAPTURE_MPLANE 2",
+                "STREAMON CAPTURE_MPLANE",
+            ]
         );
-        assert!(l.contains(&"STREAMON CAPTURE_MPLANE".to_string()), "{l:?}");
         let data: Vec<u8> = (0..48).collect();
         push(
             &shared,
@@ -707,7 +718,23 @@ mod tests {
         script.offer_fourcc = Some(FOURCC_NM12);
         let (src, shared, _) = source(config(PixelFormat::Nv12, w, h), script);
         let mut src = src.expect("open");
-        assert!(log(&shared).contains(&"QUERYBUF+MMAP CAPTURE_MPLANE 0 planes=2".to_string()));
+        assert_eq!(
+            log(&shared),
+            [
+                "open /dev/video11",
+                "QUERYCAP",
+                "S_FMT CAPTURE_MPLANE NV12 4x2",
+                "S_PARM CAPTURE_MPLANE 1/15",
+                "REQBUFS CAPTURE_MPLANE MMAP 4",
+                "QUERYBUF+MMAP CAPTURE_MPLANE 0 planes=2",
+                "QUERYBUF+MMAP CAPTURE_MPLANE 1 planes=2",
+                "QUERYBUF+MMAP CAPTURE_MPLANE 2 planes=2",
+                "QBUF CAPTURE_MPLANE 0",
+                "QBUF CAPTURE_MPLANE 1",
+                "QBUF CAPTURE_MPLANE 2",
+                "STREAMON CAPTURE_MPLANE",
+            ]
+        );
         push(
             &shared,
             Event::Frame {
@@ -773,9 +800,11 @@ mod tests {
         let (src, shared, sleeps) = source(config(PixelFormat::Yuyv, 4, 2), script);
         // Start-up does not fail for a busy device.
         let mut src = src.expect("open");
-        for _ in 0..2 {
+        for reason in ["No such file", "busy"] {
             let err = src.next_frame().expect_err("still busy");
-            assert!(err.to_string().contains("/dev/video11"), "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains("/dev/video11: open failed"), "{msg}");
+            assert!(msg.contains(reason), "{msg}");
             assert!(!matches!(&err, SourceError::V4l2(e) if e.is_fatal()));
         }
         push(
@@ -891,5 +920,104 @@ mod tests {
         src.next_frame().expect("ok").expect("frame");
         assert_eq!(src.stats().reopens, 1);
         assert_eq!(sleeps.lock().expect("lock").len(), 1);
+    }
+
+    #[test]
+    fn nm12_chroma_with_its_own_stride_is_restrided() {
+        // Y stride 8, UV stride 6 (width 4): the frame keeps stride 8 and
+        // each chroma row is copied, then padded to 8.
+        let mut script = Script::new(true, 4, 2, vec![(8, 16), (6, 6)]);
+        script.offer_fourcc = Some(FOURCC_NM12);
+        let (src, shared, _) = source(config(PixelFormat::Nv12, 4, 2), script);
+        let mut src = src.expect("open");
+        push(
+            &shared,
+            Event::Frame {
+                planes: vec![vec![1; 16], vec![7, 7, 7, 7, 9, 9]],
+                sequence: 0,
+            },
+        );
+        let f = src.next_frame().expect("ok").expect("frame");
+        assert_eq!(f.stride, 8);
+        assert_eq!(&f.data[..16], &[1; 16]);
+        assert_eq!(&f.data[16..], &[7, 7, 7, 7, 0, 0, 0, 0]);
+        f.check().expect("layout");
+    }
+
+    #[test]
+    fn a_size_the_driver_changed_is_what_frames_carry() {
+        // Asked for 640x480; the driver can only do 4x2.
+        let (src, shared, _) = source(
+            config(PixelFormat::Yuyv, 640, 480),
+            Script::new(false, 4, 2, vec![(8, 16)]),
+        );
+        let mut src = src.expect("open");
+        push(
+            &shared,
+            Event::Frame {
+                planes: vec![vec![5; 16]],
+                sequence: 0,
+            },
+        );
+        let f = src.next_frame().expect("ok").expect("frame");
+        assert_eq!((f.width, f.height, f.stride, f.data.len()), (4, 2, 8, 16));
+        f.check().expect("layout");
+    }
+
+    #[test]
+    fn zero_bytes_per_line_means_tightly_packed() {
+        let (src, shared, _) = source(
+            config(PixelFormat::Yuyv, 4, 2),
+            Script::new(false, 4, 2, vec![(0, 16)]),
+        );
+        let mut src = src.expect("open");
+        push(
+            &shared,
+            Event::Frame {
+                planes: vec![vec![5; 16]],
+                sequence: 0,
+            },
+        );
+        let f = src.next_frame().expect("ok").expect("frame");
+        assert_eq!(f.stride, 8);
+        f.check().expect("layout");
+    }
+
+    #[test]
+    fn a_stride_below_the_minimum_is_refused_at_open() {
+        let (src, _, _) = source(
+            config(PixelFormat::Yuyv, 4, 2),
+            Script::new(false, 4, 2, vec![(6, 12)]),
+        );
+        let err = src.expect_err("refused");
+        assert!(err.is_fatal());
+        let msg = err.to_string();
+        assert!(msg.contains("/dev/video11"), "{msg}");
+        assert!(msg.contains("YUYV 4x2 has 6 bytes per line"), "{msg}");
+    }
+
+    #[test]
+    fn a_driver_sequence_that_restarts_or_wraps_is_no_gap() {
+        let (src, shared, _) = source(
+            config(PixelFormat::Yuyv, 4, 2),
+            Script::new(false, 4, 2, vec![(8, 16)]),
+        );
+        let mut src = src.expect("open");
+        for sequence in [1000, 3, u32::MAX, 0, 2] {
+            push(
+                &shared,
+                Event::Frame {
+                    planes: vec![vec![0; 16]],
+                    sequence,
+                },
+            );
+        }
+        let seqs: Vec<u64> = (0..5)
+            .map(|_| src.next_frame().expect("ok").expect("frame").seq)
+            .collect();
+        // 1000 -> 3 restarts; 3 -> MAX is far ahead (treated as a restart
+        // too, modulo 2^32 it is behind); MAX -> 0 wraps; 0 -> 2 drops one.
+        assert_eq!(seqs, [0, 1, 2, 3, 5]);
+        assert_eq!(src.stats().skipped, 1);
     }
 }

@@ -340,3 +340,68 @@ impl Device for SysDevice {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Request codes as the kernel headers spell them for this target. A
+    /// bindgen run against the wrong headers (host instead of the target
+    /// sysroot) gives 64-bit struct sizes on 32-bit ARM and fails here.
+    #[test]
+    fn request_codes_match_the_kernel_abi() {
+        let wide = cfg!(target_pointer_width = "64");
+        let codes: [(vidioc::_IOC_TYPE, vidioc::_IOC_TYPE); 9] = [
+            (vidioc::VIDIOC_QUERYCAP, 0x8068_5600),
+            (vidioc::VIDIOC_REQBUFS, 0xc014_5608),
+            (vidioc::VIDIOC_S_PARM, 0xc0cc_5616),
+            (vidioc::VIDIOC_STREAMON, 0x4004_5612),
+            (vidioc::VIDIOC_STREAMOFF, 0x4004_5613),
+            (
+                vidioc::VIDIOC_S_FMT,
+                if wide { 0xc0d0_5605 } else { 0xc0cc_5605 },
+            ),
+            (
+                vidioc::VIDIOC_QUERYBUF,
+                if wide { 0xc058_5609 } else { 0xc044_5609 },
+            ),
+            (
+                vidioc::VIDIOC_QBUF,
+                if wide { 0xc058_560f } else { 0xc044_560f },
+            ),
+            (
+                vidioc::VIDIOC_DQBUF,
+                if wide { 0xc058_5611 } else { 0xc044_5611 },
+            ),
+        ];
+        for (i, (got, want)) in codes.into_iter().enumerate() {
+            assert_eq!(got, want, "request {i}: {got:#x} != {want:#x}");
+        }
+    }
+
+    #[test]
+    fn missing_node_reports_enoent() {
+        let err = SysOpener
+            .open(Path::new("/dev/video-does-not-exist"))
+            .expect_err("no such node");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn path_with_nul_is_an_error_not_a_panic() {
+        let err = SysOpener
+            .open(Path::new("/dev/vid\0eo0"))
+            .expect_err("nul byte");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_node_that_is_not_v4l2_fails_querycap() {
+        let mut dev = SysOpener
+            .open(Path::new("/dev/null"))
+            .expect("open /dev/null");
+        assert!(dev.query_caps().is_err());
+        // Nothing is mapped: plane lookups are empty, not out of bounds.
+        assert!(dev.plane(0, 0).is_empty());
+    }
+}
