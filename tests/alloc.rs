@@ -5,7 +5,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use camera_app::detect::{BBox, Detection};
+use camera_app::bench::crowd;
+use camera_app::detect::Detection;
 use camera_app::track::{Tracker, TrackerConfig};
 
 struct Counting;
@@ -44,27 +45,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// 100 people on a 10×10 grid, each walking slowly with a little jitter.
-fn crowd(frame: u32, out: &mut Vec<Detection>) {
-    out.clear();
-    for i in 0..100u32 {
-        let (gx, gy) = ((i % 10) as f32, (i / 10) as f32);
-        let jitter = ((frame * 7 + i * 13) % 5) as f32 - 2.0;
-        let x = 20.0 + gx * 180.0 + frame as f32 * 0.5 + jitter;
-        let y = 20.0 + gy * 100.0 + jitter * 0.5;
-        out.push(Detection {
-            class_id: 0,
-            score: 0.55 + ((i * 31 + frame) % 40) as f32 / 100.0,
-            bbox: BBox {
-                x1: x,
-                y1: y,
-                x2: x + 40.0,
-                y2: y + 90.0,
-            },
-        });
-    }
-}
 
 #[test]
 fn tracker_allocates_nothing_per_frame_in_steady_state() {

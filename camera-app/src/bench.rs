@@ -64,6 +64,8 @@ pub struct BenchReport {
     pub iterations: usize,
     pub content: String,
     pub stages: Vec<StageReport>,
+    /// Tracker update for a frame of 100 people walking (ms).
+    pub tracker_100_people_ms: Stat,
     /// onnxruntime's median on the same machine, when given, and our
     /// inference median (first stage) divided by it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,8 +213,50 @@ pub fn run(
         iterations,
         content: image.map_or("synthetic".to_string(), |p| p.display().to_string()),
         stages,
+        tracker_100_people_ms: bench_tracker(iterations.max(200)),
         onnxruntime: None,
     })
+}
+
+/// 100 people on a 10×10 grid walking right with a little jitter: the
+/// tracker benchmark's input, also used by the allocation test.
+pub fn crowd(frame: u32, out: &mut Vec<crate::detect::Detection>) {
+    use crate::detect::{BBox, Detection};
+    out.clear();
+    for i in 0..100u32 {
+        let (gx, gy) = ((i % 10) as f32, (i / 10) as f32);
+        let jitter = ((frame * 7 + i * 13) % 5) as f32 - 2.0;
+        let x = 20.0 + gx * 180.0 + frame as f32 * 0.5 + jitter;
+        let y = 20.0 + gy * 100.0 + jitter * 0.5;
+        out.push(Detection {
+            class_id: 0,
+            score: 0.55 + ((i * 31 + frame) % 40) as f32 / 100.0,
+            bbox: BBox {
+                x1: x,
+                y1: y,
+                x2: x + 40.0,
+                y2: y + 90.0,
+            },
+        });
+    }
+}
+
+fn bench_tracker(iterations: usize) -> Stat {
+    use crate::track::{Tracker, TrackerConfig};
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut dets = Vec::with_capacity(100);
+    let mut times = Vec::with_capacity(iterations);
+    for frame in 0..(iterations + 20) as u32 {
+        crowd(frame, &mut dets);
+        let t0 = Instant::now();
+        let n = tracker.update(&dets, f64::from(frame) / 25.0).len();
+        let took = t0.elapsed();
+        std::hint::black_box(n);
+        if frame >= 20 {
+            times.push(took);
+        }
+    }
+    Stat::of(times)
 }
 
 #[derive(Default)]
