@@ -38,6 +38,34 @@ pub struct RawConfig {
     pub passers_by: Option<String>,
     #[serde(default)]
     pub heatmap: Option<RawHeatmap>,
+    /// Which point of a person's box is tested against lines and zones.
+    #[serde(default)]
+    pub anchor: Anchor,
+    /// Store occupancy from door counts.
+    #[serde(default)]
+    pub occupancy: Option<RawOccupancy>,
+}
+
+/// The point of a box that stands for the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Anchor {
+    /// The feet: right for cameras looking at the floor at an angle.
+    #[default]
+    BottomCenter,
+    /// The middle of the box: for cameras looking straight down.
+    Center,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOccupancy {
+    /// Local time ("HH:MM") at which the store is empty and the count
+    /// starts again from zero.
+    pub reset_at: String,
+    /// Local time offset from UTC, minutes.
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
 }
 
 fn default_bin() -> u32 {
@@ -92,6 +120,9 @@ pub struct RawZone {
     /// Queue zones: people served per minute.
     #[serde(default)]
     pub service_per_min: Option<f64>,
+    /// Shelf zones: a stay this long is a shelf interaction (default 5 s).
+    #[serde(default)]
+    pub interaction_s: Option<f64>,
 }
 
 fn default_kind() -> ZoneKind {
@@ -130,6 +161,19 @@ pub struct ZoneSpec {
     pub exit_s: f64,
     pub loiter_s: Option<f64>,
     pub service_per_min: Option<f64>,
+    /// Shelf zones only.
+    pub interaction_s: Option<f64>,
+}
+
+/// Default stay in a shelf zone that counts as an interaction.
+pub const DEFAULT_INTERACTION_S: f64 = 5.0;
+
+/// When the door-count occupancy starts again from zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OccupancySpec {
+    /// Seconds after local midnight.
+    pub reset_at_s: u32,
+    pub utc_offset_s: i32,
 }
 
 /// The validated configuration.
@@ -141,6 +185,8 @@ pub struct AnalyticsConfig {
     pub zones: Vec<ZoneSpec>,
     pub passers_by: Option<String>,
     pub heatmap: Option<(u32, u32)>,
+    pub anchor: Anchor,
+    pub occupancy: Option<OccupancySpec>,
 }
 
 /// Why a configuration was refused: every problem, each with its path.
@@ -185,6 +231,16 @@ fn seconds(v: f64, path: &str, problems: &mut Vec<String>) {
     if !(v.is_finite() && (0.0..=3600.0).contains(&v)) {
         problems.push(format!("{path}: {v} is not within 0..3600 s"));
     }
+}
+
+/// "HH:MM" → seconds after midnight.
+fn parse_hh_mm(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 3600 + m * 60)
 }
 
 impl AnalyticsConfig {
@@ -263,6 +319,15 @@ impl AnalyticsConfig {
                 )),
                 _ => {}
             }
+            match (z.kind, z.interaction_s) {
+                (ZoneKind::Shelf, Some(v)) => {
+                    seconds(v, &format!("{path}.interaction_s"), &mut p);
+                }
+                (_, Some(_)) => p.push(format!(
+                    "{path}.interaction_s: only shelf zones have an interaction time"
+                )),
+                _ => {}
+            }
             if let Some(pts) = points(&z.polygon, &format!("{path}.polygon"), &mut p) {
                 match Polygon::new(pts) {
                     Ok(polygon) => zones.push(ZoneSpec {
@@ -273,6 +338,7 @@ impl AnalyticsConfig {
                         exit_s: z.exit_s,
                         loiter_s: z.loiter_s,
                         service_per_min: z.service_per_min,
+                        interaction_s: z.interaction_s,
                     }),
                     Err(e) => p.push(format!("{path}.polygon: {e}")),
                 }
@@ -301,6 +367,25 @@ impl AnalyticsConfig {
             Some(h) => Some((h.cols, h.rows)),
             None => None,
         };
+        let occupancy = raw.occupancy.as_ref().and_then(|o| {
+            let reset = parse_hh_mm(&o.reset_at);
+            if reset.is_none() {
+                p.push(format!(
+                    "occupancy.reset_at: {:?} is not a time of day (HH:MM)",
+                    o.reset_at
+                ));
+            }
+            if !(-14 * 60..=14 * 60).contains(&o.utc_offset_minutes) {
+                p.push(format!(
+                    "occupancy.utc_offset_minutes: {} is not within -840..840",
+                    o.utc_offset_minutes
+                ));
+            }
+            reset.map(|reset_at_s| OccupancySpec {
+                reset_at_s,
+                utc_offset_s: o.utc_offset_minutes * 60,
+            })
+        });
         if p.is_empty() {
             Ok(Self {
                 version: raw.version,
@@ -309,6 +394,8 @@ impl AnalyticsConfig {
                 zones,
                 passers_by: raw.passers_by,
                 heatmap,
+                anchor: raw.anchor,
+                occupancy,
             })
         } else {
             Err(Rejected { problems: p })
@@ -475,6 +562,27 @@ rows = 18
             (
                 zone("", sq).replace("name = \"z\"", "name = \"\""),
                 "zones[0].name: empty",
+            ),
+            (
+                zone("interaction_s = 3.0", sq),
+                "zones[0].interaction_s: only shelf zones have an interaction time",
+            ),
+            (
+                zone("kind = \"shelf\"\ninteraction_s = -1.0", sq),
+                "zones[0].interaction_s: -1 is not within 0..3600 s",
+            ),
+            (
+                "version = 1\n[occupancy]\nreset_at = \"25:00\"\n".to_string(),
+                "occupancy.reset_at: \"25:00\" is not a time of day (HH:MM)",
+            ),
+            (
+                "version = 1\n[occupancy]\nreset_at = \"04:00\"\nutc_offset_minutes = 2000\n"
+                    .to_string(),
+                "occupancy.utc_offset_minutes: 2000 is not within -840..840",
+            ),
+            (
+                "version = 1\nanchor = \"top\"\n".to_string(),
+                "unknown variant `top`",
             ),
         ];
         assert!(cases.len() >= 20);
