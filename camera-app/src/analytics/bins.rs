@@ -60,6 +60,24 @@ impl BinClock {
             Some(_) => None,
         }
     }
+
+    /// Close the current bin now (end of input, shutdown); the next tick
+    /// opens a new one.
+    pub fn close(&mut self) -> Option<BinId> {
+        let cur = self.current_start.take()?;
+        let id = BinId {
+            seq: self.next_seq,
+            start_us: cur,
+            end_us: cur + self.width_us,
+        };
+        self.next_seq += 1;
+        Some(id)
+    }
+
+    /// The sequence number the next closed bin will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
 }
 
 #[cfg(test)]

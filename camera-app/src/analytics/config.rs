@@ -88,7 +88,7 @@ fn default_band() -> f32 {
 }
 
 /// What a zone is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ZoneKind {
     /// Occupancy and dwell.

@@ -30,6 +30,14 @@ impl Heatmap {
         self.cells[(row * self.cols + col) as usize] += dt;
     }
 
+    pub fn cols(&self) -> u32 {
+        self.cols
+    }
+
+    pub fn rows(&self) -> u32 {
+        self.rows
+    }
+
     pub fn cells(&self) -> &[f32] {
         &self.cells
     }

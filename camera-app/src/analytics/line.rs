@@ -137,6 +137,15 @@ impl LineCounter {
         })
     }
 
+    /// Whether the track was last seen clearly on the "in" side.
+    pub fn is_in(&self, id: TrackId) -> bool {
+        let in_sign: i8 = match self.in_side {
+            InSide::Left => 1,
+            InSide::Right => -1,
+        };
+        self.tracks.iter().any(|s| s.id == id && s.side == in_sign)
+    }
+
     /// Drop the state of tracks not seen for `forget_s`.
     pub fn expire(&mut self, t: f64) {
         let forget = self.forget_s;

@@ -4,7 +4,10 @@
 
 pub mod bins;
 pub mod config;
+pub mod engine;
 pub mod geom;
 pub mod heatmap;
 pub mod line;
+pub mod occupancy;
+pub mod report;
 pub mod zone;

@@ -164,6 +164,14 @@ impl ZoneTracker {
             .any(|p| p.id == id && p.entered.is_some())
     }
 
+    /// When this track's current visit started (inertia satisfied).
+    pub fn visit_start(&self, id: TrackId) -> Option<f64> {
+        self.present
+            .iter()
+            .find(|p| p.id == id)
+            .and_then(|p| p.entered)
+    }
+
     /// Feed a track's anchor at time `t`. Call once per track per frame.
     pub fn observe(&mut self, id: TrackId, p: Point, t: f64) -> ZoneChange {
         let inside = self.polygon.contains(p);

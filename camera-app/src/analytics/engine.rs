@@ -1,0 +1,916 @@
+//! The analytics engine: confirmed tracks and a timestamp in, bins and
+//! events out. It ties the line, zone, occupancy, heatmap and bin state
+//! machines together; like them it does no I/O and reads no clock.
+//!
+//! Per frame it only walks the tracks and the configured lines and zones:
+//! its tables grow to the number of people in view and are reused, so a
+//! steady stream of frames allocates nothing (events and bins are the
+//! exceptions, and they are rare).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::bins::{BinClock, BinId};
+use super::config::{AnalyticsConfig, Anchor, DEFAULT_INTERACTION_S, ZoneKind};
+use super::geom::Point;
+use super::heatmap::Heatmap;
+use super::line::{Direction, LineCounter};
+use super::occupancy::{Drift, StoreOccupancy};
+use super::report::{
+    BinReport, DwellHistogram, Event, EventKind, Funnel, HeatmapReport, InOut, LineReport,
+    QueueReport, Record, StoreReport, ZoneReport,
+};
+use super::zone::{Visit, ZoneChange, ZoneTiming, ZoneTracker};
+use crate::track::{TrackId, TrackOut};
+
+/// Upper edges of the dwell histogram's buckets (seconds); the last bucket
+/// is open.
+pub const DWELL_EDGES_S: [u32; 8] = [5, 15, 30, 60, 120, 300, 600, 1800];
+
+/// Settings that do not come from the installer's configuration.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub camera_id: Arc<str>,
+    /// Class labels by class id (the model manifest's).
+    pub labels: Vec<Arc<str>>,
+    /// Sequence numbers to continue from (restored from storage).
+    pub first_bin_seq: u64,
+    pub first_event_seq: u64,
+    /// Forget a track this long after it was last seen; a passer-by is
+    /// decided then. Longer than the tracker's lost timeout.
+    pub forget_s: f64,
+    /// A new track this close (normalised) to where a track was lost in a
+    /// zone continues that track's visit.
+    pub bridge_radius: f32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            camera_id: Arc::from("camera"),
+            labels: vec![Arc::from("person")],
+            first_bin_seq: 0,
+            first_event_seq: 0,
+            forget_s: 3.0,
+            bridge_radius: 0.08,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct LineBin {
+    count: InOut,
+    /// Per class id.
+    classes: Vec<(u16, InOut)>,
+}
+
+#[derive(Debug)]
+struct LineUnit {
+    name: Arc<str>,
+    counter: LineCounter,
+    /// The passers-by line outside the door: crossing it is passing, not
+    /// entering.
+    street: bool,
+    bin: LineBin,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ZoneBin {
+    entries: u64,
+    exits: u64,
+    occupancy_s: f64,
+    max_occupancy: u64,
+    dwell_sum_s: f64,
+    dwell_counts: [u64; DWELL_EDGES_S.len() + 1],
+    loitering: u64,
+    interactions: u64,
+}
+
+#[derive(Debug)]
+struct ZoneUnit {
+    name: Arc<str>,
+    kind: ZoneKind,
+    tracker: ZoneTracker,
+    /// This is the passers-by zone.
+    street: bool,
+    service_per_min: Option<f64>,
+    interaction_s: f64,
+    bin: ZoneBin,
+}
+
+/// What the engine remembers of a track.
+#[derive(Debug, Clone, Copy)]
+struct TrackInfo {
+    id: TrackId,
+    last_seen: f64,
+    /// Crossed a door line inwards.
+    entered: bool,
+    /// Crossed the passers-by line or visited the street zone.
+    passed: bool,
+    /// Reached an inner zone.
+    deep: bool,
+    /// Shelf zones (by index) where an interaction was counted.
+    shelf_done: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct BinTotals {
+    observed_s: f64,
+    frames: u64,
+    passers_by: u64,
+    deep_visits: u64,
+    shelf_interactions: u64,
+}
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine {
+    version: u64,
+    anchor: Anchor,
+    settings: EngineSettings,
+    lines: Vec<LineUnit>,
+    zones: Vec<ZoneUnit>,
+    occupancy: StoreOccupancy,
+    heatmap: Option<Heatmap>,
+    clock: BinClock,
+    next_event_seq: u64,
+    tracks: Vec<TrackInfo>,
+    last_t_us: Option<u64>,
+    /// Seconds since the previous frame (capped).
+    frame_dt: f64,
+    totals: BinTotals,
+    visits: Vec<Visit>,
+}
+
+impl Engine {
+    pub fn new(config: &AnalyticsConfig, settings: EngineSettings) -> Self {
+        let street = config.passers_by.as_deref();
+        let lines = config
+            .lines
+            .iter()
+            .map(|l| LineUnit {
+                name: Arc::from(l.name.as_str()),
+                counter: LineCounter::new(l.line.clone(), l.in_side, l.band, settings.forget_s),
+                street: street == Some(l.name.as_str()),
+                bin: LineBin::default(),
+            })
+            .collect();
+        let zones = config
+            .zones
+            .iter()
+            .map(|z| ZoneUnit {
+                name: Arc::from(z.name.as_str()),
+                kind: z.kind,
+                tracker: ZoneTracker::new(
+                    z.polygon.clone(),
+                    ZoneTiming {
+                        enter_s: z.enter_s,
+                        exit_s: z.exit_s,
+                        loiter_s: z.loiter_s,
+                        bridge_radius: settings.bridge_radius,
+                    },
+                ),
+                street: street == Some(z.name.as_str()),
+                service_per_min: z.service_per_min,
+                interaction_s: z.interaction_s.unwrap_or(DEFAULT_INTERACTION_S),
+                bin: ZoneBin::default(),
+            })
+            .collect();
+        Self {
+            version: config.version,
+            anchor: config.anchor,
+            lines,
+            zones,
+            occupancy: StoreOccupancy::new(config.occupancy),
+            heatmap: config.heatmap.map(|(c, r)| Heatmap::new(c, r)),
+            clock: BinClock::new(config.bin_minutes, settings.first_bin_seq),
+            next_event_seq: settings.first_event_seq,
+            settings,
+            tracks: Vec::new(),
+            last_t_us: None,
+            frame_dt: 0.0,
+            totals: BinTotals::default(),
+            visits: Vec::new(),
+        }
+    }
+
+    /// The point of a box that stands for the person, normalised and kept
+    /// inside the frame (a line on the frame's edge must still count).
+    fn anchor(&self, t: &TrackOut, width: u32, height: u32) -> Point {
+        let (w, h) = (width.max(1) as f32, height.max(1) as f32);
+        let b = &t.bbox;
+        let y = match self.anchor {
+            Anchor::BottomCenter => b.y2,
+            Anchor::Center => (b.y1 + b.y2) / 2.0,
+        };
+        Point::new(
+            ((b.x1 + b.x2) / 2.0 / w).clamp(0.0, 1.0),
+            (y / h).clamp(0.0, 1.0),
+        )
+    }
+
+    /// Feed the tracker's output for a frame of `width`×`height` taken at
+    /// `t_us` (µs since the Unix epoch). Bins that close and events that
+    /// happen are appended to `out`.
+    pub fn update(
+        &mut self,
+        tracks: &[TrackOut],
+        width: u32,
+        height: u32,
+        t_us: u64,
+        out: &mut Vec<Record>,
+    ) {
+        let t = t_us as f64 / 1e6;
+        // Tracks that ended before this frame belong to the bin they were
+        // seen in, even after a gap in the frames.
+        self.expire(t);
+        if let Some(bin) = self.clock.tick(t_us) {
+            out.push(self.close_bin(bin));
+        }
+        self.occupancy.tick(t_us);
+        // A gap in the frames is not time people spent anywhere.
+        let dt = self
+            .last_t_us
+            .map_or(0.0, |l| (t_us.saturating_sub(l) as f64 / 1e6).min(1.0));
+        self.last_t_us = Some(t_us);
+        self.frame_dt = dt;
+        self.totals.observed_s += dt;
+        self.totals.frames += 1;
+
+        for tr in tracks.iter().filter(|t| t.observed) {
+            let p = self.anchor(tr, width, height);
+            let ti = match self.tracks.iter().position(|i| i.id == tr.id) {
+                Some(i) => i,
+                None => {
+                    self.tracks.push(TrackInfo {
+                        id: tr.id,
+                        last_seen: t,
+                        entered: false,
+                        passed: false,
+                        deep: false,
+                        shelf_done: 0,
+                    });
+                    self.tracks.len() - 1
+                }
+            };
+            self.tracks[ti].last_seen = t;
+            self.observe_lines(tr, p, t, t_us, ti, out);
+            self.observe_zones(tr.id, p, t, t_us, ti, out);
+            if let Some(h) = &mut self.heatmap {
+                h.add(p, dt as f32);
+            }
+        }
+
+        self.settle_zones(t, out);
+        // People seen on the inner side of a door line are inside: the
+        // door count cannot be lower.
+        let seen = tracks
+            .iter()
+            .filter(|t| t.observed)
+            .filter(|t| {
+                self.lines
+                    .iter()
+                    .any(|l| !l.street && l.counter.is_in(t.id))
+            })
+            .count();
+        self.occupancy.reconcile(seen as u64);
+    }
+
+    fn observe_lines(
+        &mut self,
+        tr: &TrackOut,
+        p: Point,
+        t: f64,
+        t_us: u64,
+        ti: usize,
+        out: &mut Vec<Record>,
+    ) {
+        for line in &mut self.lines {
+            let Some(c) = line.counter.observe(tr.id, p, t) else {
+                continue;
+            };
+            line.bin.count.add(c.direction);
+            match line.bin.classes.iter_mut().find(|(k, _)| *k == tr.class_id) {
+                Some((_, io)) => io.add(c.direction),
+                None => {
+                    let mut io = InOut::default();
+                    io.add(c.direction);
+                    line.bin.classes.push((tr.class_id, io));
+                }
+            }
+            let info = &mut self.tracks[ti];
+            if line.street {
+                info.passed = true;
+            } else {
+                match c.direction {
+                    Direction::In => {
+                        info.entered = true;
+                        self.occupancy.entered();
+                    }
+                    Direction::Out => self.occupancy.exited(),
+                }
+            }
+            let class = self
+                .settings
+                .labels
+                .get(usize::from(tr.class_id))
+                .cloned()
+                .unwrap_or_else(|| Arc::from("unknown"));
+            let kind = EventKind::Crossing {
+                line: line.name.clone(),
+                track: tr.id,
+                direction: c.direction,
+                class,
+            };
+            out.push(event(
+                &self.settings,
+                &mut self.next_event_seq,
+                self.version,
+                t_us,
+                kind,
+            ));
+        }
+    }
+
+    fn observe_zones(
+        &mut self,
+        id: TrackId,
+        p: Point,
+        t: f64,
+        t_us: u64,
+        ti: usize,
+        out: &mut Vec<Record>,
+    ) {
+        for (zi, zone) in self.zones.iter_mut().enumerate() {
+            let info = &mut self.tracks[ti];
+            match zone.tracker.observe(id, p, t) {
+                ZoneChange::None => {}
+                ZoneChange::Entered { .. } => {
+                    zone.bin.entries += 1;
+                    if zone.street {
+                        info.passed = true;
+                    }
+                    if zone.kind == ZoneKind::Inner && !info.deep {
+                        info.deep = true;
+                        self.totals.deep_visits += 1;
+                    }
+                }
+                ZoneChange::Loitering { since } => {
+                    zone.bin.loitering += 1;
+                    let kind = EventKind::Loitering {
+                        zone: zone.name.clone(),
+                        track: id,
+                        since_us: secs_to_us(since),
+                    };
+                    out.push(event(
+                        &self.settings,
+                        &mut self.next_event_seq,
+                        self.version,
+                        t_us,
+                        kind,
+                    ));
+                }
+            }
+            let bit = 1u32 << (zi % 32);
+            if zone.kind == ZoneKind::Shelf
+                && info.shelf_done & bit == 0
+                && zone
+                    .tracker
+                    .visit_start(id)
+                    .is_some_and(|s| t - s >= zone.interaction_s)
+            {
+                info.shelf_done |= bit;
+                zone.bin.interactions += 1;
+                self.totals.shelf_interactions += 1;
+            }
+        }
+    }
+
+    fn settle_zones(&mut self, t: f64, out: &mut Vec<Record>) {
+        let dt = self.frame_dt;
+        for zone in &mut self.zones {
+            self.visits.clear();
+            zone.tracker.settle(t, &mut self.visits);
+            record_visits(
+                zone,
+                &self.visits,
+                &self.settings,
+                &mut self.next_event_seq,
+                self.version,
+                out,
+            );
+            let occ = zone.tracker.occupancy() as u64;
+            zone.bin.occupancy_s += occ as f64 * dt;
+            zone.bin.max_occupancy = zone.bin.max_occupancy.max(occ);
+        }
+    }
+
+    /// Forget tracks not seen for a while; decide their passer-by status.
+    fn expire(&mut self, t: f64) {
+        let forget = self.settings.forget_s;
+        let totals = &mut self.totals;
+        self.tracks.retain(|i| {
+            let keep = t - i.last_seen <= forget;
+            if !keep && i.passed && !i.entered {
+                totals.passers_by += 1;
+            }
+            keep
+        });
+        for l in &mut self.lines {
+            l.counter.expire(t);
+        }
+    }
+
+    /// End of input: close open visits, decide every track, and close the
+    /// current bin.
+    pub fn finish(&mut self, out: &mut Vec<Record>) {
+        for zone in &mut self.zones {
+            self.visits.clear();
+            zone.tracker.close_all(&mut self.visits);
+            record_visits(
+                zone,
+                &self.visits,
+                &self.settings,
+                &mut self.next_event_seq,
+                self.version,
+                out,
+            );
+        }
+        for i in self.tracks.drain(..) {
+            if i.passed && !i.entered {
+                self.totals.passers_by += 1;
+            }
+        }
+        if let Some(bin) = self.clock.close() {
+            out.push(self.close_bin(bin));
+        }
+    }
+
+    /// The report for a closed bin; the bin's accumulators start again.
+    fn close_bin(&mut self, bin: BinId) -> Record {
+        let labels = &self.settings.labels;
+        let lines: Vec<LineReport> = self
+            .lines
+            .iter_mut()
+            .map(|l| {
+                let b = std::mem::take(&mut l.bin);
+                let classes: BTreeMap<Arc<str>, InOut> = b
+                    .classes
+                    .iter()
+                    .map(|(k, io)| {
+                        let name = labels
+                            .get(usize::from(*k))
+                            .cloned()
+                            .unwrap_or_else(|| Arc::from(format!("class{k}")));
+                        (name, *io)
+                    })
+                    .collect();
+                LineReport {
+                    name: l.name.clone(),
+                    passers_by: l.street,
+                    count: b.count,
+                    classes,
+                }
+            })
+            .collect();
+        let (entries, exits) = lines
+            .iter()
+            .filter(|l| !l.passers_by)
+            .fold((0, 0), |(i, o), l| (i + l.count.r#in, o + l.count.out));
+        let totals = std::mem::take(&mut self.totals);
+        let observed = totals.observed_s;
+        let zones = self
+            .zones
+            .iter_mut()
+            .map(|z| {
+                let b = std::mem::take(&mut z.bin);
+                let occupancy = z.tracker.occupancy() as u64;
+                let visits: u64 = b.dwell_counts.iter().sum();
+                let avg = if observed > 0.0 {
+                    b.occupancy_s / observed
+                } else {
+                    occupancy as f64
+                };
+                let queue = z.service_per_min.map(|rate| QueueReport {
+                    length: occupancy,
+                    avg_length: avg,
+                    max_length: b.max_occupancy,
+                    wait_s: occupancy as f64 / rate * 60.0,
+                    avg_wait_s: avg / rate * 60.0,
+                });
+                ZoneReport {
+                    name: z.name.clone(),
+                    kind: z.kind,
+                    occupancy,
+                    avg_occupancy: avg,
+                    max_occupancy: b.max_occupancy.max(occupancy),
+                    entries: b.entries,
+                    exits: b.exits,
+                    dwell_mean_s: (visits > 0).then(|| b.dwell_sum_s / visits as f64),
+                    dwell_histogram: DwellHistogram {
+                        edges_s: &DWELL_EDGES_S,
+                        counts: b.dwell_counts.to_vec(),
+                    },
+                    loitering: b.loitering,
+                    interactions: (z.kind == ZoneKind::Shelf).then_some(b.interactions),
+                    queue,
+                }
+            })
+            .collect();
+        let (drift, max): (Drift, u64) = self.occupancy.take_bin();
+        let heatmap = self.heatmap.as_mut().map(|h| {
+            let r = HeatmapReport {
+                cols: h.cols(),
+                rows: h.rows(),
+                person_seconds: h.cells().to_vec(),
+            };
+            h.reset();
+            r
+        });
+        let denominator = entries + totals.passers_by;
+        Record::Bin(Box::new(BinReport {
+            camera: self.settings.camera_id.clone(),
+            seq: bin.seq,
+            start_us: bin.start_us,
+            end_us: bin.end_us,
+            config_version: self.version,
+            observed_s: observed,
+            frames: totals.frames,
+            lines,
+            entries,
+            exits,
+            passers_by: totals.passers_by,
+            entry_rate: (denominator > 0).then(|| entries as f64 / denominator as f64),
+            store: StoreReport {
+                occupancy: self.occupancy.count(),
+                max_occupancy: max,
+                drift,
+            },
+            zones,
+            funnel: Funnel {
+                passers_by: totals.passers_by,
+                entries,
+                deep_visits: totals.deep_visits,
+                shelf_interactions: totals.shelf_interactions,
+            },
+            heatmap,
+        }))
+    }
+}
+
+fn secs_to_us(t: f64) -> u64 {
+    (t * 1e6).round().max(0.0) as u64
+}
+
+fn event(
+    settings: &EngineSettings,
+    next_seq: &mut u64,
+    version: u64,
+    t_us: u64,
+    kind: EventKind,
+) -> Record {
+    let seq = *next_seq;
+    *next_seq += 1;
+    Record::Event(Event {
+        camera: settings.camera_id.clone(),
+        seq,
+        time_us: t_us,
+        config_version: version,
+        kind,
+    })
+}
+
+fn record_visits(
+    zone: &mut ZoneUnit,
+    visits: &[Visit],
+    settings: &EngineSettings,
+    next_seq: &mut u64,
+    version: u64,
+    out: &mut Vec<Record>,
+) {
+    for v in visits {
+        let dwell = v.dwell_s();
+        zone.bin.exits += 1;
+        zone.bin.dwell_sum_s += dwell;
+        let bucket = DWELL_EDGES_S
+            .iter()
+            .position(|&e| dwell < f64::from(e))
+            .unwrap_or(DWELL_EDGES_S.len());
+        zone.bin.dwell_counts[bucket] += 1;
+        let kind = EventKind::Visit {
+            zone: zone.name.clone(),
+            track: v.track,
+            entered_us: secs_to_us(v.entered),
+            left_us: secs_to_us(v.left),
+            dwell_s: dwell,
+        };
+        out.push(event(settings, next_seq, version, secs_to_us(v.left), kind));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::BBox;
+
+    /// 2026-01-01T00:00:00Z.
+    const T0: u64 = 1_767_225_600_000_000;
+    const W: u32 = 1000;
+    const H: u32 = 1000;
+
+    const CONFIG: &str = r#"
+version = 7
+bin_minutes = 1
+passers_by = "street"
+
+[[lines]]
+name = "door"
+points = [[0.1, 0.5], [0.9, 0.5]]
+in_side = "left"      # walking left to right, left is up: in = towards y = 0
+
+[[zones]]
+name = "street"
+kind = "street"
+polygon = [[0.0, 0.8], [1.0, 0.8], [1.0, 1.0], [0.0, 1.0]]
+enter_s = 0.5
+exit_s = 1.0
+
+[[zones]]
+name = "till"
+kind = "queue"
+polygon = [[0.0, 0.0], [0.3, 0.0], [0.3, 0.3], [0.0, 0.3]]
+service_per_min = 2.0
+enter_s = 0.5
+exit_s = 1.0
+loiter_s = 20
+
+[[zones]]
+name = "back"
+kind = "inner"
+polygon = [[0.6, 0.0], [1.0, 0.0], [1.0, 0.2], [0.6, 0.2]]
+enter_s = 0.5
+
+[[zones]]
+name = "shelf"
+kind = "shelf"
+polygon = [[0.6, 0.2], [1.0, 0.2], [1.0, 0.4], [0.6, 0.4]]
+interaction_s = 3
+enter_s = 0.5
+exit_s = 1.0
+
+[heatmap]
+cols = 10
+rows = 10
+"#;
+
+    fn engine() -> Engine {
+        let cfg = AnalyticsConfig::parse(CONFIG).expect("config");
+        Engine::new(
+            &cfg,
+            EngineSettings {
+                camera_id: Arc::from("cam-7"),
+                first_bin_seq: 100,
+                first_event_seq: 500,
+                ..EngineSettings::default()
+            },
+        )
+    }
+
+    /// A track whose feet are at (x, y), normalised.
+    fn at(id: TrackId, x: f32, y: f32) -> TrackOut {
+        let (fx, fy) = (x * W as f32, y * H as f32);
+        TrackOut {
+            id,
+            bbox: BBox {
+                x1: fx - 20.0,
+                y1: fy - 100.0,
+                x2: fx + 20.0,
+                y2: fy,
+            },
+            class_id: 0,
+            score: 0.9,
+            age_s: 1.0,
+            observed: true,
+        }
+    }
+
+    /// Runs `frames` at 10 fps from `t0`, `people(i)` giving the tracks
+    /// of frame i; returns everything reported, finishing at the end.
+    fn run(
+        e: &mut Engine,
+        t0: u64,
+        frames: u64,
+        people: impl Fn(u64) -> Vec<TrackOut>,
+    ) -> Vec<Record> {
+        let mut out = Vec::new();
+        for i in 0..frames {
+            e.update(&people(i), W, H, t0 + i * 100_000, &mut out);
+        }
+        out
+    }
+
+    fn bins(records: &[Record]) -> Vec<&BinReport> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Bin(b) => Some(b.as_ref()),
+                Record::Event(_) => None,
+            })
+            .collect()
+    }
+
+    fn events(records: &[Record]) -> Vec<&Event> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Event(e) => Some(e),
+                Record::Bin(_) => None,
+            })
+            .collect()
+    }
+
+    /// Feet y going from `from` to `to` over `n` frames.
+    fn lerp(from: f32, to: f32, i: u64, n: u64) -> f32 {
+        from + (to - from) * (i.min(n) as f32 / n as f32)
+    }
+
+    #[test]
+    fn entries_passers_by_and_entry_rate_in_a_wall_clock_bin() {
+        let mut e = engine();
+        // 10 s: track 1 walks from the street in through the door; tracks
+        // 2 and 3 walk along the street; track 4 comes out of the store.
+        let mut out = run(&mut e, T0 + 5_000_000, 100, |i| {
+            let mut v = vec![at(1, 0.5, lerp(0.95, 0.3, i, 60))];
+            v.push(at(2, lerp(0.0, 1.0, i, 100), 0.9));
+            v.push(at(3, lerp(1.0, 0.0, i, 100), 0.92));
+            v.push(at(4, 0.3, lerp(0.3, 0.7, i, 60)));
+            v
+        });
+        // Nothing closes before the minute is over...
+        assert!(bins(&out).is_empty());
+        // ...then a frame in the next minute closes it.
+        e.update(&[], W, H, T0 + 60_000_000, &mut out);
+        e.finish(&mut out);
+        let b = bins(&out);
+        assert_eq!(b.len(), 2, "the open bin is closed at the end");
+        let first = b[0];
+        assert_eq!(
+            (first.seq, first.start_us, first.end_us),
+            (100, T0, T0 + 60_000_000)
+        );
+        assert_eq!(first.camera.as_ref(), "cam-7");
+        assert_eq!(first.config_version, 7);
+        assert_eq!((first.entries, first.exits), (1, 1));
+        assert_eq!(first.lines[0].classes["person"], InOut { r#in: 1, out: 1 });
+        // Track 1 visited the street zone but entered: not a passer-by.
+        assert_eq!(first.passers_by, 2);
+        assert_eq!(first.entry_rate, Some(1.0 / 3.0));
+        assert_eq!(b[1].seq, 101);
+        let ev = events(&out);
+        let crossings: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Crossing {
+                    track, direction, ..
+                } => Some((*track, *direction)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(crossings, vec![(4, Direction::Out), (1, Direction::In)]);
+        // Event numbers continue the stored sequence, in order.
+        let seqs: Vec<u64> = ev.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs[0], 500);
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+        // The JSON carries the schema's names.
+        let first_bin = out
+            .iter()
+            .find(|r| matches!(r, Record::Bin(_)))
+            .expect("a bin");
+        let json = serde_json::to_value(first_bin).expect("json");
+        assert_eq!(json["type"], "bin");
+        assert_eq!(json["start"], "2026-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn store_occupancy_follows_the_door_and_never_goes_negative() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        // Two people come out of a store the camera believed empty.
+        out.extend(run(&mut e, T0, 40, |i| {
+            vec![
+                at(1, 0.3, lerp(0.3, 0.7, i, 30)),
+                at(2, 0.6, lerp(0.3, 0.7, i, 30)),
+            ]
+        }));
+        e.finish(&mut out);
+        let b = bins(&out)[0];
+        assert_eq!(b.exits, 2);
+        assert_eq!(b.store.occupancy, 0);
+        // Both were seen inside first, so the count was raised to 2, then
+        // went back to 0: no clamping needed.
+        assert_eq!(b.store.drift.raised_by, 2);
+        assert_eq!(b.store.drift.clamped_exits, 0);
+    }
+
+    #[test]
+    fn queue_length_wait_loitering_and_dwell() {
+        let mut e = engine();
+        // Two people stand at the till for 30 s, then leave.
+        let mut out = run(&mut e, T0, 400, |i| {
+            if i < 300 {
+                vec![at(1, 0.1, 0.2), at(2, 0.2, 0.2)]
+            } else {
+                vec![]
+            }
+        });
+        e.finish(&mut out);
+        let b = bins(&out)[0];
+        let till = b
+            .zones
+            .iter()
+            .find(|z| z.name.as_ref() == "till")
+            .expect("till");
+        assert_eq!(till.max_occupancy, 2);
+        assert_eq!((till.entries, till.exits), (2, 2));
+        let q = till.queue.expect("queue figures");
+        // 2 people × 30 s of 40 s observed = 1.5 people on average; the
+        // wait at 2 served per minute is length / 2 minutes.
+        assert!((q.avg_length - 1.5).abs() < 0.05, "{q:?}");
+        assert!((q.avg_wait_s - 45.0).abs() < 1.5, "{q:?}");
+        assert_eq!(q.length, 0);
+        let dwell = till.dwell_mean_s.expect("dwell");
+        assert!((dwell - 29.9).abs() < 0.2, "{dwell}");
+        // 29.9 s falls in the 15..30 s bucket.
+        assert_eq!(till.dwell_histogram.counts[2], 2);
+        assert_eq!(till.loitering, 2);
+        let loiter = events(&out)
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Loitering { .. }))
+            .count();
+        assert_eq!(loiter, 2);
+    }
+
+    #[test]
+    fn the_funnel_counts_deep_visits_and_shelf_interactions_once_per_track() {
+        let mut e = engine();
+        // Track 1: street → door → shelf for 5 s → back zone.
+        // Track 2: walks by the shelf for 1 s: no interaction.
+        let mut out = run(&mut e, T0, 200, |i| {
+            let p1 = match i {
+                0..40 => (0.8, lerp(0.95, 0.45, i, 40)),
+                40..100 => (0.8, 0.3),
+                _ => (0.8, 0.1),
+            };
+            let mut v = vec![at(1, p1.0, p1.1)];
+            if (50..60).contains(&i) {
+                v.push(at(2, 0.7, 0.3));
+            }
+            v
+        });
+        e.finish(&mut out);
+        let b = bins(&out)[0];
+        assert_eq!(
+            b.funnel,
+            Funnel {
+                passers_by: 0,
+                entries: 1,
+                deep_visits: 1,
+                shelf_interactions: 1,
+            }
+        );
+        let shelf = b
+            .zones
+            .iter()
+            .find(|z| z.name.as_ref() == "shelf")
+            .expect("shelf");
+        assert_eq!(shelf.interactions, Some(1));
+    }
+
+    #[test]
+    fn the_heatmap_sums_person_seconds() {
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 101, |_| {
+            vec![at(1, 0.05, 0.05), at(2, 0.95, 0.95)]
+        });
+        e.finish(&mut out);
+        let h = bins(&out)[0].heatmap.as_ref().expect("heatmap");
+        assert_eq!((h.cols, h.rows), (10, 10));
+        assert!((h.person_seconds[0] - 10.0).abs() < 0.01);
+        assert!((h.person_seconds[99] - 10.0).abs() < 0.01);
+        assert!((h.person_seconds.iter().sum::<f32>() - 20.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn coasting_tracks_are_not_counted() {
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 60, |i| {
+            let mut t = at(1, 0.5, lerp(0.9, 0.2, i, 60));
+            // The detector lost the person while crossing: the tracker's
+            // prediction must not count.
+            t.observed = !(20..60).contains(&i);
+            vec![t]
+        });
+        e.finish(&mut out);
+        assert_eq!(bins(&out)[0].entries, 0);
+    }
+}
