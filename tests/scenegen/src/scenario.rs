@@ -57,7 +57,7 @@ fn default_fps() -> u32 {
     10
 }
 fn default_height_at_top() -> f64 {
-    0.30
+    0.20
 }
 fn default_height_at_bottom() -> f64 {
     0.62
