@@ -19,11 +19,38 @@ pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Analytics configuration (lines, zones, bins): a TOML file. Without
+    /// it the pipeline writes detections; with it, bins and events.
+    #[serde(default)]
+    pub analytics: Option<PathBuf>,
+    #[serde(default)]
+    pub camera: CameraConfig,
     pub source: SourceConfig,
     #[serde(default)]
     pub detector: DetectorConfig,
     #[serde(default)]
     pub output: OutputConfig,
+}
+
+/// Who this camera is.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Carried by every bin and event.
+    #[serde(default = "default_camera_id")]
+    pub id: String,
+}
+
+fn default_camera_id() -> String {
+    "camera".to_string()
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            id: default_camera_id(),
+        }
+    }
 }
 
 /// Where frames come from.
@@ -144,6 +171,43 @@ impl Config {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// Take frames from `path` instead: a V4L2 device (`/dev/…`; the
+    /// configured format and size are kept when the config already names
+    /// a camera), or a directory or MJPEG file played at `fps`.
+    pub fn override_source(&mut self, path: PathBuf, fps: f64) -> Result<(), ConfigError> {
+        self.source = if path.starts_with("/dev") {
+            match &self.source {
+                SourceConfig::V4l2(v) => SourceConfig::V4l2(V4l2Config {
+                    device: path,
+                    ..v.clone()
+                }),
+                _ => SourceConfig::V4l2(V4l2Config {
+                    device: path,
+                    format: crate::capture::PixelFormat::Yuyv,
+                    width: 640,
+                    height: 480,
+                    fps: 10,
+                    buffers: 4,
+                    timeout_ms: 2000,
+                }),
+            }
+        } else {
+            SourceConfig::Files(FilesConfig {
+                fps,
+                ..FilesConfig::new(path)
+            })
+        };
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                origin: "--source".to_string(),
+                problems,
+            })
+        }
+    }
+
     /// The built-in default.
     pub fn default_config() -> Result<Self, ConfigError> {
         Self::parse(DEFAULT_CONFIG, "built-in default")
@@ -152,6 +216,9 @@ impl Config {
     /// Every problem serde cannot see, with its path.
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if self.camera.id.trim().is_empty() || self.camera.id.len() > 64 {
+            p.push("camera.id: must be 1 to 64 bytes".to_string());
+        }
         let fps_ok = |fps: f64| fps.is_finite() && fps > 0.0;
         match &self.source {
             SourceConfig::V4l2(v) => {

@@ -37,10 +37,30 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
-    /// Run source → detector from a config file, writing JSON lines.
+    /// Run source → detector (→ tracker → analytics), writing JSON lines:
+    /// detections per frame, or bins and events with `--analytics`.
     Run {
+        /// Application config (default: the built-in one).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Frames from a directory of JPEG/PNG files, an MJPEG file, or a
+        /// V4L2 device (`/dev/videoN`); overrides the config's source.
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// Frame rate of a directory or file source.
+        #[arg(long, default_value_t = 10.0)]
+        fps: f64,
+        /// Analytics config (lines, zones, bins); overrides the config's.
+        #[arg(long)]
+        analytics: Option<PathBuf>,
+        /// JSON-lines output file ("-": standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, env = model::MODELS_DIR_ENV)]
+        models_dir: Option<PathBuf>,
+        /// Camera id carried by bins and events; overrides the config's.
+        #[arg(long)]
+        camera_id: Option<String>,
     },
     /// Per-stage timings as JSON (medians and p95 in ms).
     Bench {
@@ -137,11 +157,34 @@ fn main_inner(cli: Cli) -> Result<()> {
             threads,
             images,
         } => detect(models_dir, &model, classes, threads, &images),
-        Command::Run { config } => {
-            let cfg = match config {
+        Command::Run {
+            config,
+            source,
+            fps,
+            analytics,
+            output,
+            models_dir,
+            camera_id,
+        } => {
+            let mut cfg = match config {
                 Some(p) => Config::load(&p)?,
                 None => Config::default_config()?,
             };
+            if let Some(src) = source {
+                cfg.override_source(src, fps)?;
+            }
+            if analytics.is_some() {
+                cfg.analytics = analytics;
+            }
+            if output.is_some() {
+                cfg.output.path = output;
+            }
+            if models_dir.is_some() {
+                cfg.detector.models_dir = models_dir;
+            }
+            if let Some(id) = camera_id {
+                cfg.camera.id = id;
+            }
             let summary = pipeline::run(&cfg)?;
             eprintln!("{}", serde_json::to_string(&summary)?);
             Ok(())

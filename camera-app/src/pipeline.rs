@@ -1,8 +1,11 @@
-//! Source → detector → JSON lines.
+//! Source → detector → (tracker → analytics) → JSON lines.
 //!
 //! One loop, one thread: take a frame, decode it if compressed, detect,
-//! write a record. A broken frame is skipped and counted, never fatal; a
-//! source error (a vanished camera) is logged and retried with backoff.
+//! hand the detections on. Without an analytics configuration each frame's
+//! detections are written; with one, the tracker and the analytics engine
+//! turn them into bins and events. A broken frame is skipped and counted,
+//! never fatal; a source error (a vanished camera) is logged and retried
+//! with backoff.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,6 +13,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::analytics::config::{AnalyticsConfig, Rejected};
+use crate::analytics::engine::{Engine, EngineSettings};
+use crate::analytics::report::Record;
 use crate::capture::files::{FileSource, decode_mjpeg};
 use crate::capture::synthetic::SyntheticSource;
 use crate::capture::v4l2::V4l2Source;
@@ -17,6 +23,7 @@ use crate::capture::{Frame, FrameSource, PixelFormat, SourceError, SourceStats};
 use crate::config::{Config, SourceConfig};
 use crate::detect::{Detection, Detector};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
+use crate::track::{Tracker, TrackerConfig};
 
 /// Errors that stop the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +32,14 @@ pub enum PipelineError {
     Model(#[from] ModelError),
     #[error("frame source: {0}")]
     Source(#[source] SourceError),
+    #[error("cannot read analytics config {path}: {source}")]
+    AnalyticsRead {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("analytics config {path}: {rejected}")]
+    Analytics { path: String, rejected: Rejected },
     #[error("writing results to {path}: {source}")]
     Output {
         path: String,
@@ -49,6 +64,15 @@ impl DetectionRecord {
             box_xyxy: [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2],
         }
     }
+}
+
+/// What the stages after the detector need to know of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameMeta {
+    pub seq: u64,
+    pub timestamp_us: u64,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// One frame's results, one JSON line.
@@ -101,15 +125,81 @@ pub fn build_detector(cfg: &Config) -> Result<(Manifest, Detector), ModelError> 
     Ok((manifest, detector))
 }
 
+/// Load and validate an analytics configuration file.
+pub fn load_analytics(path: &Path) -> Result<AnalyticsConfig, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::AnalyticsRead {
+        path: path.display().to_string(),
+        source,
+    })?;
+    AnalyticsConfig::parse(&text).map_err(|rejected| PipelineError::Analytics {
+        path: path.display().to_string(),
+        rejected,
+    })
+}
+
+/// Detections → tracks → bins and events.
+#[derive(Debug)]
+pub struct PeopleCounter {
+    tracker: Tracker,
+    engine: Engine,
+    records: Vec<Record>,
+}
+
+impl PeopleCounter {
+    pub fn new(config: &AnalyticsConfig, camera_id: &str, manifest: &Manifest) -> Self {
+        let tracker = TrackerConfig::default();
+        let settings = EngineSettings {
+            camera_id: camera_id.into(),
+            labels: manifest
+                .labels
+                .iter()
+                .map(|l| std::sync::Arc::from(l.as_str()))
+                .collect(),
+            forget_s: tracker.lost_timeout_s + 1.5,
+            ..EngineSettings::default()
+        };
+        Self {
+            tracker: Tracker::new(tracker),
+            engine: Engine::new(config, settings),
+            records: Vec::new(),
+        }
+    }
+
+    /// One frame; returns the bins and events it produced.
+    pub fn frame(&mut self, meta: &FrameMeta, dets: &[Detection]) -> &[Record] {
+        self.records.clear();
+        let tracks = self.tracker.update(dets, meta.timestamp_us as f64 / 1e6);
+        self.engine.update(
+            tracks,
+            meta.width,
+            meta.height,
+            meta.timestamp_us,
+            &mut self.records,
+        );
+        &self.records
+    }
+
+    /// End of input: the last bin and open visits.
+    pub fn finish(&mut self) -> &[Record] {
+        self.records.clear();
+        self.engine.finish(&mut self.records);
+        &self.records
+    }
+}
+
 /// Run the configured pipeline to the end of the source (or
-/// `output.max_frames`), writing JSON lines to the configured output.
+/// `output.max_frames`), writing JSON lines to the configured output:
+/// bins and events when an analytics configuration is given, detections
+/// otherwise.
 pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
+    let analytics = cfg.analytics.as_deref().map(load_analytics).transpose()?;
     let (manifest, mut detector) = build_detector(cfg)?;
     let mut source = open_source(&cfg.source).map_err(PipelineError::Source)?;
     tracing::info!(
         source = %source.describe(),
         model = %manifest.name,
         backend = detector.backend_name(),
+        analytics = analytics.is_some(),
         "pipeline started"
     );
     let out_path = cfg.output.path.as_deref().filter(|p| *p != Path::new("-"));
@@ -124,40 +214,73 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    let summary = run_loop(
-        source.as_mut(),
-        &mut detector,
-        &manifest,
-        cfg.output.max_frames,
-        |rec| {
-            serde_json::to_writer(&mut out, rec).map_err(std::io::Error::other)?;
-            out.write_all(b"\n")
-        },
-    )?;
+    let summary = match &analytics {
+        Some(a) => {
+            let mut counter = PeopleCounter::new(a, &cfg.camera.id, &manifest);
+            let summary = run_loop(
+                source.as_mut(),
+                &mut detector,
+                cfg.output.max_frames,
+                |meta, dets| {
+                    for r in counter.frame(meta, dets) {
+                        write_line(&mut out, r)?;
+                    }
+                    Ok(())
+                },
+            )?;
+            for r in counter.finish() {
+                write_line(&mut out, r).map_err(out_err)?;
+            }
+            summary
+        }
+        None => {
+            let mut record = FrameRecord {
+                seq: 0,
+                timestamp_us: 0,
+                width: 0,
+                height: 0,
+                detections: Vec::new(),
+            };
+            run_loop(
+                source.as_mut(),
+                &mut detector,
+                cfg.output.max_frames,
+                |meta, dets| {
+                    record.seq = meta.seq;
+                    record.timestamp_us = meta.timestamp_us;
+                    record.width = meta.width;
+                    record.height = meta.height;
+                    record.detections.clear();
+                    record
+                        .detections
+                        .extend(dets.iter().map(|d| DetectionRecord::new(d, &manifest)));
+                    write_line(&mut out, &record)
+                },
+            )?
+        }
+    };
     out.flush().map_err(out_err)?;
     tracing::info!(?summary, "pipeline finished");
     Ok(summary)
+}
+
+/// One JSON line.
+fn write_line<T: Serialize>(out: &mut dyn Write, v: &T) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, v).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
 }
 
 /// The loop itself, with the output injected.
 pub fn run_loop(
     source: &mut dyn FrameSource,
     detector: &mut Detector,
-    manifest: &Manifest,
     max_frames: Option<u64>,
-    mut emit: impl FnMut(&FrameRecord) -> std::io::Result<()>,
+    mut emit: impl FnMut(&FrameMeta, &[Detection]) -> std::io::Result<()>,
 ) -> Result<RunSummary, PipelineError> {
     let mut s = RunSummary::default();
     let emit_err = |source| PipelineError::Output {
         path: "output".into(),
         source,
-    };
-    let mut record = FrameRecord {
-        seq: 0,
-        timestamp_us: 0,
-        width: 0,
-        height: 0,
-        detections: Vec::new(),
     };
     while max_frames.is_none_or(|m| s.processed < m) {
         let frame = match source.next_frame() {
@@ -190,15 +313,13 @@ pub fn run_loop(
         let t = Instant::now();
         match detector.detect(frame) {
             Ok(dets) => {
-                record.seq = frame.seq;
-                record.timestamp_us = frame.timestamp.as_micros();
-                record.width = frame.width;
-                record.height = frame.height;
-                record.detections.clear();
-                record
-                    .detections
-                    .extend(dets.iter().map(|d| DetectionRecord::new(d, manifest)));
-                emit(&record).map_err(emit_err)?;
+                let meta = FrameMeta {
+                    seq: frame.seq,
+                    timestamp_us: frame.timestamp.as_micros(),
+                    width: frame.width,
+                    height: frame.height,
+                };
+                emit(&meta, dets).map_err(emit_err)?;
                 s.processed += 1;
                 tracing::debug!(seq = frame.seq, people = dets.len(), took = ?t.elapsed(), "frame");
             }
@@ -313,7 +434,14 @@ mod tests {
         let (m, mut det) = detector();
         let mut records = Vec::new();
         let mut once = false;
-        let summary = run_loop(&mut src, &mut det, &m, Some(4), |r| {
+        let summary = run_loop(&mut src, &mut det, Some(4), |meta, dets| {
+            let r = FrameRecord {
+                seq: meta.seq,
+                timestamp_us: meta.timestamp_us,
+                width: meta.width,
+                height: meta.height,
+                detections: dets.iter().map(|d| DetectionRecord::new(d, &m)).collect(),
+            };
             if !once && r.seq == 1 {
                 shared
                     .lock()
@@ -322,7 +450,7 @@ mod tests {
                     .push_back(libc::ENOENT);
                 once = true;
             }
-            records.push(r.clone());
+            records.push(r);
             Ok(())
         })
         .expect("run");
@@ -346,9 +474,9 @@ mod tests {
         script.events = [frame_event(0), Event::Vanish].into();
         let shared = Arc::new(Mutex::new(script));
         let mut src = fake_camera(&shared);
-        let (m, mut det) = detector();
+        let (_, mut det) = detector();
         // After the unplug a different camera appears that cannot do YUYV.
-        let err = run_loop(&mut src, &mut det, &m, None, |_| {
+        let err = run_loop(&mut src, &mut det, None, |_, _| {
             shared.lock().expect("lock").offer_fourcc = Some(*b"MJPG");
             Ok(())
         })

@@ -107,10 +107,22 @@ struct TrackInfo {
     entered: bool,
     /// Crossed the passers-by line or visited the street zone.
     passed: bool,
+    /// Last seen outside the street zone (when there is one). A passer-by
+    /// leaves along the street; a track that ends on the store's side of
+    /// it went somewhere else (often: its person was taken over by
+    /// another track), and is not counted as passing.
+    off_street: bool,
+
     /// Reached an inner zone.
     deep: bool,
     /// Shelf zones (by index) where an interaction was counted.
     shelf_done: u32,
+}
+
+impl TrackInfo {
+    fn passed_by(&self) -> bool {
+        self.passed && !self.entered && !self.off_street
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -136,6 +148,8 @@ pub struct Engine {
     next_event_seq: u64,
     tracks: Vec<TrackInfo>,
     last_t_us: Option<u64>,
+    /// Time zero of the engine's internal seconds.
+    origin_us: Option<u64>,
     /// Seconds since the previous frame (capped).
     frame_dt: f64,
     totals: BinTotals,
@@ -188,6 +202,7 @@ impl Engine {
             settings,
             tracks: Vec::new(),
             last_t_us: None,
+            origin_us: None,
             frame_dt: 0.0,
             totals: BinTotals::default(),
             visits: Vec::new(),
@@ -220,7 +235,10 @@ impl Engine {
         t_us: u64,
         out: &mut Vec<Record>,
     ) {
-        let t = t_us as f64 / 1e6;
+        // Seconds from the first frame: epoch seconds in an f64 would
+        // leave only a few hundred nanoseconds of resolution.
+        let origin = *self.origin_us.get_or_insert(t_us);
+        let t = t_us.saturating_sub(origin) as f64 / 1e6;
         // Tracks that ended before this frame belong to the bin they were
         // seen in, even after a gap in the frames.
         self.expire(t);
@@ -247,6 +265,7 @@ impl Engine {
                         last_seen: t,
                         entered: false,
                         passed: false,
+                        off_street: false,
                         deep: false,
                         shelf_done: 0,
                     });
@@ -341,8 +360,12 @@ impl Engine {
         ti: usize,
         out: &mut Vec<Record>,
     ) {
+        let origin = self.origin_us.unwrap_or(0);
         for (zi, zone) in self.zones.iter_mut().enumerate() {
             let info = &mut self.tracks[ti];
+            if zone.street {
+                info.off_street = !zone.tracker.contains(p);
+            }
             match zone.tracker.observe(id, p, t) {
                 ZoneChange::None => {}
                 ZoneChange::Entered { .. } => {
@@ -360,7 +383,7 @@ impl Engine {
                     let kind = EventKind::Loitering {
                         zone: zone.name.clone(),
                         track: id,
-                        since_us: secs_to_us(since),
+                        since_us: secs_to_us(origin, since),
                     };
                     out.push(event(
                         &self.settings,
@@ -392,6 +415,7 @@ impl Engine {
             self.visits.clear();
             zone.tracker.settle(t, &mut self.visits);
             record_visits(
+                self.origin_us.unwrap_or(0),
                 zone,
                 &self.visits,
                 &self.settings,
@@ -411,7 +435,7 @@ impl Engine {
         let totals = &mut self.totals;
         self.tracks.retain(|i| {
             let keep = t - i.last_seen <= forget;
-            if !keep && i.passed && !i.entered {
+            if !keep && i.passed_by() {
                 totals.passers_by += 1;
             }
             keep
@@ -428,6 +452,7 @@ impl Engine {
             self.visits.clear();
             zone.tracker.close_all(&mut self.visits);
             record_visits(
+                self.origin_us.unwrap_or(0),
                 zone,
                 &self.visits,
                 &self.settings,
@@ -437,7 +462,7 @@ impl Engine {
             );
         }
         for i in self.tracks.drain(..) {
-            if i.passed && !i.entered {
+            if i.passed_by() {
                 self.totals.passers_by += 1;
             }
         }
@@ -558,8 +583,9 @@ impl Engine {
     }
 }
 
-fn secs_to_us(t: f64) -> u64 {
-    (t * 1e6).round().max(0.0) as u64
+/// Engine seconds back to µs since the Unix epoch.
+fn secs_to_us(origin_us: u64, t: f64) -> u64 {
+    origin_us + (t * 1e6).round().max(0.0) as u64
 }
 
 fn event(
@@ -581,6 +607,7 @@ fn event(
 }
 
 fn record_visits(
+    origin_us: u64,
     zone: &mut ZoneUnit,
     visits: &[Visit],
     settings: &EngineSettings,
@@ -600,11 +627,17 @@ fn record_visits(
         let kind = EventKind::Visit {
             zone: zone.name.clone(),
             track: v.track,
-            entered_us: secs_to_us(v.entered),
-            left_us: secs_to_us(v.left),
+            entered_us: secs_to_us(origin_us, v.entered),
+            left_us: secs_to_us(origin_us, v.left),
             dwell_s: dwell,
         };
-        out.push(event(settings, next_seq, version, secs_to_us(v.left), kind));
+        out.push(event(
+            settings,
+            next_seq,
+            version,
+            secs_to_us(origin_us, v.left),
+            kind,
+        ));
     }
 }
 

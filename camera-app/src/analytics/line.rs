@@ -12,6 +12,14 @@
 use super::geom::{Point, Polyline};
 use crate::track::TrackId;
 
+/// A track lost for at least this long (and at most the maximum) can be
+/// continued by a new track appearing near where it was lost. The minimum
+/// keeps a new track from taking over a person who is still in view.
+const BRIDGE_MIN_GAP_S: f64 = 0.3;
+const BRIDGE_MAX_GAP_S: f64 = 2.0;
+/// How far (normalised) from where it was lost.
+const BRIDGE_RADIUS: f32 = 0.25;
+
 /// Which way a track crossed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,16 +95,27 @@ impl LineCounter {
         } else {
             -1
         };
-        let Some(idx) = self.tracks.iter().position(|s| s.id == id) else {
-            self.tracks.push(TrackState {
-                id,
-                side: decided,
-                anchor: p,
-                counted_in: false,
-                counted_out: false,
-                last_seen: t,
-            });
-            return None;
+        let idx = match self.tracks.iter().position(|s| s.id == id) {
+            Some(i) => i,
+            None => match self.bridge(p, t, decided) {
+                // The detector lost this person near the line and the
+                // tracker found them again under a new id: continue.
+                Some(i) => {
+                    self.tracks[i].id = id;
+                    i
+                }
+                None => {
+                    self.tracks.push(TrackState {
+                        id,
+                        side: decided,
+                        anchor: p,
+                        counted_in: false,
+                        counted_out: false,
+                        last_seen: t,
+                    });
+                    return None;
+                }
+            },
         };
         let in_sign: i8 = match self.in_side {
             InSide::Left => 1,
@@ -135,6 +154,30 @@ impl LineCounter {
             direction,
             t,
         })
+    }
+
+    /// A lost track that a new track at `p` (decided side `side`) most
+    /// likely continues: lost for a while but not long, last seen near `p`
+    /// on the other side.
+    fn bridge(&self, p: Point, t: f64, side: i8) -> Option<usize> {
+        if side == 0 {
+            return None;
+        }
+        let r2 = BRIDGE_RADIUS * BRIDGE_RADIUS;
+        self.tracks
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                let gap = t - s.last_seen;
+                s.side == -side && (BRIDGE_MIN_GAP_S..=BRIDGE_MAX_GAP_S).contains(&gap)
+            })
+            .map(|(i, s)| {
+                let (dx, dy) = (s.anchor.x - p.x, s.anchor.y - p.y);
+                (i, dx * dx + dy * dy)
+            })
+            .filter(|&(_, d2)| d2 <= r2)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
     }
 
     /// Whether the track was last seen clearly on the "in" side.
@@ -241,5 +284,25 @@ mod tests {
         walk(&mut c, 1, &[0.3, 0.7], 0.5);
         c.expire(100.0);
         assert!(c.tracks.is_empty());
+    }
+
+    #[test]
+    fn a_track_lost_at_the_line_and_found_again_under_a_new_id_counts_once() {
+        let mut c = door();
+        // Track 1 walks up to the line from the "out" side and is lost;
+        // 1 s later track 2 appears just past it.
+        assert!(walk(&mut c, 1, &[0.3, 0.35, 0.4, 0.45], 0.5).is_empty());
+        let x = c.observe(2, Point::new(0.52, 0.56), 1.5);
+        assert_eq!(x.map(|x| x.direction), Some(Direction::In));
+        assert_eq!(c.observe(2, Point::new(0.52, 0.6), 1.6), None);
+        // Somebody still in view is not taken over: track 3 is seen on the
+        // "out" side right up to the frame where track 4 appears.
+        let mut c = door();
+        walk(&mut c, 3, &[0.3, 0.35, 0.4], 0.5);
+        assert_eq!(c.observe(4, Point::new(0.5, 0.6), 0.25), None);
+        // Nor somebody lost far away.
+        let mut c = door();
+        walk(&mut c, 5, &[0.3, 0.35], 0.2);
+        assert_eq!(c.observe(6, Point::new(0.8, 0.7), 1.0), None);
     }
 }

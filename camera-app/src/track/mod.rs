@@ -59,6 +59,9 @@ pub struct TrackerConfig {
     /// predicted box, for this long: a one-frame miss should not make a
     /// person vanish from occupancy or dwell.
     pub coast_s: f64,
+    /// A detection is not matched to a track whose box height differs by
+    /// more than this factor.
+    pub max_height_ratio: f32,
 }
 
 impl Default for TrackerConfig {
@@ -73,6 +76,7 @@ impl Default for TrackerConfig {
             lost_timeout_s: 1.5,
             duplicate_iou: 0.85,
             coast_s: 0.2,
+            max_height_ratio: 1.5,
         }
     }
 }
@@ -340,7 +344,13 @@ impl Tracker {
             let tb = self.tracks[ti].bbox();
             for &d in cands {
                 let det = &dets[d];
-                let sim = if det.class_id == self.tracks[ti].class_id {
+                let (th, dh) = (tb.y2 - tb.y1, det.bbox.y2 - det.bbox.y1);
+                let ratio = self.config.max_height_ratio;
+                // A box of a very different height is another person, two
+                // people merged, or a part of one (the legs hidden): its
+                // bottom edge is not this person's feet.
+                let plausible = dh <= th * ratio && th <= dh * ratio;
+                let sim = if det.class_id == self.tracks[ti].class_id && plausible {
                     let i = iou(&tb, &det.bbox);
                     if fuse_score { i * det.score } else { i }
                 } else {
