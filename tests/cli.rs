@@ -272,3 +272,75 @@ fn demo_shows_what_it_sees() {
     let written = std::fs::read_dir(&out_dir).expect("out dir").count();
     assert_eq!(written, 7);
 }
+
+/// `run --source DIR --analytics FILE --output FILE`: a generated scene of
+/// one person walking in becomes one bin with one entry and a crossing
+/// event, all carrying the camera id and the config version.
+#[test]
+fn run_with_analytics_writes_bins_and_events() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let scenario = scenegen::Scenario::load(&scenegen::scenarios_dir().join("single_in.toml"))
+        .expect("scenario");
+    let scene = dir.path().join("scene");
+    scenegen::render(&scenario, &images_dir(), &scene).expect("render");
+    let output = dir.path().join("bins.jsonl");
+    let out = run(camera_app()
+        .arg("run")
+        .arg("--source")
+        .arg(scene.join("frames"))
+        .args(["--fps", "10", "--camera-id", "shop-7-door"])
+        .arg("--analytics")
+        .arg(scene.join("analytics.toml"))
+        .arg("--output")
+        .arg(&output)
+        .arg("--models-dir")
+        .arg(models_dir()));
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&output).expect("output");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let bins: Vec<_> = records.iter().filter(|r| r["type"] == "bin").collect();
+    assert_eq!(bins.len(), 1, "{text}");
+    let bin = bins[0];
+    assert_eq!(bin["camera"], "shop-7-door");
+    assert_eq!(bin["seq"], 0);
+    assert_eq!(bin["start"], "2026-01-01T00:00:00.000000Z");
+    assert_eq!(bin["entries"], 1);
+    assert_eq!(bin["exits"], 0);
+    let crossings: Vec<_> = records
+        .iter()
+        .filter(|r| r["event"] == "crossing")
+        .collect();
+    assert_eq!(crossings.len(), 1, "{text}");
+    assert_eq!(crossings[0]["direction"], "in");
+    assert_eq!(crossings[0]["line"], "door");
+    assert_eq!(crossings[0]["class"], "person");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["config_version"] == bin["config_version"])
+    );
+}
+
+#[test]
+fn a_bad_analytics_config_is_refused_with_every_reason() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("analytics.toml");
+    std::fs::write(
+        &path,
+        "version = 1\nbin_minutes = 7\n[[lines]]\nname = \"door\"\npoints = [[0.1, 0.5], [0.1, 0.5]]\nin_side = \"left\"\n",
+    )
+    .expect("write");
+    let out = run(camera_app()
+        .args(["run", "--analytics"])
+        .arg(&path)
+        .arg("--models-dir")
+        .arg(models_dir()));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for part in ["bin_minutes", "lines[0].points", "analytics.toml"] {
+        assert!(err.contains(part), "{part} missing in {err}");
+    }
+}

@@ -66,6 +66,9 @@ pub struct BenchReport {
     pub stages: Vec<StageReport>,
     /// Tracker update for a frame of 100 people walking (ms).
     pub tracker_100_people_ms: Stat,
+    /// Tracker and every kind of analytics ([`CROWD_ANALYTICS`]) for the
+    /// same frames (ms).
+    pub tracker_analytics_100_people_ms: Stat,
     /// onnxruntime's median on the same machine, when given, and our
     /// inference median (first stage) divided by it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,6 +217,7 @@ pub fn run(
         content: image.map_or("synthetic".to_string(), |p| p.display().to_string()),
         stages,
         tracker_100_people_ms: bench_tracker(iterations.max(200)),
+        tracker_analytics_100_people_ms: bench_analytics(iterations.max(200)),
         onnxruntime: None,
     })
 }
@@ -239,6 +243,93 @@ pub fn crowd(frame: u32, out: &mut Vec<crate::detect::Detection>) {
             },
         });
     }
+}
+
+/// Size of the crowd's frames.
+pub const CROWD_FRAME: (u32, u32) = (1920, 1080);
+
+/// 2026-01-01T00:00:00Z: the crowd's first frame, at the start of a bin.
+pub const CROWD_START_US: u64 = 1_767_225_600_000_000;
+
+/// Analytics over the crowd: every kind of line and zone, so the
+/// benchmark and the allocation test exercise all of them. The crowd walks
+/// right across the vertical door line.
+pub const CROWD_ANALYTICS: &str = r#"
+version = 1
+bin_minutes = 1
+passers_by = "street"
+
+[[lines]]
+name = "door"
+points = [[0.5, 0.0], [0.5, 1.0]]
+in_side = "left"
+
+[[lines]]
+name = "street"
+points = [[0.1, 0.0], [0.1, 0.5], [0.1, 1.0]]
+in_side = "right"
+
+[[zones]]
+name = "front"
+polygon = [[0.0, 0.0], [0.4, 0.0], [0.4, 0.5], [0.0, 0.5]]
+loiter_s = 3
+
+[[zones]]
+name = "till"
+kind = "queue"
+polygon = [[0.4, 0.5], [0.8, 0.5], [0.8, 1.0], [0.4, 1.0]]
+service_per_min = 2.0
+
+[[zones]]
+name = "shelf"
+kind = "shelf"
+polygon = [[0.6, 0.0], [1.0, 0.0], [1.0, 0.5], [0.6, 0.5]]
+
+[[zones]]
+name = "back"
+kind = "inner"
+polygon = [[0.8, 0.5], [1.0, 0.5], [1.0, 1.0], [0.8, 1.0]]
+
+[[zones]]
+name = "pavement"
+kind = "street"
+polygon = [[0.0, 0.5], [0.4, 0.5], [0.3, 1.0], [0.0, 1.0]]
+
+[heatmap]
+cols = 32
+rows = 18
+"#;
+
+/// The analytics engine over [`CROWD_ANALYTICS`].
+pub fn crowd_engine() -> crate::analytics::engine::Engine {
+    use crate::analytics::config::AnalyticsConfig;
+    use crate::analytics::engine::{Engine, EngineSettings};
+    // The constant is valid; a test checks it.
+    let config = AnalyticsConfig::parse(CROWD_ANALYTICS).unwrap_or_else(|e| panic!("{e}"));
+    Engine::new(&config, EngineSettings::default())
+}
+
+fn bench_analytics(iterations: usize) -> Stat {
+    use crate::track::{Tracker, TrackerConfig};
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut engine = crowd_engine();
+    let mut dets = Vec::with_capacity(100);
+    let mut records = Vec::new();
+    let mut times = Vec::with_capacity(iterations);
+    for frame in 0..(iterations + 20) as u32 {
+        crowd(frame, &mut dets);
+        let t_us = CROWD_START_US + u64::from(frame) * 40_000;
+        let t0 = Instant::now();
+        records.clear();
+        let tracks = tracker.update(&dets, f64::from(frame) / 25.0);
+        engine.update(tracks, CROWD_FRAME.0, CROWD_FRAME.1, t_us, &mut records);
+        let took = t0.elapsed();
+        std::hint::black_box(records.len());
+        if frame >= 20 {
+            times.push(took);
+        }
+    }
+    Stat::of(times)
 }
 
 fn bench_tracker(iterations: usize) -> Stat {
@@ -273,6 +364,15 @@ struct Timings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_crowd_analytics_config_is_valid() {
+        assert!(
+            crate::analytics::config::AnalyticsConfig::parse(CROWD_ANALYTICS).is_ok(),
+            "{:?}",
+            crate::analytics::config::AnalyticsConfig::parse(CROWD_ANALYTICS)
+        );
+    }
 
     #[test]
     fn stat_median_and_p95() {

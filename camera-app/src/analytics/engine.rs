@@ -200,12 +200,12 @@ impl Engine {
             clock: BinClock::new(config.bin_minutes, settings.first_bin_seq),
             next_event_seq: settings.first_event_seq,
             settings,
-            tracks: Vec::new(),
+            tracks: Vec::with_capacity(super::TRACK_CAPACITY),
             last_t_us: None,
             origin_us: None,
             frame_dt: 0.0,
             totals: BinTotals::default(),
-            visits: Vec::new(),
+            visits: Vec::with_capacity(super::TRACK_CAPACITY),
         }
     }
 

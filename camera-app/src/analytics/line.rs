@@ -78,7 +78,7 @@ impl LineCounter {
             in_side,
             band,
             forget_s,
-            tracks: Vec::new(),
+            tracks: Vec::with_capacity(super::TRACK_CAPACITY),
             count_in: 0,
             count_out: 0,
         }

@@ -11,3 +11,8 @@ pub mod line;
 pub mod occupancy;
 pub mod report;
 pub mod zone;
+
+/// People in view the per-track tables are sized for up front, so that a
+/// busy scene does not allocate while it runs; more still work (the
+/// tables grow).
+pub const TRACK_CAPACITY: usize = 128;

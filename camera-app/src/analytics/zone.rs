@@ -144,7 +144,7 @@ impl ZoneTracker {
         Self {
             polygon,
             timing,
-            present: Vec::new(),
+            present: Vec::with_capacity(super::TRACK_CAPACITY),
         }
     }
 
