@@ -12,7 +12,7 @@ use crate::capture::v4l2::V4l2Config;
 use crate::preprocess::Colorimetry;
 
 /// The default configuration, built in: the synthetic source and the
-/// default model. `camera-app config default` prints it.
+/// default model. `camera-app default-config` prints it.
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 
 /// Top-level configuration.

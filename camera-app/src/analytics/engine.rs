@@ -239,8 +239,9 @@ impl Engine {
         // leave only a few hundred nanoseconds of resolution.
         let origin = *self.origin_us.get_or_insert(t_us);
         let t = t_us.saturating_sub(origin) as f64 / 1e6;
-        // Tracks that ended before this frame belong to the bin they were
-        // seen in, even after a gap in the frames.
+        // Tracks forgotten by now (unseen for `forget_s`) are decided
+        // before a new bin opens, so a gap in the frames longer than that
+        // does not push them into the next bin.
         self.expire(t);
         if let Some(bin) = self.clock.tick(t_us) {
             out.push(self.close_bin(bin));
@@ -329,12 +330,7 @@ impl Engine {
                     Direction::Out => self.occupancy.exited(),
                 }
             }
-            let class = self
-                .settings
-                .labels
-                .get(usize::from(tr.class_id))
-                .cloned()
-                .unwrap_or_else(|| Arc::from("unknown"));
+            let class = label(&self.settings.labels, tr.class_id);
             let kind = EventKind::Crossing {
                 line: line.name.clone(),
                 track: tr.id,
@@ -395,8 +391,11 @@ impl Engine {
                 }
             }
             let bit = 1u32 << (zi % 32);
+            // Counted while the person is still there: a short stay does not
+            // grow into an interaction during the exit inertia.
             if zone.kind == ZoneKind::Shelf
                 && info.shelf_done & bit == 0
+                && zone.tracker.contains(p)
                 && zone
                     .tracker
                     .visit_start(id)
@@ -482,13 +481,7 @@ impl Engine {
                 let classes: BTreeMap<Arc<str>, InOut> = b
                     .classes
                     .iter()
-                    .map(|(k, io)| {
-                        let name = labels
-                            .get(usize::from(*k))
-                            .cloned()
-                            .unwrap_or_else(|| Arc::from(format!("class{k}")));
-                        (name, *io)
-                    })
+                    .map(|(k, io)| (label(labels, *k), *io))
                     .collect();
                 LineReport {
                     name: l.name.clone(),
@@ -518,20 +511,20 @@ impl Engine {
                 };
                 let queue = z.service_per_min.map(|rate| QueueReport {
                     length: occupancy,
-                    avg_length: avg,
+                    avg_length: round3(avg),
                     max_length: b.max_occupancy,
-                    wait_s: occupancy as f64 / rate * 60.0,
-                    avg_wait_s: avg / rate * 60.0,
+                    wait_s: round3(occupancy as f64 / rate * 60.0),
+                    avg_wait_s: round3(avg / rate * 60.0),
                 });
                 ZoneReport {
                     name: z.name.clone(),
                     kind: z.kind,
                     occupancy,
-                    avg_occupancy: avg,
+                    avg_occupancy: round3(avg),
                     max_occupancy: b.max_occupancy.max(occupancy),
                     entries: b.entries,
                     exits: b.exits,
-                    dwell_mean_s: (visits > 0).then(|| b.dwell_sum_s / visits as f64),
+                    dwell_mean_s: (visits > 0).then(|| round3(b.dwell_sum_s / visits as f64)),
                     dwell_histogram: DwellHistogram {
                         edges_s: &DWELL_EDGES_S,
                         counts: b.dwell_counts.to_vec(),
@@ -547,7 +540,11 @@ impl Engine {
             let r = HeatmapReport {
                 cols: h.cols(),
                 rows: h.rows(),
-                person_seconds: h.cells().to_vec(),
+                person_seconds: h
+                    .cells()
+                    .iter()
+                    .map(|&c| (c * 1000.0).round() / 1000.0)
+                    .collect(),
             };
             h.reset();
             r
@@ -559,13 +556,13 @@ impl Engine {
             start_us: bin.start_us,
             end_us: bin.end_us,
             config_version: self.version,
-            observed_s: observed,
+            observed_s: round3(observed),
             frames: totals.frames,
             lines,
             entries,
             exits,
             passers_by: totals.passers_by,
-            entry_rate: (denominator > 0).then(|| entries as f64 / denominator as f64),
+            entry_rate: (denominator > 0).then(|| round3(entries as f64 / denominator as f64)),
             store: StoreReport {
                 occupancy: self.occupancy.count(),
                 max_occupancy: max,
@@ -584,6 +581,20 @@ impl Engine {
 }
 
 /// Engine seconds back to µs since the Unix epoch.
+/// A class id's label; ids beyond the model's labels by number.
+fn label(labels: &[Arc<str>], class_id: u16) -> Arc<str> {
+    labels
+        .get(usize::from(class_id))
+        .cloned()
+        .unwrap_or_else(|| Arc::from(format!("class{class_id}")))
+}
+
+/// Reported figures are rounded to a millisecond (or a thousandth): more
+/// digits are noise from float arithmetic, and cost bytes on the link.
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
 fn secs_to_us(origin_us: u64, t: f64) -> u64 {
     origin_us + (t * 1e6).round().max(0.0) as u64
 }
@@ -629,7 +640,7 @@ fn record_visits(
             track: v.track,
             entered_us: secs_to_us(origin_us, v.entered),
             left_us: secs_to_us(origin_us, v.left),
-            dwell_s: dwell,
+            dwell_s: round3(dwell),
         };
         out.push(event(
             settings,
@@ -797,7 +808,7 @@ rows = 10
         assert_eq!(first.lines[0].classes["person"], InOut { r#in: 1, out: 1 });
         // Track 1 visited the street zone but entered: not a passer-by.
         assert_eq!(first.passers_by, 2);
-        assert_eq!(first.entry_rate, Some(1.0 / 3.0));
+        assert_eq!(first.entry_rate, Some(0.333), "rounded to a thousandth");
         assert_eq!(b[1].seq, 101);
         let ev = events(&out);
         let crossings: Vec<_> = ev

@@ -56,8 +56,10 @@ pub struct TrackerConfig {
     /// one goes.
     pub duplicate_iou: f32,
     /// A confirmed track missed by the detector is still reported, on its
-    /// predicted box, for this long: a one-frame miss should not make a
-    /// person vanish from occupancy or dwell.
+    /// predicted box, for this long (with `observed: false`), so that
+    /// consumers can bridge a one-frame miss. The analytics engine uses
+    /// observed positions only and bridges misses itself (zone exit
+    /// inertia, line and zone re-acquisition).
     pub coast_s: f64,
     /// A detection is not matched to a track whose box height differs by
     /// more than this factor.
