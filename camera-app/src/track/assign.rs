@@ -8,8 +8,6 @@
 //! problems rather than one 100×100 one. Scratch buffers are kept between
 //! calls: no allocation in steady state.
 
-const BIG: f64 = 1e6;
-
 /// Reusable solver.
 #[derive(Debug, Default)]
 pub struct Assigner {
@@ -35,9 +33,11 @@ fn find(parent: &mut [usize], mut x: usize) -> usize {
 }
 
 impl Assigner {
-    /// Match rows to columns of the row-major `cost` (`rows × cols`),
-    /// minimising the total cost of matched pairs, never matching a pair
-    /// above `limit`. Appends `(row, col)` pairs to `out`.
+    /// Match rows to columns of the row-major `cost` (`rows × cols`), never
+    /// matching a pair above `limit`, where an unmatched row or column
+    /// costs `limit / 2` (ByteTrack's extended LAPJV): the total of matched
+    /// costs plus unmatched penalties is minimal. Appends `(row, col)`
+    /// pairs to `out`.
     pub fn solve(
         &mut self,
         cost: &[f32],
@@ -117,8 +117,13 @@ impl Assigner {
                 } else {
                     (self.comp_rows[i], self.comp_cols[j])
                 };
+                // A pair above the limit costs the limit: matching it is
+                // worth no more than leaving both sides unmatched (limit/2
+                // each), as in ByteTrack's extended LAPJV. So a track is
+                // not pushed onto a worse detection just to match more
+                // pairs.
                 let x = cost[r * cols + c];
-                self.sub.push(if x <= limit { f64::from(x) } else { BIG });
+                self.sub.push(f64::from(if x <= limit { x } else { limit }));
             }
         }
         // e-maxx formulation, 1-based with a virtual column 0.
@@ -179,7 +184,7 @@ impl Assigner {
         }
         for j in 1..=m {
             let i = self.p[j];
-            if i == 0 || self.sub[(i - 1) * m + (j - 1)] >= BIG {
+            if i == 0 {
                 continue;
             }
             let (r, c) = if transpose {
@@ -187,8 +192,9 @@ impl Assigner {
             } else {
                 (self.comp_rows[i - 1], self.comp_cols[j - 1])
             };
-            debug_assert!(cost[r * cols + c] <= limit);
-            out.push((r, c));
+            if cost[r * cols + c] <= limit {
+                out.push((r, c));
+            }
         }
     }
 }
@@ -202,6 +208,16 @@ mod tests {
         Assigner::default().solve(cost, rows, cols, limit, &mut out);
         out.sort_unstable();
         out
+    }
+
+    #[test]
+    fn a_poor_second_pair_does_not_displace_a_good_one() {
+        // Track 0 fits detection 0 well (0.2) and detection 1 poorly
+        // (0.7); track 1 fits detection 0 poorly (0.75). Matching both
+        // (0.7 + 0.75) is worse than the good pair and two unmatched
+        // sides (0.2 + 0.8/2 + 0.8/2).
+        let cost = [0.2, 0.7, 0.75, 0.95];
+        assert_eq!(solve(&cost, 2, 2, 0.8), [(0, 0)]);
     }
 
     #[test]
@@ -241,18 +257,20 @@ mod tests {
             let cost: Vec<f32> = (0..rows * cols).map(|_| rnd()).collect();
             let limit = 0.7;
             let got = solve(&cost, rows, cols, limit);
-            let score = |pairs: &[(usize, usize)]| {
-                // Maximise matches first, then minimise cost.
-                (
-                    pairs.len(),
-                    -pairs.iter().map(|&(r, c)| cost[r * cols + c]).sum::<f32>(),
-                )
+            // Each matched pair saves `limit` (two unmatched sides at
+            // limit/2) and costs its cost.
+            let gain = |pairs: &[(usize, usize)]| {
+                pairs
+                    .iter()
+                    .map(|&(r, c)| limit - cost[r * cols + c])
+                    .sum::<f32>()
             };
             let best = brute(&cost, rows, cols, limit);
-            let (gn, gc) = score(&got);
-            let (bn, bc) = score(&best);
-            assert_eq!(gn, bn, "{cost:?}");
-            assert!((gc - bc).abs() < 1e-5, "{cost:?}: {got:?} vs {best:?}");
+            assert!(got.iter().all(|&(r, c)| cost[r * cols + c] <= limit));
+            assert!(
+                (gain(&got) - gain(&best)).abs() < 1e-5,
+                "{cost:?}: {got:?} vs {best:?}"
+            );
         }
     }
 
@@ -269,14 +287,12 @@ mod tests {
             best: &mut Vec<(usize, usize)>,
         ) {
             if r == rows {
-                let key = |p: &[(usize, usize)]| {
-                    (
-                        p.len(),
-                        -p.iter().map(|&(r, c)| cost[r * cols + c]).sum::<f32>(),
-                    )
+                let gain = |p: &[(usize, usize)]| {
+                    p.iter()
+                        .map(|&(r, c)| limit - cost[r * cols + c])
+                        .sum::<f32>()
                 };
-                let (a, b) = (key(cur), key(best));
-                if a.0 > b.0 || (a.0 == b.0 && a.1 > b.1 + 1e-7) {
+                if gain(cur) > gain(best) + 1e-7 {
                     *best = cur.clone();
                 }
                 return;
