@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use camera_app::bench::{CROWD_FRAME, CROWD_START_US, crowd, crowd_engine};
+use camera_app::bench::{CROWD_FRAME, CROWD_START_US, crowd, crowd_appearances, crowd_engine};
 use camera_app::detect::Detection;
 use camera_app::track::{Tracker, TrackerConfig};
 
@@ -83,7 +83,7 @@ fn tracker_allocates_nothing_per_frame_in_steady_state() {
     assert_eq!(allocations(), 0);
 }
 
-/// The tracker and the whole analytics engine (lines, zones of every kind,
+/// The tracker (with appearance) and the whole analytics engine (lines, zones of every kind,
 /// occupancy, heatmap) over 200 frames of 100 people crossing a line:
 /// after a warm-up that sizes the tables, nothing is allocated. (Closing a
 /// bin allocates its report, once a minute; the frames stay in one bin.)
@@ -93,12 +93,14 @@ fn tracker_and_analytics_allocate_nothing_per_frame_in_steady_state() {
     let mut engine = crowd_engine();
     let mut dets = Vec::with_capacity(100);
     let mut records = Vec::with_capacity(256);
+    let mut appearances = Vec::with_capacity(100);
+    crowd_appearances(&mut appearances);
     let mut events = 0;
     let mut frame = 0u32;
     let mut step = |tracker: &mut Tracker, dets: &mut Vec<Detection>| {
         crowd(frame, dets);
         records.clear();
-        let tracks = tracker.update(dets, f64::from(frame) / 25.0);
+        let tracks = tracker.update_with_appearance(dets, &appearances, f64::from(frame) / 25.0);
         let t_us = CROWD_START_US + u64::from(frame) * 40_000;
         engine.update(tracks, CROWD_FRAME.0, CROWD_FRAME.1, t_us, &mut records);
         frame += 1;

@@ -23,6 +23,7 @@ use crate::capture::{Frame, FrameSource, PixelFormat, SourceError, SourceStats};
 use crate::config::{Config, SourceConfig};
 use crate::detect::{Detection, Detector};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
+use crate::track::appearance::{self, Appearance};
 use crate::track::{Tracker, TrackerConfig};
 
 /// Errors that stop the pipeline.
@@ -64,15 +65,6 @@ impl DetectionRecord {
             box_xyxy: [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2],
         }
     }
-}
-
-/// What the stages after the detector need to know of a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameMeta {
-    pub seq: u64,
-    pub timestamp_us: u64,
-    pub width: u32,
-    pub height: u32,
 }
 
 /// One frame's results, one JSON line.
@@ -143,6 +135,7 @@ pub struct PeopleCounter {
     tracker: Tracker,
     engine: Engine,
     records: Vec<Record>,
+    appearances: Vec<Option<Appearance>>,
 }
 
 impl PeopleCounter {
@@ -162,20 +155,23 @@ impl PeopleCounter {
             tracker: Tracker::new(tracker),
             engine: Engine::new(config, settings),
             records: Vec::new(),
+            appearances: Vec::new(),
         }
     }
 
-    /// One frame; returns the bins and events it produced.
-    pub fn frame(&mut self, meta: &FrameMeta, dets: &[Detection]) -> &[Record] {
+    /// One frame and its detections; returns the bins and events they
+    /// produced.
+    pub fn frame(&mut self, frame: &Frame, dets: &[Detection]) -> &[Record] {
         self.records.clear();
-        let tracks = self.tracker.update(dets, meta.timestamp_us as f64 / 1e6);
-        self.engine.update(
-            tracks,
-            meta.width,
-            meta.height,
-            meta.timestamp_us,
-            &mut self.records,
-        );
+        self.appearances.clear();
+        self.appearances
+            .extend(dets.iter().map(|d| appearance::describe(frame, &d.bbox)));
+        let t_us = frame.timestamp.as_micros();
+        let tracks =
+            self.tracker
+                .update_with_appearance(dets, &self.appearances, t_us as f64 / 1e6);
+        self.engine
+            .update(tracks, frame.width, frame.height, t_us, &mut self.records);
         &self.records
     }
 
@@ -221,8 +217,8 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
                 source.as_mut(),
                 &mut detector,
                 cfg.output.max_frames,
-                |meta, dets| {
-                    for r in counter.frame(meta, dets) {
+                |frame, dets| {
+                    for r in counter.frame(frame, dets) {
                         write_line(&mut out, r)?;
                     }
                     Ok(())
@@ -245,11 +241,11 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
                 source.as_mut(),
                 &mut detector,
                 cfg.output.max_frames,
-                |meta, dets| {
-                    record.seq = meta.seq;
-                    record.timestamp_us = meta.timestamp_us;
-                    record.width = meta.width;
-                    record.height = meta.height;
+                |frame, dets| {
+                    record.seq = frame.seq;
+                    record.timestamp_us = frame.timestamp.as_micros();
+                    record.width = frame.width;
+                    record.height = frame.height;
                     record.detections.clear();
                     record
                         .detections
@@ -275,7 +271,7 @@ pub fn run_loop(
     source: &mut dyn FrameSource,
     detector: &mut Detector,
     max_frames: Option<u64>,
-    mut emit: impl FnMut(&FrameMeta, &[Detection]) -> std::io::Result<()>,
+    mut emit: impl FnMut(&Frame, &[Detection]) -> std::io::Result<()>,
 ) -> Result<RunSummary, PipelineError> {
     let mut s = RunSummary::default();
     let emit_err = |source| PipelineError::Output {
@@ -313,13 +309,7 @@ pub fn run_loop(
         let t = Instant::now();
         match detector.detect(frame) {
             Ok(dets) => {
-                let meta = FrameMeta {
-                    seq: frame.seq,
-                    timestamp_us: frame.timestamp.as_micros(),
-                    width: frame.width,
-                    height: frame.height,
-                };
-                emit(&meta, dets).map_err(emit_err)?;
+                emit(frame, dets).map_err(emit_err)?;
                 s.processed += 1;
                 tracing::debug!(seq = frame.seq, people = dets.len(), took = ?t.elapsed(), "frame");
             }
@@ -434,12 +424,12 @@ mod tests {
         let (m, mut det) = detector();
         let mut records = Vec::new();
         let mut once = false;
-        let summary = run_loop(&mut src, &mut det, Some(4), |meta, dets| {
+        let summary = run_loop(&mut src, &mut det, Some(4), |frame, dets| {
             let r = FrameRecord {
-                seq: meta.seq,
-                timestamp_us: meta.timestamp_us,
-                width: meta.width,
-                height: meta.height,
+                seq: frame.seq,
+                timestamp_us: frame.timestamp.as_micros(),
+                width: frame.width,
+                height: frame.height,
                 detections: dets.iter().map(|d| DetectionRecord::new(d, &m)).collect(),
             };
             if !once && r.seq == 1 {

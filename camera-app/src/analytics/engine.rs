@@ -23,6 +23,10 @@ use super::report::{
 use super::zone::{Visit, ZoneChange, ZoneTiming, ZoneTracker};
 use crate::track::{TrackId, TrackOut};
 
+/// How close (normalised) to the left, right or bottom edge a track must
+/// have been last seen to be decided as a passer-by.
+const EDGE_MARGIN: f32 = 0.1;
+
 /// Upper edges of the dwell histogram's buckets (seconds); the last bucket
 /// is open.
 pub const DWELL_EDGES_S: [u32; 8] = [5, 15, 30, 60, 120, 300, 600, 1800];
@@ -107,11 +111,13 @@ struct TrackInfo {
     entered: bool,
     /// Crossed the passers-by line or visited the street zone.
     passed: bool,
-    /// Last seen outside the street zone (when there is one). A passer-by
-    /// leaves along the street; a track that ends on the store's side of
-    /// it went somewhere else (often: its person was taken over by
-    /// another track), and is not counted as passing.
-    off_street: bool,
+    /// Last seen near the left, right or bottom edge of the view. A
+    /// passer-by walks out of the view; a track lost in the middle of it
+    /// was hidden or handed over to another track, and is not decided.
+    at_edge: bool,
+    /// Another track took over this one's zone visit: the person is
+    /// counted there, not here.
+    continued: bool,
 
     /// Reached an inner zone.
     deep: bool,
@@ -121,7 +127,7 @@ struct TrackInfo {
 
 impl TrackInfo {
     fn passed_by(&self) -> bool {
-        self.passed && !self.entered && !self.off_street
+        self.passed && !self.entered && self.at_edge && !self.continued
     }
 }
 
@@ -266,7 +272,8 @@ impl Engine {
                         last_seen: t,
                         entered: false,
                         passed: false,
-                        off_street: false,
+                        at_edge: false,
+                        continued: false,
                         deep: false,
                         shelf_done: 0,
                     });
@@ -274,6 +281,8 @@ impl Engine {
                 }
             };
             self.tracks[ti].last_seen = t;
+            self.tracks[ti].at_edge =
+                p.x <= EDGE_MARGIN || p.x >= 1.0 - EDGE_MARGIN || p.y >= 1.0 - EDGE_MARGIN;
             self.observe_lines(tr, p, t, t_us, ti, out);
             self.observe_zones(tr.id, p, t, t_us, ti, out);
             if let Some(h) = &mut self.heatmap {
@@ -358,12 +367,16 @@ impl Engine {
     ) {
         let origin = self.origin_us.unwrap_or(0);
         for (zi, zone) in self.zones.iter_mut().enumerate() {
+            let mut took_over = None;
             let info = &mut self.tracks[ti];
-            if zone.street {
-                info.off_street = !zone.tracker.contains(p);
-            }
             match zone.tracker.observe(id, p, t) {
                 ZoneChange::None => {}
+                ZoneChange::Continued { from } => {
+                    if zone.street {
+                        info.passed = true;
+                    }
+                    took_over = Some(from);
+                }
                 ZoneChange::Entered { .. } => {
                     zone.bin.entries += 1;
                     if zone.street {
@@ -404,6 +417,11 @@ impl Engine {
                 info.shelf_done |= bit;
                 zone.bin.interactions += 1;
                 self.totals.shelf_interactions += 1;
+            }
+            if let Some(from) = took_over
+                && let Some(old) = self.tracks.iter_mut().find(|i| i.id == from)
+            {
+                old.continued = true;
             }
         }
     }
@@ -833,6 +851,44 @@ rows = 10
         let json = serde_json::to_value(first_bin).expect("json");
         assert_eq!(json["type"], "bin");
         assert_eq!(json["start"], "2026-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn a_passer_by_handed_over_to_a_new_track_counts_once() {
+        let mut e = engine();
+        // Walks along the street from the left edge; lost for 0.5 s in
+        // the middle, found again as track 2 close by, leaves at the
+        // right edge.
+        let mut out = run(&mut e, T0, 100, |i| match i {
+            0..45 => vec![at(1, lerp(0.0, 0.9, i, 90), 0.9)],
+            45..50 => vec![],
+            _ => vec![at(2, lerp(0.0, 0.9, i, 90).min(1.0), 0.9)],
+        });
+        // Somebody else is lost in the middle of the street and never
+        // seen again: hidden, not passed, so not decided as a passer-by.
+        out.extend(run(&mut e, T0 + 20_000_000, 60, |i| {
+            if i < 30 {
+                vec![at(3, lerp(1.0, 0.6, i, 30), 0.85)]
+            } else {
+                vec![]
+            }
+        }));
+        e.finish(&mut out);
+        let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
+        assert_eq!(passers, 1);
+
+        // Lost near the edge, where both the old and the new track were
+        // last seen at an edge: the new track took the visit over, so the
+        // old one is not counted again.
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 120, |i| match i {
+            0..12 => vec![at(1, 0.95, 0.9)],
+            12..15 => vec![],
+            _ => vec![at(2, lerp(0.93, 0.0, i - 15, 90), 0.9)],
+        });
+        e.finish(&mut out);
+        let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
+        assert_eq!(passers, 1);
     }
 
     #[test]

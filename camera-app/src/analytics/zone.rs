@@ -100,6 +100,10 @@ pub enum ZoneChange {
     Loitering {
         since: f64,
     },
+    /// This new track continues the visit of track `from`, lost nearby.
+    Continued {
+        from: TrackId,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -179,8 +183,12 @@ impl ZoneTracker {
             Some(i) => i,
             None if inside => {
                 if let Some(i) = self.bridge(p, t) {
-                    self.present[i].id = id;
-                    i
+                    let s = &mut self.present[i];
+                    let from = std::mem::replace(&mut s.id, id);
+                    s.last_seen = t;
+                    s.last_inside = t;
+                    s.last_point = p;
+                    return ZoneChange::Continued { from };
                 } else {
                     self.present.push(Presence {
                         id,

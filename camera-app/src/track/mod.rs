@@ -21,12 +21,14 @@
 //! Buffers are reused between frames: no heap allocation per frame once
 //! the number of tracks has peaked.
 
+pub mod appearance;
 pub mod assign;
 pub mod kalman;
 pub mod mot;
 
 use crate::detect::nms::iou;
 use crate::detect::{BBox, Detection};
+use appearance::Appearance;
 use assign::Assigner;
 use kalman::{KalmanBox, Xyah};
 
@@ -64,6 +66,13 @@ pub struct TrackerConfig {
     /// A detection is not matched to a track whose box height differs by
     /// more than this factor.
     pub max_height_ratio: f32,
+    /// Appearance (when given): a pair whose histogram similarity is at
+    /// or below the floor cannot match; at or above `appearance_full` box
+    /// overlap decides alone; in between, the overlap is scaled down.
+    pub appearance_floor: f32,
+    pub appearance_full: f32,
+    /// Weight of a track's appearance against a new observation.
+    pub appearance_keep: f32,
 }
 
 impl Default for TrackerConfig {
@@ -79,6 +88,9 @@ impl Default for TrackerConfig {
             duplicate_iou: 0.85,
             coast_s: 0.2,
             max_height_ratio: 1.5,
+            appearance_floor: 0.5,
+            appearance_full: 0.9,
+            appearance_keep: 0.9,
         }
     }
 }
@@ -100,6 +112,8 @@ struct Track {
     /// When the track was first seen and last matched (seconds).
     first_seen: f64,
     last_seen: f64,
+    /// Colour histogram, when the caller gives them.
+    appearance: Option<Appearance>,
     /// Matched in the current frame.
     matched: bool,
 }
@@ -124,6 +138,10 @@ pub struct TrackOut {
     /// Matched to a detection in this frame (false: coasting on its
     /// prediction while lost).
     pub observed: bool,
+}
+
+fn appearance_of(appearances: &[Option<Appearance>], d: usize) -> Option<Appearance> {
+    appearances.get(d).copied().flatten()
 }
 
 fn to_xyah(b: &BBox) -> Xyah {
@@ -201,6 +219,18 @@ impl Tracker {
     /// returns the confirmed tracks matched in this frame, and those missed
     /// for no longer than `coast_s` (with `observed: false`).
     pub fn update(&mut self, dets: &[Detection], t: f64) -> &[TrackOut] {
+        self.update_with_appearance(dets, &[], t)
+    }
+
+    /// As [`update`](Self::update), with each detection's appearance
+    /// (`appearances[i]` for `dets[i]`; an empty slice for none), which
+    /// keeps people apart where their boxes overlap.
+    pub fn update_with_appearance(
+        &mut self,
+        dets: &[Detection],
+        appearances: &[Option<Appearance>],
+        t: f64,
+    ) -> &[TrackOut] {
         let first_frame = self.last_t.is_none();
         let dt = self.last_t.map_or(0.0, |l| (t - l).max(0.0));
         self.last_t = Some(t);
@@ -234,7 +264,15 @@ impl Tracker {
         // 1. Confirmed and lost tracks ↔ high detections, IoU fused with score.
         pool.clear();
         pool.extend((0..self.tracks.len()).filter(|&i| self.tracks[i].state != State::Tentative));
-        self.associate(&pool, &high, dets, self.config.match_cost, true, t);
+        self.associate(
+            &pool,
+            &high,
+            dets,
+            appearances,
+            self.config.match_cost,
+            true,
+            t,
+        );
 
         // 2. Tracked tracks left over ↔ low detections, IoU only.
         rest.clear();
@@ -243,7 +281,15 @@ impl Tracker {
                 .copied()
                 .filter(|&i| !self.tracks[i].matched && self.tracks[i].state == State::Tracked),
         );
-        self.associate(&rest, &low, dets, self.config.second_match_cost, false, t);
+        self.associate(
+            &rest,
+            &low,
+            dets,
+            appearances,
+            self.config.second_match_cost,
+            false,
+            t,
+        );
         for &i in &rest {
             let tr = &mut self.tracks[i];
             if !tr.matched {
@@ -261,6 +307,7 @@ impl Tracker {
             &tentative,
             &free_high,
             dets,
+            appearances,
             self.config.tentative_match_cost,
             true,
             t,
@@ -280,6 +327,7 @@ impl Tracker {
                 score: det.score,
                 first_seen: t,
                 last_seen: t,
+                appearance: appearance_of(appearances, d),
                 matched: true,
             };
             if first_frame {
@@ -327,13 +375,25 @@ impl Tracker {
         &self.out
     }
 
+    /// How much of the box overlap counts, given how alike the track and
+    /// the detection look: 1 when either appearance is unknown.
+    fn appearance_weight(&self, ti: usize, seen: Option<&Appearance>) -> f32 {
+        let (Some(track), Some(seen)) = (self.tracks[ti].appearance.as_ref(), seen) else {
+            return 1.0;
+        };
+        let (floor, full) = (self.config.appearance_floor, self.config.appearance_full);
+        ((appearance::similarity(track, seen) - floor) / (full - floor)).clamp(0.0, 1.0)
+    }
+
     /// Match `tracks` to `cands` (detection indices) and update the matched
     /// tracks.
+    #[allow(clippy::too_many_arguments)]
     fn associate(
         &mut self,
         tracks: &[usize],
         cands: &[usize],
         dets: &[Detection],
+        appearances: &[Option<Appearance>],
         limit: f32,
         fuse_score: bool,
         t: f64,
@@ -353,7 +413,15 @@ impl Tracker {
                 // bottom edge is not this person's feet.
                 let plausible = dh <= th * ratio && th <= dh * ratio;
                 let sim = if det.class_id == self.tracks[ti].class_id && plausible {
-                    let i = iou(&tb, &det.bbox);
+                    let overlap = iou(&tb, &det.bbox);
+                    // Most pairs do not overlap at all: skip the histogram.
+                    let i = if overlap > 0.0 {
+                        overlap
+                            * self
+                                .appearance_weight(ti, appearances.get(d).and_then(Option::as_ref))
+                    } else {
+                        0.0
+                    };
                     if fuse_score { i * det.score } else { i }
                 } else {
                     0.0
@@ -371,6 +439,12 @@ impl Tracker {
             let det = &dets[d];
             let tr = &mut self.tracks[tracks[r]];
             tr.kf.update(to_xyah(&det.bbox));
+            if let Some(seen) = appearance_of(appearances, d) {
+                match &mut tr.appearance {
+                    Some(a) => appearance::blend(a, &seen, self.config.appearance_keep),
+                    None => tr.appearance = Some(seen),
+                }
+            }
             tr.score = det.score;
             tr.last_seen = t;
             tr.matched = true;
