@@ -18,6 +18,7 @@ use camera_app::analytics::report::{EventKind, Record};
 use camera_app::capture::files::{DEFAULT_START_US, FileSource, FilesConfig};
 use camera_app::config::Config;
 use camera_app::pipeline::{self, PeopleCounter};
+use camera_app::track::TrackerConfig;
 use scenegen::{Scenario, Truth};
 
 /// Scenes whose point is that nothing extra is counted.
@@ -75,7 +76,12 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
         ..FilesConfig::new(dir.join("frames"))
     })
     .expect("frames");
-    let mut counter = PeopleCounter::new(&analytics, &scenario.name, &manifest);
+    let mut counter = PeopleCounter::new(
+        &analytics,
+        &TrackerConfig::default(),
+        &scenario.name,
+        &manifest,
+    );
     let mut records: Vec<Record> = Vec::new();
     let summary = pipeline::run_loop(&mut source, &mut detector, None, |frame, dets| {
         records.extend(counter.frame(frame, dets).iter().cloned());

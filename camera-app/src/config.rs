@@ -26,6 +26,9 @@ pub struct Config {
     #[serde(default)]
     pub camera: CameraConfig,
     pub source: SourceConfig,
+    /// Tracker tuning; the defaults suit a door camera at 5–25 fps.
+    #[serde(default)]
+    pub tracker: crate::track::TrackerConfig,
     #[serde(default)]
     pub detector: DetectorConfig,
     #[serde(default)]
@@ -219,6 +222,7 @@ impl Config {
         if self.camera.id.trim().is_empty() || self.camera.id.len() > 64 {
             p.push("camera.id: must be 1 to 64 bytes".to_string());
         }
+        p.extend(self.tracker.problems());
         let fps_ok = |fps: f64| fps.is_finite() && fps > 0.0;
         match &self.source {
             SourceConfig::V4l2(v) => {
@@ -328,6 +332,33 @@ classes = ["person", "unicorn"]
             "detector.classes[1]: \"unicorn\"",
         ] {
             assert!(msg.contains(part), "{part:?} missing from:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn tracker_settings_are_read_and_checked() {
+        let c = Config::parse(
+            "[source]\nkind = \"synthetic\"\n[tracker]\nlost_timeout_s = 3.0\n",
+            "t.toml",
+        )
+        .expect("valid");
+        assert_eq!(c.tracker.lost_timeout_s, 3.0);
+        assert_eq!(
+            c.tracker.high_score,
+            crate::track::TrackerConfig::default().high_score
+        );
+        let err = Config::parse(
+            "[source]\nkind = \"synthetic\"\n[tracker]\nlow_score = 0.8\nhigh_score = 0.5\nappearance_full = 0.4\nmax_height_ratio = 0.5\n",
+            "t.toml",
+        )
+        .expect_err("invalid");
+        let msg = err.to_string();
+        for part in [
+            "tracker.low_score",
+            "tracker.appearance_floor",
+            "tracker.max_height_ratio",
+        ] {
+            assert!(msg.contains(part), "{part} missing in {msg}");
         }
     }
 

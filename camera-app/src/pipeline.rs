@@ -139,8 +139,13 @@ pub struct PeopleCounter {
 }
 
 impl PeopleCounter {
-    pub fn new(config: &AnalyticsConfig, camera_id: &str, manifest: &Manifest) -> Self {
-        let tracker = TrackerConfig::default();
+    pub fn new(
+        config: &AnalyticsConfig,
+        tracker: &TrackerConfig,
+        camera_id: &str,
+        manifest: &Manifest,
+    ) -> Self {
+        let tracker = tracker.clone();
         let settings = EngineSettings {
             camera_id: camera_id.into(),
             labels: manifest
@@ -212,7 +217,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
     };
     let summary = match &analytics {
         Some(a) => {
-            let mut counter = PeopleCounter::new(a, &cfg.camera.id, &manifest);
+            let mut counter = PeopleCounter::new(a, &cfg.tracker, &cfg.camera.id, &manifest);
             let summary = run_loop(
                 source.as_mut(),
                 &mut detector,

@@ -192,5 +192,19 @@ mod tests {
             describe(&nv12, &b).expect("nv12"),
         );
         assert!(similarity(&a, &c) > 0.99);
+        // YUYV: Y0 U Y1 V.
+        let yuyv = Frame {
+            format: PixelFormat::Yuyv,
+            stride: 32,
+            data: vec![128u8; 32 * 16],
+            ..rgb.clone()
+        };
+        assert!(similarity(&a, &describe(&yuyv, &b).expect("yuyv")) > 0.99);
+        // A compressed frame has no pixels to look at.
+        let mjpeg = Frame {
+            format: PixelFormat::Mjpeg,
+            ..rgb
+        };
+        assert!(describe(&mjpeg, &b).is_none());
     }
 }

@@ -75,6 +75,57 @@ pub struct TrackerConfig {
     pub appearance_keep: f32,
 }
 
+impl TrackerConfig {
+    /// Every value out of its range, with its path (`tracker.…`).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let unit = [
+            ("high_score", self.high_score),
+            ("low_score", self.low_score),
+            ("new_track_score", self.new_track_score),
+            ("match_cost", self.match_cost),
+            ("second_match_cost", self.second_match_cost),
+            ("tentative_match_cost", self.tentative_match_cost),
+            ("duplicate_iou", self.duplicate_iou),
+            ("appearance_floor", self.appearance_floor),
+            ("appearance_full", self.appearance_full),
+            ("appearance_keep", self.appearance_keep),
+        ];
+        for (name, v) in unit {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                p.push(format!("tracker.{name}: {v} is not within 0..1"));
+            }
+        }
+        if self.low_score > self.high_score {
+            p.push(format!(
+                "tracker.low_score: {} is above high_score {}",
+                self.low_score, self.high_score
+            ));
+        }
+        if self.appearance_floor >= self.appearance_full {
+            p.push(format!(
+                "tracker.appearance_floor: {} must be below appearance_full {}",
+                self.appearance_floor, self.appearance_full
+            ));
+        }
+        for (name, v) in [
+            ("lost_timeout_s", self.lost_timeout_s),
+            ("coast_s", self.coast_s),
+        ] {
+            if !(v.is_finite() && (0.0..=60.0).contains(&v)) {
+                p.push(format!("tracker.{name}: {v} is not within 0..60 s"));
+            }
+        }
+        if !(self.max_height_ratio.is_finite() && self.max_height_ratio >= 1.0) {
+            p.push(format!(
+                "tracker.max_height_ratio: {} must be at least 1",
+                self.max_height_ratio
+            ));
+        }
+        p
+    }
+}
+
 impl Default for TrackerConfig {
     fn default() -> Self {
         Self {
