@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod model;
+pub mod outbox;
 pub mod pipeline;
 pub mod preprocess;
 pub mod track;
