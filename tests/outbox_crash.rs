@@ -82,5 +82,5 @@ fn pushes_reported_before_a_kill_are_kept() {
         );
         drop(o);
     }
-    assert!(reported.len() >= 37 + 5 + 120 + 64 + 1);
+    assert_eq!(reported.len(), 37 + 5 + 120 + 64 + 1);
 }
