@@ -344,3 +344,55 @@ fn a_bad_analytics_config_is_refused_with_every_reason() {
         assert!(err.contains(part), "{part} missing in {err}");
     }
 }
+
+/// With `--outbox`, bins and events are stored durably as they are written,
+/// and a second run numbers its bins and events after the first run's.
+#[test]
+fn run_with_an_outbox_continues_sequence_numbers_across_runs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let scenario = scenegen::Scenario::load(&scenegen::scenarios_dir().join("single_in.toml"))
+        .expect("scenario");
+    let scene = dir.path().join("scene");
+    scenegen::render(&scenario, &images_dir(), &scene).expect("render");
+    let outbox = dir.path().join("outbox.redb");
+    let run_once = || {
+        let out = run(camera_app()
+            .arg("run")
+            .arg("--source")
+            .arg(scene.join("frames"))
+            .arg("--analytics")
+            .arg(scene.join("analytics.toml"))
+            .arg("--outbox")
+            .arg(&outbox)
+            .arg("--models-dir")
+            .arg(models_dir()));
+        assert!(out.status.success());
+        stdout_lines(&out)
+    };
+    let first = run_once();
+    let second = run_once();
+    let seqs = |lines: &[serde_json::Value], kind: &str| -> Vec<u64> {
+        lines
+            .iter()
+            .filter(|r| r["type"] == kind)
+            .map(|r| r["seq"].as_u64().expect("seq"))
+            .collect()
+    };
+    let (b1, e1) = (seqs(&first, "bin"), seqs(&first, "event"));
+    let (b2, e2) = (seqs(&second, "bin"), seqs(&second, "event"));
+    assert_eq!(b1, [0]);
+    assert_eq!(b2, [1], "the second run's bin follows the first's");
+    assert!(!e1.is_empty());
+    assert_eq!(e2[0], e1[e1.len() - 1] + 1, "{e1:?} then {e2:?}");
+    // Everything written is in the outbox, in order.
+    let o = camera_app::outbox::Outbox::open(&outbox, camera_app::outbox::OutboxLimits::default())
+        .expect("outbox");
+    let stored: Vec<serde_json::Value> = o
+        .pending(usize::MAX)
+        .expect("pending")
+        .iter()
+        .map(|e| serde_json::from_slice(&e.payload).expect("JSON payload"))
+        .collect();
+    let written: Vec<serde_json::Value> = first.into_iter().chain(second).collect();
+    assert_eq!(stored, written);
+}

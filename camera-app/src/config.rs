@@ -127,6 +127,10 @@ pub struct OutputConfig {
     /// Stop after this many frames (for tests and measurements).
     #[serde(default)]
     pub max_frames: Option<u64>,
+    /// Outbox file: bins and events are also stored there durably (for the
+    /// link to publish), and their sequence numbers continue across runs.
+    #[serde(default)]
+    pub outbox: Option<PathBuf>,
 }
 
 /// Why a configuration was refused.

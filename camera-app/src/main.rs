@@ -61,6 +61,10 @@ enum Command {
         /// Camera id carried by bins and events; overrides the config's.
         #[arg(long)]
         camera_id: Option<String>,
+        /// Also store bins and events durably in this outbox file; their
+        /// sequence numbers continue from the ones stored there.
+        #[arg(long)]
+        outbox: Option<PathBuf>,
     },
     /// Per-stage timings as JSON (medians and p95 in ms).
     Bench {
@@ -165,6 +169,7 @@ fn main_inner(cli: Cli) -> Result<()> {
             output,
             models_dir,
             camera_id,
+            outbox,
         } => {
             let mut cfg = match config {
                 Some(p) => Config::load(&p)?,
@@ -184,6 +189,9 @@ fn main_inner(cli: Cli) -> Result<()> {
             }
             if let Some(id) = camera_id {
                 cfg.camera.id = id;
+            }
+            if outbox.is_some() {
+                cfg.output.outbox = outbox;
             }
             let summary = pipeline::run(&cfg)?;
             eprintln!("{}", serde_json::to_string(&summary)?);

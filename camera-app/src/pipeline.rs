@@ -23,6 +23,7 @@ use crate::capture::{Frame, FrameSource, PixelFormat, SourceError, SourceStats};
 use crate::config::{Config, SourceConfig};
 use crate::detect::{Detection, Detector};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
+use crate::outbox::{Outbox, OutboxError, OutboxLimits};
 use crate::track::appearance::{self, Appearance};
 use crate::track::{Tracker, TrackerConfig};
 
@@ -41,6 +42,8 @@ pub enum PipelineError {
     },
     #[error("analytics config {path}: {rejected}")]
     Analytics { path: String, rejected: Rejected },
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     #[error("writing results to {path}: {source}")]
     Output {
         path: String,
@@ -138,12 +141,58 @@ pub struct PeopleCounter {
     appearances: Vec<Option<Appearance>>,
 }
 
+/// Where the bin and event sequence numbers continue from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sequences {
+    pub next_bin: u64,
+    pub next_event: u64,
+}
+
+/// Outbox counters holding the next sequence numbers.
+const NEXT_BIN_SEQ: &str = "next_bin_seq";
+const NEXT_EVENT_SEQ: &str = "next_event_seq";
+
+/// Outbox topics, relative to the camera's topic prefix.
+pub const BINS_TOPIC: &str = "bins";
+pub const EVENTS_TOPIC: &str = "events";
+
+/// The sequence numbers stored in an outbox.
+pub fn stored_sequences(outbox: &Outbox) -> Result<Sequences, OutboxError> {
+    Ok(Sequences {
+        next_bin: outbox.counter(NEXT_BIN_SEQ)?,
+        next_event: outbox.counter(NEXT_EVENT_SEQ)?,
+    })
+}
+
+/// Store a record in the outbox with the sequence number after it, in one
+/// transaction: after a restart numbering continues, never repeats.
+pub fn store_record(outbox: &mut Outbox, record: &Record) -> Result<u64, OutboxError> {
+    let (topic, counter, seq, t_us) = match record {
+        Record::Bin(b) => (BINS_TOPIC, NEXT_BIN_SEQ, b.seq, b.end_us),
+        Record::Event(e) => (EVENTS_TOPIC, NEXT_EVENT_SEQ, e.seq, e.time_us),
+    };
+    // Serialising our own types into memory cannot fail.
+    let payload = serde_json::to_vec(record).unwrap_or_default();
+    outbox.push_counted(topic, &payload, t_us, Some((counter, seq + 1)))
+}
+
 impl PeopleCounter {
     pub fn new(
         config: &AnalyticsConfig,
         tracker: &TrackerConfig,
         camera_id: &str,
         manifest: &Manifest,
+    ) -> Self {
+        Self::continuing(config, tracker, camera_id, manifest, Sequences::default())
+    }
+
+    /// As [`new`](Self::new), numbering bins and events from `seqs`.
+    pub fn continuing(
+        config: &AnalyticsConfig,
+        tracker: &TrackerConfig,
+        camera_id: &str,
+        manifest: &Manifest,
+        seqs: Sequences,
     ) -> Self {
         let tracker = tracker.clone();
         let settings = EngineSettings {
@@ -154,6 +203,8 @@ impl PeopleCounter {
                 .map(|l| std::sync::Arc::from(l.as_str()))
                 .collect(),
             forget_s: tracker.lost_timeout_s + 1.5,
+            first_bin_seq: seqs.next_bin,
+            first_event_seq: seqs.next_event,
             ..EngineSettings::default()
         };
         Self {
@@ -217,20 +268,39 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
     };
     let summary = match &analytics {
         Some(a) => {
-            let mut counter = PeopleCounter::new(a, &cfg.tracker, &cfg.camera.id, &manifest);
+            let mut outbox = cfg
+                .output
+                .outbox
+                .as_deref()
+                .map(|p| Outbox::open(p, OutboxLimits::default()))
+                .transpose()?;
+            let seqs = match &outbox {
+                Some(o) => stored_sequences(o)?,
+                None => Sequences::default(),
+            };
+            let mut counter =
+                PeopleCounter::continuing(a, &cfg.tracker, &cfg.camera.id, &manifest, seqs);
+            // Durable first, then written out: a record on stdout is one
+            // the camera will not lose.
+            let mut emit = |out: &mut Box<dyn Write>, r: &Record| -> std::io::Result<()> {
+                if let Some(o) = outbox.as_mut() {
+                    store_record(o, r).map_err(std::io::Error::other)?;
+                }
+                write_line(out, r)
+            };
             let summary = run_loop(
                 source.as_mut(),
                 &mut detector,
                 cfg.output.max_frames,
                 |frame, dets| {
                     for r in counter.frame(frame, dets) {
-                        write_line(&mut out, r)?;
+                        emit(&mut out, r)?;
                     }
                     Ok(())
                 },
             )?;
             for r in counter.finish() {
-                write_line(&mut out, r).map_err(out_err)?;
+                emit(&mut out, r).map_err(out_err)?;
             }
             summary
         }

@@ -169,6 +169,22 @@ impl Outbox {
     /// Store a record durably; returns its id once it is on flash. Older
     /// records are evicted first if the bounds require it.
     pub fn push(&mut self, topic: &str, payload: &[u8], now_us: u64) -> Result<u64, OutboxError> {
+        self.push_counted(topic, payload, now_us, None)
+    }
+
+    /// As [`push`](Self::push), also setting the named counter to `value`
+    /// in the same transaction: a record and the sequence number after it
+    /// are stored together or not at all.
+    pub fn push_counted(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        now_us: u64,
+        counter: Option<(&str, u64)>,
+    ) -> Result<u64, OutboxError> {
+        if let Some((name, _)) = counter {
+            debug_assert!(![NEXT_ID, EVICTED, BYTES].contains(&name));
+        }
         let stored = Stored {
             topic: topic.to_string(),
             created_us: now_us,
@@ -234,6 +250,10 @@ impl Outbox {
                 .map_err(|e| self.err("write meta", e))?;
             meta.insert(EVICTED, evicted)
                 .map_err(|e| self.err("write meta", e))?;
+            if let Some((name, value)) = counter {
+                meta.insert(name, value)
+                    .map_err(|e| self.err("write counter", e))?;
+            }
             id
         };
         tx.commit().map_err(|e| self.err("commit push", e))?;
@@ -343,6 +363,20 @@ impl Outbox {
         })
     }
 
+    /// A counter stored with [`push_counted`](Self::push_counted); 0 when
+    /// never set.
+    pub fn counter(&self, name: &str) -> Result<u64, OutboxError> {
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| self.err("begin read", e))?;
+        let meta = tx.open_table(META).map_err(|e| self.err("open meta", e))?;
+        Ok(meta
+            .get(name)
+            .map_err(|e| self.err("read counter", e))?
+            .map_or(0, |v| v.value()))
+    }
+
     /// Where the outbox lives (for messages).
     pub fn name(&self) -> &str {
         &self.name
@@ -397,6 +431,19 @@ mod tests {
         assert_eq!(s.depth, 4);
         assert_eq!(s.oldest_us, Some(T0 + 1));
         assert_eq!(o.push("cam/bins", b"bin 5", T0 + 5).expect("push"), 5);
+    }
+
+    #[test]
+    fn a_counter_is_stored_with_its_record() {
+        let disk = PowerCutBackend::new();
+        let mut o = Outbox::with_backend(disk.clone(), "counter", limits(1 << 20)).expect("open");
+        assert_eq!(o.counter("next_bin_seq").expect("counter"), 0);
+        o.push_counted("cam/bins", b"bin 41", T0, Some(("next_bin_seq", 42)))
+            .expect("push");
+        std::mem::forget(o);
+        let o = Outbox::with_backend(disk.power_cut(), "counter", limits(1 << 20)).expect("reopen");
+        assert_eq!(o.counter("next_bin_seq").expect("counter"), 42);
+        assert_eq!(o.pending(10).expect("pending").len(), 1);
     }
 
     #[test]
