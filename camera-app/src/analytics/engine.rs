@@ -140,6 +140,56 @@ struct BinTotals {
     shelf_interactions: u64,
 }
 
+/// Numbers and stamps events: camera, sequence, config version, and the
+/// conversion from the engine's seconds back to wall-clock µs.
+#[derive(Debug)]
+struct EventLog {
+    camera: Arc<str>,
+    version: u64,
+    next_seq: u64,
+    /// Wall-clock µs of the engine's time zero (the first frame).
+    origin_us: u64,
+}
+
+impl EventLog {
+    /// Engine seconds → µs since the Unix epoch.
+    fn wall_us(&self, t: f64) -> u64 {
+        self.origin_us + (t * 1e6).round().max(0.0) as u64
+    }
+
+    fn push(&mut self, out: &mut Vec<Record>, time_us: u64, kind: EventKind) {
+        out.push(Record::Event(Event {
+            camera: self.camera.clone(),
+            seq: self.next_seq,
+            time_us,
+            config_version: self.version,
+            kind,
+        }));
+        self.next_seq += 1;
+    }
+
+    /// A finished visit: counted in the zone's bin and reported.
+    fn visit(&mut self, zone: &mut ZoneUnit, v: &Visit, out: &mut Vec<Record>) {
+        let dwell = v.dwell_s();
+        zone.bin.exits += 1;
+        zone.bin.dwell_sum_s += dwell;
+        let bucket = DWELL_EDGES_S
+            .iter()
+            .position(|&e| dwell < f64::from(e))
+            .unwrap_or(DWELL_EDGES_S.len());
+        zone.bin.dwell_counts[bucket] += 1;
+        let left_us = self.wall_us(v.left);
+        let kind = EventKind::Visit {
+            zone: zone.name.clone(),
+            track: v.track,
+            entered_us: self.wall_us(v.entered),
+            left_us,
+            dwell_s: round3(dwell),
+        };
+        self.push(out, left_us, kind);
+    }
+}
+
 /// The engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -151,7 +201,7 @@ pub struct Engine {
     occupancy: StoreOccupancy,
     heatmap: Option<Heatmap>,
     clock: BinClock,
-    next_event_seq: u64,
+    events: EventLog,
     tracks: Vec<TrackInfo>,
     last_t_us: Option<u64>,
     /// Time zero of the engine's internal seconds.
@@ -204,7 +254,12 @@ impl Engine {
             occupancy: StoreOccupancy::new(config.occupancy),
             heatmap: config.heatmap.map(|(c, r)| Heatmap::new(c, r)),
             clock: BinClock::new(config.bin_minutes, settings.first_bin_seq),
-            next_event_seq: settings.first_event_seq,
+            events: EventLog {
+                camera: settings.camera_id.clone(),
+                version: config.version,
+                next_seq: settings.first_event_seq,
+                origin_us: 0,
+            },
             settings,
             tracks: Vec::with_capacity(super::TRACK_CAPACITY),
             last_t_us: None,
@@ -244,6 +299,7 @@ impl Engine {
         // Seconds from the first frame: epoch seconds in an f64 would
         // leave only a few hundred nanoseconds of resolution.
         let origin = *self.origin_us.get_or_insert(t_us);
+        self.events.origin_us = origin;
         let t = t_us.saturating_sub(origin) as f64 / 1e6;
         // Tracks forgotten by now (unseen for `forget_s`) are decided
         // before a new bin opens, so a gap in the frames longer than that
@@ -346,13 +402,7 @@ impl Engine {
                 direction: c.direction,
                 class,
             };
-            out.push(event(
-                &self.settings,
-                &mut self.next_event_seq,
-                self.version,
-                t_us,
-                kind,
-            ));
+            self.events.push(out, t_us, kind);
         }
     }
 
@@ -365,7 +415,6 @@ impl Engine {
         ti: usize,
         out: &mut Vec<Record>,
     ) {
-        let origin = self.origin_us.unwrap_or(0);
         for (zi, zone) in self.zones.iter_mut().enumerate() {
             let mut took_over = None;
             let info = &mut self.tracks[ti];
@@ -392,15 +441,9 @@ impl Engine {
                     let kind = EventKind::Loitering {
                         zone: zone.name.clone(),
                         track: id,
-                        since_us: secs_to_us(origin, since),
+                        since_us: self.events.wall_us(since),
                     };
-                    out.push(event(
-                        &self.settings,
-                        &mut self.next_event_seq,
-                        self.version,
-                        t_us,
-                        kind,
-                    ));
+                    self.events.push(out, t_us, kind);
                 }
             }
             let bit = 1u32 << (zi % 32);
@@ -431,15 +474,9 @@ impl Engine {
         for zone in &mut self.zones {
             self.visits.clear();
             zone.tracker.settle(t, &mut self.visits);
-            record_visits(
-                self.origin_us.unwrap_or(0),
-                zone,
-                &self.visits,
-                &self.settings,
-                &mut self.next_event_seq,
-                self.version,
-                out,
-            );
+            for v in &self.visits {
+                self.events.visit(zone, v, out);
+            }
             let occ = zone.tracker.occupancy() as u64;
             zone.bin.occupancy_s += occ as f64 * dt;
             zone.bin.max_occupancy = zone.bin.max_occupancy.max(occ);
@@ -468,15 +505,9 @@ impl Engine {
         for zone in &mut self.zones {
             self.visits.clear();
             zone.tracker.close_all(&mut self.visits);
-            record_visits(
-                self.origin_us.unwrap_or(0),
-                zone,
-                &self.visits,
-                &self.settings,
-                &mut self.next_event_seq,
-                self.version,
-                out,
-            );
+            for v in &self.visits {
+                self.events.visit(zone, v, out);
+            }
         }
         for i in self.tracks.drain(..) {
             if i.passed_by() {
@@ -611,63 +642,6 @@ fn label(labels: &[Arc<str>], class_id: u16) -> Arc<str> {
 /// digits are noise from float arithmetic, and cost bytes on the link.
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
-}
-
-fn secs_to_us(origin_us: u64, t: f64) -> u64 {
-    origin_us + (t * 1e6).round().max(0.0) as u64
-}
-
-fn event(
-    settings: &EngineSettings,
-    next_seq: &mut u64,
-    version: u64,
-    t_us: u64,
-    kind: EventKind,
-) -> Record {
-    let seq = *next_seq;
-    *next_seq += 1;
-    Record::Event(Event {
-        camera: settings.camera_id.clone(),
-        seq,
-        time_us: t_us,
-        config_version: version,
-        kind,
-    })
-}
-
-fn record_visits(
-    origin_us: u64,
-    zone: &mut ZoneUnit,
-    visits: &[Visit],
-    settings: &EngineSettings,
-    next_seq: &mut u64,
-    version: u64,
-    out: &mut Vec<Record>,
-) {
-    for v in visits {
-        let dwell = v.dwell_s();
-        zone.bin.exits += 1;
-        zone.bin.dwell_sum_s += dwell;
-        let bucket = DWELL_EDGES_S
-            .iter()
-            .position(|&e| dwell < f64::from(e))
-            .unwrap_or(DWELL_EDGES_S.len());
-        zone.bin.dwell_counts[bucket] += 1;
-        let kind = EventKind::Visit {
-            zone: zone.name.clone(),
-            track: v.track,
-            entered_us: secs_to_us(origin_us, v.entered),
-            left_us: secs_to_us(origin_us, v.left),
-            dwell_s: round3(dwell),
-        };
-        out.push(event(
-            settings,
-            next_seq,
-            version,
-            secs_to_us(origin_us, v.left),
-            kind,
-        ));
-    }
 }
 
 #[cfg(test)]

@@ -162,6 +162,26 @@ impl Outbox {
         }
     }
 
+    fn decode(&self, id: u64, bytes: &[u8]) -> Result<Stored, OutboxError> {
+        postcard::from_bytes(bytes).map_err(|source| OutboxError::Corrupt {
+            path: self.name.clone(),
+            id,
+            source,
+        })
+    }
+
+    /// A value of the meta table; 0 when never set.
+    fn meta_get(
+        &self,
+        meta: &impl ReadableTable<&'static str, u64>,
+        key: &str,
+    ) -> Result<u64, OutboxError> {
+        Ok(meta
+            .get(key)
+            .map_err(|e| self.err("read meta", e))?
+            .map_or(0, |v| v.value()))
+    }
+
     fn write(&self, step: &'static str) -> Result<redb::WriteTransaction, OutboxError> {
         self.db.begin_write().map_err(|e| self.err(step, e))
     }
@@ -209,15 +229,9 @@ impl Outbox {
             let mut records = tx
                 .open_table(RECORDS)
                 .map_err(|e| self.err("open records", e))?;
-            let get = |meta: &redb::Table<&str, u64>, k| -> Result<u64, OutboxError> {
-                Ok(meta
-                    .get(k)
-                    .map_err(|e| self.err("read meta", e))?
-                    .map_or(0, |v| v.value()))
-            };
-            let id = get(&meta, NEXT_ID)?;
-            let mut total = get(&meta, BYTES)?;
-            let mut evicted = get(&meta, EVICTED)?;
+            let id = self.meta_get(&meta, NEXT_ID)?;
+            let mut total = self.meta_get(&meta, BYTES)?;
+            let mut evicted = self.meta_get(&meta, EVICTED)?;
             let cutoff = now_us.saturating_sub(self.limits.max_age_us);
             // Oldest first, until the new record fits and nothing is too
             // old.
@@ -225,15 +239,11 @@ impl Outbox {
                 let Some((key, old)) = records
                     .first()
                     .map_err(|e| self.err("read oldest", e))?
-                    .map(|(k, v)| (k.value(), decode(v.value())))
+                    .map(|(k, v)| (k.value(), self.decode(k.value(), v.value())))
                 else {
                     break;
                 };
-                let old = old.map_err(|source| OutboxError::Corrupt {
-                    path: self.name.clone(),
-                    id: key,
-                    source,
-                })?;
+                let old = old?;
                 if total + size <= self.limits.max_bytes && old.created_us >= cutoff {
                     break;
                 }
@@ -277,11 +287,7 @@ impl Outbox {
         {
             let (k, v) = item.map_err(|e| self.err("iterate", e))?;
             let id = k.value();
-            let s = decode(v.value()).map_err(|source| OutboxError::Corrupt {
-                path: self.name.clone(),
-                id,
-                source,
-            })?;
+            let s = self.decode(id, v.value())?;
             out.push(Entry {
                 id,
                 topic: s.topic,
@@ -304,18 +310,11 @@ impl Outbox {
             let old = records
                 .remove(id)
                 .map_err(|e| self.err("remove", e))?
-                .map(|v| decode(v.value()).map(|s| s.size()));
+                .map(|v| self.decode(id, v.value()).map(|s| s.size()));
             match old {
                 Some(size) => {
-                    let size = size.map_err(|source| OutboxError::Corrupt {
-                        path: self.name.clone(),
-                        id,
-                        source,
-                    })?;
-                    let total = meta
-                        .get(BYTES)
-                        .map_err(|e| self.err("read meta", e))?
-                        .map_or(0, |v| v.value());
+                    let size = size?;
+                    let total = self.meta_get(&meta, BYTES)?;
                     meta.insert(BYTES, total.saturating_sub(size))
                         .map_err(|e| self.err("write meta", e))?;
                     true
@@ -337,28 +336,14 @@ impl Outbox {
             .open_table(RECORDS)
             .map_err(|e| self.err("open records", e))?;
         let meta = tx.open_table(META).map_err(|e| self.err("open meta", e))?;
-        let get = |k| -> Result<u64, OutboxError> {
-            Ok(meta
-                .get(k)
-                .map_err(|e| self.err("read meta", e))?
-                .map_or(0, |v| v.value()))
-        };
         let oldest = match records.first().map_err(|e| self.err("read oldest", e))? {
-            Some((k, v)) => Some(
-                decode(v.value())
-                    .map_err(|source| OutboxError::Corrupt {
-                        path: self.name.clone(),
-                        id: k.value(),
-                        source,
-                    })?
-                    .created_us,
-            ),
+            Some((k, v)) => Some(self.decode(k.value(), v.value())?.created_us),
             None => None,
         };
         Ok(OutboxStats {
             depth: records.len().map_err(|e| self.err("count", e))?,
-            bytes: get(BYTES)?,
-            evicted: get(EVICTED)?,
+            bytes: self.meta_get(&meta, BYTES)?,
+            evicted: self.meta_get(&meta, EVICTED)?,
             oldest_us: oldest,
         })
     }
@@ -371,20 +356,13 @@ impl Outbox {
             .begin_read()
             .map_err(|e| self.err("begin read", e))?;
         let meta = tx.open_table(META).map_err(|e| self.err("open meta", e))?;
-        Ok(meta
-            .get(name)
-            .map_err(|e| self.err("read counter", e))?
-            .map_or(0, |v| v.value()))
+        self.meta_get(&meta, name)
     }
 
     /// Where the outbox lives (for messages).
     pub fn name(&self) -> &str {
         &self.name
     }
-}
-
-fn decode(bytes: &[u8]) -> Result<Stored, postcard::Error> {
-    postcard::from_bytes(bytes)
 }
 
 /// The default location of the outbox file under a data directory.
