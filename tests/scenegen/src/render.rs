@@ -179,7 +179,31 @@ struct Painter<'a> {
     noise: Vec<i16>,
 }
 
-impl Painter<'_> {
+impl<'a> Painter<'a> {
+    fn new(
+        scenario: &'a Scenario,
+        crops: &'a [Crop],
+        sprites: &'a [RgbImage],
+    ) -> Result<Self, SceneError> {
+        let keys = scenario
+            .people
+            .iter()
+            .map(|p| p.keys())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| SceneError::Invalid {
+                path: scenario.path.clone(),
+                problem,
+            })?;
+        Ok(Self {
+            scenario,
+            crops,
+            sprites,
+            keys,
+            background: background(scenario.width, scenario.height, scenario.seed),
+            noise: noise_table(scenario.seed, scenario.noise_sigma),
+        })
+    }
+
     fn frame(&self, i: usize) -> RgbImage {
         let s = self.scenario;
         let mut img = self.background.clone();
@@ -273,23 +297,7 @@ pub fn render(s: &Scenario, images_dir: &Path, out_dir: &Path) -> Result<Truth, 
             std::fs::remove_file(&path).map_err(write_err(&path))?;
         }
     }
-    let keys = s
-        .people
-        .iter()
-        .map(|p| p.keys())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|problem| SceneError::Invalid {
-            path: s.path.clone(),
-            problem,
-        })?;
-    let painter = Painter {
-        scenario: s,
-        crops: &crops,
-        sprites: &sprite_images,
-        keys,
-        background: background(s.width, s.height, s.seed),
-        noise: noise_table(s.seed, s.noise_sigma),
-    };
+    let painter = Painter::new(s, &crops, &sprite_images)?;
     let frames = s.frames();
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
@@ -342,20 +350,7 @@ pub fn preview(s: &Scenario, images_dir: &Path, frame: usize) -> Result<RgbImage
         problem,
     };
     let truth = truth::compute(s, &crops).map_err(invalid)?;
-    let keys = s
-        .people
-        .iter()
-        .map(|p| p.keys())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(invalid)?;
-    let painter = Painter {
-        scenario: s,
-        crops: &crops,
-        sprites: &sprite_images,
-        keys,
-        background: background(s.width, s.height, s.seed),
-        noise: noise_table(s.seed, s.noise_sigma),
-    };
+    let painter = Painter::new(s, &crops, &sprite_images)?;
     let mut img = painter.frame(frame);
     let (fw, fh) = (f64::from(s.width), f64::from(s.height));
     let dot = |img: &mut RgbImage, x: f64, y: f64, c: [u8; 3]| {
