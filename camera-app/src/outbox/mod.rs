@@ -272,6 +272,12 @@ impl Outbox {
 
     /// Up to `max` records waiting, oldest first.
     pub fn pending(&self, max: usize) -> Result<Vec<Entry>, OutboxError> {
+        self.pending_after(None, max)
+    }
+
+    /// Up to `max` records waiting with an id above `after` (all when
+    /// `None`), oldest first: the link reads on from what it has in flight.
+    pub fn pending_after(&self, after: Option<u64>, max: usize) -> Result<Vec<Entry>, OutboxError> {
         let tx = self
             .db
             .begin_read()
@@ -280,8 +286,9 @@ impl Outbox {
             .open_table(RECORDS)
             .map_err(|e| self.err("open records", e))?;
         let mut out = Vec::new();
+        let from = after.map_or(0, |a| a.saturating_add(1));
         for item in records
-            .iter()
+            .range(from..)
             .map_err(|e| self.err("iterate", e))?
             .take(max)
         {
@@ -301,26 +308,41 @@ impl Outbox {
     /// The broker acknowledged record `id`: forget it. Returns false when
     /// it was not there (acknowledged twice, or evicted meanwhile).
     pub fn ack(&mut self, id: u64) -> Result<bool, OutboxError> {
+        Ok(self.ack_many(&[id])? == 1)
+    }
+
+    /// Forget every record in `ids` in one transaction (one fsync for a
+    /// whole batch of PUBACKs); returns how many were there. Losing an
+    /// acknowledgement to a power cut only means the record is sent again
+    /// under the same sequence number.
+    pub fn ack_many(&mut self, ids: &[u64]) -> Result<usize, OutboxError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let tx = self.write("begin ack")?;
         let removed = {
             let mut records = tx
                 .open_table(RECORDS)
                 .map_err(|e| self.err("open records", e))?;
             let mut meta = tx.open_table(META).map_err(|e| self.err("open meta", e))?;
-            let old = records
-                .remove(id)
-                .map_err(|e| self.err("remove", e))?
-                .map(|v| self.decode(id, v.value()).map(|s| s.size()));
-            match old {
-                Some(size) => {
-                    let size = size?;
-                    let total = self.meta_get(&meta, BYTES)?;
-                    meta.insert(BYTES, total.saturating_sub(size))
-                        .map_err(|e| self.err("write meta", e))?;
-                    true
+            let mut freed = 0;
+            let mut removed = 0;
+            for &id in ids {
+                let old = records
+                    .remove(id)
+                    .map_err(|e| self.err("remove", e))?
+                    .map(|v| self.decode(id, v.value()).map(|s| s.size()));
+                if let Some(size) = old {
+                    freed += size?;
+                    removed += 1;
                 }
-                None => false,
             }
+            if removed > 0 {
+                let total = self.meta_get(&meta, BYTES)?;
+                meta.insert(BYTES, total.saturating_sub(freed))
+                    .map_err(|e| self.err("write meta", e))?;
+            }
+            removed
         };
         tx.commit().map_err(|e| self.err("commit ack", e))?;
         Ok(removed)
