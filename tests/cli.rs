@@ -273,6 +273,36 @@ fn demo_shows_what_it_sees() {
     assert_eq!(written, 7);
 }
 
+/// The README's first command: the whole camera against an embedded
+/// broker; bins, health and the birth message arrive at a consumer.
+#[test]
+fn demo_publishes_bins_and_health_through_a_broker() {
+    let out = run(camera_app()
+        .arg("demo")
+        .arg("--models-dir")
+        .arg(models_dir())
+        .args(["--seconds", "6", "--health-interval", "2"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prefix = "stores/demo-store/cameras/demo-cam";
+    assert!(text.contains(&format!("{prefix}/status  {{")), "{text}");
+    assert!(text.contains(r#""state":"online""#), "{text}");
+    assert!(text.contains(&format!("{prefix}/health  {{")), "{text}");
+    assert!(text.contains(r#""frames_processed""#), "{text}");
+    assert!(text.contains(&format!("{prefix}/bins  {{")), "{text}");
+    assert!(
+        text.contains(&format!("{prefix}/config/state  {{")),
+        "{text}"
+    );
+    let summary = text.lines().last().unwrap_or_default();
+    assert!(summary.contains("frames processed; received"), "{summary}");
+    assert!(!summary.contains(" 0 health"), "{summary}");
+}
+
 /// `run --source DIR --analytics FILE --output FILE`: a generated scene of
 /// one person walking in becomes one bin with one entry and a crossing
 /// event, all carrying the camera id and the config version.

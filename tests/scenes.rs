@@ -83,7 +83,7 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
         &manifest,
     );
     let mut records: Vec<Record> = Vec::new();
-    let summary = pipeline::run_loop(&mut source, &mut detector, None, |frame, dets| {
+    let summary = pipeline::run_loop(&mut source, &mut detector, None, |frame, dets, _| {
         records.extend(counter.frame(frame, dets).iter().cloned());
         Ok(())
     })

@@ -134,6 +134,7 @@ fn content(image: Option<&Path>, w: u32, h: u32) -> Result<Vec<u8>, String> {
                 format: PixelFormat::Rgb24,
                 fps: 10.0,
                 frames: Some(1),
+                realtime: false,
             })
             .map_err(|e| e.to_string())?;
             let f = s

@@ -33,6 +33,10 @@ pub struct Config {
     pub detector: DetectorConfig,
     #[serde(default)]
     pub output: OutputConfig,
+    /// MQTT link (`docs/mqtt-api.md`): bins and events leave the outbox
+    /// for the broker; installers configure the camera remotely.
+    #[serde(default)]
+    pub link: Option<crate::link::LinkConfig>,
 }
 
 /// Who this camera is.
@@ -227,6 +231,15 @@ impl Config {
             p.push("camera.id: must be 1 to 64 bytes".to_string());
         }
         p.extend(self.tracker.problems());
+        if let Some(link) = &self.link {
+            p.extend(link.problems(&self.camera.id));
+            if self.output.outbox.is_none() {
+                p.push("link: needs output.outbox (records wait there for the broker)".into());
+            }
+            if self.analytics.is_none() {
+                p.push("link: needs analytics (the link publishes bins and events)".into());
+            }
+        }
         let fps_ok = |fps: f64| fps.is_finite() && fps > 0.0;
         match &self.source {
             SourceConfig::V4l2(v) => {

@@ -12,6 +12,7 @@
 
 pub mod analytics;
 pub mod bench;
+pub mod broker;
 pub mod capture;
 pub mod config;
 pub mod config_store;
@@ -23,4 +24,6 @@ pub mod model;
 pub mod outbox;
 pub mod pipeline;
 pub mod preprocess;
+pub mod service;
+pub mod snapshot;
 pub mod track;

@@ -81,17 +81,32 @@ enum Command {
         #[arg(long)]
         onnxruntime: Option<PathBuf>,
     },
-    /// The embedded default: the real model on photos or synthetic frames.
+    /// The embedded default: the whole camera against an MQTT broker it
+    /// starts on 127.0.0.1, printing what arrives; `--offline`: the real
+    /// model on photos or synthetic frames, no broker.
     Demo {
         #[arg(long, env = model::MODELS_DIR_ENV)]
         models_dir: Option<PathBuf>,
-        /// Directory of JPEG/PNG photos; the synthetic pattern when absent.
+        /// Seconds the camera runs (MQTT demo).
+        #[arg(long, default_value_t = 75)]
+        seconds: u64,
+        /// Seconds between health reports (MQTT demo).
+        #[arg(long, default_value_t = 10)]
+        health_interval: u64,
+        /// Broker port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Detection only, without a broker.
+        #[arg(long)]
+        offline: bool,
+        /// Offline: directory of JPEG/PNG photos; the synthetic pattern
+        /// when absent.
         #[arg(long)]
         images: Option<PathBuf>,
-        /// Where to write frames with boxes drawn.
+        /// Offline: where to write frames with boxes drawn.
         #[arg(long, default_value = "demo-output")]
         out: PathBuf,
-        /// Frames of the synthetic pattern.
+        /// Offline: frames of the synthetic pattern.
         #[arg(long, default_value_t = 20)]
         frames: u64,
     },
@@ -138,7 +153,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -221,17 +236,34 @@ fn main_inner(cli: Cli) -> Result<()> {
         }
         Command::Demo {
             models_dir,
+            seconds,
+            health_interval,
+            port,
+            offline,
             images,
             out,
             frames,
         } => {
-            let opts = demo::DemoOptions {
-                images,
-                models_dir,
-                out_dir: Some(out),
-                frames,
-            };
-            demo::run(&opts, &mut std::io::stdout().lock())?;
+            if offline || images.is_some() {
+                let opts = demo::DemoOptions {
+                    images,
+                    models_dir,
+                    out_dir: Some(out),
+                    frames,
+                };
+                demo::run(&opts, &mut std::io::stdout().lock())?;
+            } else {
+                let opts = demo::MqttDemoOptions {
+                    models_dir,
+                    seconds,
+                    health_interval_s: health_interval,
+                    port,
+                };
+                let got = demo::run_mqtt(&opts, &mut std::io::stdout().lock())?;
+                if got.health == 0 || got.status == 0 {
+                    bail!("the demo's consumer received no health report or status: {got:?}");
+                }
+            }
             Ok(())
         }
         Command::Models { command } => models(command),

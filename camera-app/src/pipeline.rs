@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -21,9 +22,13 @@ use crate::capture::synthetic::SyntheticSource;
 use crate::capture::v4l2::V4l2Source;
 use crate::capture::{Frame, FrameSource, PixelFormat, SourceError, SourceStats};
 use crate::config::{Config, SourceConfig};
+use crate::config_store::ConfigStore;
 use crate::detect::{Detection, Detector};
+use crate::health::SystemProbe;
+use crate::link::{Link, remote_config};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
 use crate::outbox::{Outbox, OutboxError, OutboxLimits};
+use crate::service::{self, AppCamera, Shared};
 use crate::track::appearance::{self, Appearance};
 use crate::track::{Tracker, TrackerConfig};
 
@@ -44,6 +49,8 @@ pub enum PipelineError {
     Analytics { path: String, rejected: Rejected },
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    #[error("link: {0}")]
+    Link(String),
     #[error("writing results to {path}: {source}")]
     Output {
         path: String,
@@ -137,6 +144,7 @@ pub fn load_analytics(path: &Path) -> Result<AnalyticsConfig, PipelineError> {
 pub struct PeopleCounter {
     tracker: Tracker,
     engine: Engine,
+    settings: EngineSettings,
     records: Vec<Record>,
     appearances: Vec<Option<Appearance>>,
 }
@@ -200,7 +208,7 @@ impl PeopleCounter {
             labels: manifest
                 .labels
                 .iter()
-                .map(|l| std::sync::Arc::from(l.as_str()))
+                .map(|l| Arc::from(l.as_str()))
                 .collect(),
             forget_s: tracker.lost_timeout_s + 1.5,
             first_bin_seq: seqs.next_bin,
@@ -209,7 +217,8 @@ impl PeopleCounter {
         };
         Self {
             tracker: Tracker::new(tracker),
-            engine: Engine::new(config, settings),
+            engine: Engine::new(config, settings.clone()),
+            settings,
             records: Vec::new(),
             appearances: Vec::new(),
         }
@@ -229,6 +238,28 @@ impl PeopleCounter {
         self.engine
             .update(tracks, frame.width, frame.height, t_us, &mut self.records);
         &self.records
+    }
+
+    /// Switch to a new analytics configuration between two frames: the
+    /// current bin and open visits are closed under the old version (their
+    /// records are returned), the tracker keeps its tracks, and numbering
+    /// continues.
+    pub fn reconfigure(&mut self, config: &AnalyticsConfig) -> &[Record] {
+        self.records.clear();
+        self.engine.finish(&mut self.records);
+        let (next_bin, next_event) = self.engine.next_sequences();
+        let settings = EngineSettings {
+            first_bin_seq: next_bin,
+            first_event_seq: next_event,
+            ..self.settings.clone()
+        };
+        self.engine = Engine::new(config, settings);
+        &self.records
+    }
+
+    /// People tracked now.
+    pub fn active_tracks(&self) -> usize {
+        self.tracker.live_tracks()
     }
 
     /// End of input: the last bin and open visits.
@@ -267,43 +298,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
         None => Box::new(std::io::stdout().lock()),
     };
     let summary = match &analytics {
-        Some(a) => {
-            let mut outbox = cfg
-                .output
-                .outbox
-                .as_deref()
-                .map(|p| Outbox::open(p, OutboxLimits::default()))
-                .transpose()?;
-            let seqs = match &outbox {
-                Some(o) => stored_sequences(o)?,
-                None => Sequences::default(),
-            };
-            let mut counter =
-                PeopleCounter::continuing(a, &cfg.tracker, &cfg.camera.id, &manifest, seqs);
-            // Durable first, then written out: a record on stdout is one
-            // the camera will not lose.
-            let mut emit = |out: &mut Box<dyn Write>, r: &Record| -> std::io::Result<()> {
-                if let Some(o) = outbox.as_mut() {
-                    store_record(o, r).map_err(std::io::Error::other)?;
-                }
-                write_line(out, r)
-            };
-            let summary = run_loop(
-                source.as_mut(),
-                &mut detector,
-                cfg.output.max_frames,
-                |frame, dets| {
-                    for r in counter.frame(frame, dets) {
-                        emit(&mut out, r)?;
-                    }
-                    Ok(())
-                },
-            )?;
-            for r in counter.finish() {
-                emit(&mut out, r).map_err(out_err)?;
-            }
-            summary
-        }
+        Some(a) => run_counting(cfg, a, &manifest, &mut detector, source.as_mut(), &mut out)?,
         None => {
             let mut record = FrameRecord {
                 seq: 0,
@@ -316,7 +311,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
                 source.as_mut(),
                 &mut detector,
                 cfg.output.max_frames,
-                |frame, dets| {
+                |frame, dets, _| {
                     record.seq = frame.seq;
                     record.timestamp_us = frame.timestamp.as_micros();
                     record.width = frame.width;
@@ -335,10 +330,188 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
     Ok(summary)
 }
 
+/// Detections → bins and events, each stored in the outbox (when there is
+/// one) before it is written out; with a link, the outbox drains to the
+/// broker and installers can change the analytics configuration.
+fn run_counting(
+    cfg: &Config,
+    file_config: &AnalyticsConfig,
+    manifest: &Manifest,
+    detector: &mut Detector,
+    source: &mut dyn FrameSource,
+    out: &mut Box<dyn Write>,
+) -> Result<RunSummary, PipelineError> {
+    let outbox = cfg
+        .output
+        .outbox
+        .as_deref()
+        .map(|p| Outbox::open(p, OutboxLimits::default()))
+        .transpose()?
+        .map(|o| Arc::new(Mutex::new(o)));
+    let seqs = match &outbox {
+        Some(o) => stored_sequences(&lock_outbox(o))?,
+        None => Sequences::default(),
+    };
+    let shared = Arc::new(Shared::default());
+    let (configs_tx, configs) = std::sync::mpsc::channel();
+    let mut analytics = file_config.clone();
+    let mut link = None;
+    if let (Some(link_cfg), Some(outbox)) = (&cfg.link, &outbox) {
+        let dir = cfg
+            .output
+            .outbox
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."));
+        let store = ConfigStore::open(dir).map_err(|e| PipelineError::Link(e.to_string()))?;
+        let text = cfg
+            .analytics
+            .as_deref()
+            .map(std::fs::read_to_string)
+            .transpose()
+            .map_err(|e| PipelineError::Link(e.to_string()))?
+            .unwrap_or_default();
+        let mut running = (
+            analytics.version,
+            remote_config::toml_to_json(&text).map_err(PipelineError::Link)?,
+        );
+        // A configuration an installer sent earlier wins over the file
+        // unless the file is newer (a new image, a local edit).
+        match store.load() {
+            Ok(Some(stored)) if stored.version > analytics.version => {
+                match remote_config::decide(0, stored.body.as_bytes(), usize::MAX) {
+                    Ok(d) => {
+                        tracing::info!(
+                            version = d.version,
+                            "using the configuration installed over MQTT"
+                        );
+                        analytics = d.config;
+                        running = (d.version, d.body);
+                    }
+                    Err(r) => {
+                        tracing::error!(problems = ?r.problems, path = %store.path().display(), "ignoring a stored configuration");
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the stored configuration"),
+        }
+        shared
+            .config_version
+            .store(analytics.version, std::sync::atomic::Ordering::Relaxed);
+        let camera = AppCamera {
+            shared: shared.clone(),
+            outbox: outbox.clone(),
+            store,
+            configs: configs_tx,
+            probe: SystemProbe::new("/"),
+            started_us: service::now_us(),
+            model: manifest.name.clone(),
+            model_sha256: Some(manifest.sha256.clone()),
+            snapshots_enabled: false,
+        };
+        let handle = Link {
+            config: link_cfg.clone(),
+            camera_id: cfg.camera.id.clone(),
+            outbox: outbox.clone(),
+            running,
+        }
+        .spawn(Box::new(camera))
+        .map_err(|e| PipelineError::Link(e.to_string()))?;
+        link = Some(handle);
+    }
+    let mut counter =
+        PeopleCounter::continuing(&analytics, &cfg.tracker, &cfg.camera.id, manifest, seqs);
+    // Durable first, then written out: a record on stdout is one the
+    // camera will not lose.
+    let emit = |out: &mut Box<dyn Write>, r: &Record| -> std::io::Result<()> {
+        if let Some(o) = &outbox {
+            store_record(&mut lock_outbox(o), r).map_err(std::io::Error::other)?;
+        }
+        write_line(out, r)
+    };
+    let summary = run_loop(
+        source,
+        detector,
+        cfg.output.max_frames,
+        |frame, dets, info| {
+            let mut emitted = false;
+            while let Ok(desired) = configs.try_recv() {
+                tracing::info!(
+                    version = desired.version,
+                    "new analytics configuration in force"
+                );
+                for r in counter.reconfigure(&desired.config) {
+                    emit(out, r)?;
+                    emitted = true;
+                }
+            }
+            for r in counter.frame(frame, dets) {
+                emit(out, r)?;
+                emitted = true;
+            }
+            let mut m = shared.metrics();
+            m.frames_captured = info.summary.processed + info.summary.corrupt + info.summary.failed;
+            m.frames_processed = info.summary.processed;
+            m.frames_corrupt = info.summary.corrupt;
+            m.frames_failed = info.summary.failed;
+            m.tracks_active = counter.active_tracks() as u32;
+            m.inference.record(info.inference);
+            drop(m);
+            if let (true, Some(l)) = (emitted, &link) {
+                l.wake();
+            }
+            Ok(())
+        },
+    )?;
+    let out_err = |source| PipelineError::Output {
+        path: "output".into(),
+        source,
+    };
+    for r in counter.finish() {
+        emit(out, r).map_err(out_err)?;
+    }
+    if let (Some(l), Some(o)) = (link, &outbox) {
+        l.wake();
+        drain(o, cfg.link.as_ref().map_or(0, |c| c.drain_s));
+        l.stop();
+    }
+    Ok(summary)
+}
+
+/// At the end of a finite input, give the link a while to deliver what is
+/// waiting (it stays in the outbox for the next run otherwise).
+fn drain(outbox: &Mutex<Outbox>, seconds: u64) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let depth = lock_outbox(outbox).stats().map_or(0, |s| s.depth);
+        if depth == 0 || Instant::now() >= deadline {
+            if depth > 0 {
+                tracing::info!(depth, "records left in the outbox for the next run");
+            }
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn lock_outbox(o: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
+    o.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One JSON line.
 fn write_line<T: Serialize>(out: &mut dyn Write, v: &T) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, v).map_err(std::io::Error::other)?;
     out.write_all(b"\n")
+}
+
+/// What the loop knows about a frame besides its detections.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameInfo {
+    /// Detection time: preprocessing, inference and decoding.
+    pub inference: std::time::Duration,
+    /// Counters so far, this frame included.
+    pub summary: RunSummary,
 }
 
 /// The loop itself, with the output injected.
@@ -346,7 +519,7 @@ pub fn run_loop(
     source: &mut dyn FrameSource,
     detector: &mut Detector,
     max_frames: Option<u64>,
-    mut emit: impl FnMut(&Frame, &[Detection]) -> std::io::Result<()>,
+    mut emit: impl FnMut(&Frame, &[Detection], &FrameInfo) -> std::io::Result<()>,
 ) -> Result<RunSummary, PipelineError> {
     let mut s = RunSummary::default();
     let emit_err = |source| PipelineError::Output {
@@ -384,8 +557,12 @@ pub fn run_loop(
         let t = Instant::now();
         match detector.detect(frame) {
             Ok(dets) => {
-                emit(frame, dets).map_err(emit_err)?;
                 s.processed += 1;
+                let info = FrameInfo {
+                    inference: t.elapsed(),
+                    summary: s,
+                };
+                emit(frame, dets, &info).map_err(emit_err)?;
                 tracing::debug!(seq = frame.seq, people = dets.len(), took = ?t.elapsed(), "frame");
             }
             Err(e) => {
@@ -499,7 +676,7 @@ mod tests {
         let (m, mut det) = detector();
         let mut records = Vec::new();
         let mut once = false;
-        let summary = run_loop(&mut src, &mut det, Some(4), |frame, dets| {
+        let summary = run_loop(&mut src, &mut det, Some(4), |frame, dets, _| {
             let r = FrameRecord {
                 seq: frame.seq,
                 timestamp_us: frame.timestamp.as_micros(),
@@ -541,7 +718,7 @@ mod tests {
         let mut src = fake_camera(&shared);
         let (_, mut det) = detector();
         // After the unplug a different camera appears that cannot do YUYV.
-        let err = run_loop(&mut src, &mut det, None, |_, _| {
+        let err = run_loop(&mut src, &mut det, None, |_, _, _| {
             shared.lock().expect("lock").offer_fourcc = Some(*b"MJPG");
             Ok(())
         })

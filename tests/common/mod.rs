@@ -138,3 +138,4 @@ pub fn compare(
     }
     problems
 }
+pub mod mqtt;

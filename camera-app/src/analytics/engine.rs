@@ -499,6 +499,12 @@ impl Engine {
         }
     }
 
+    /// Where bin and event numbering stands: an engine for a new
+    /// configuration continues from here.
+    pub fn next_sequences(&self) -> (u64, u64) {
+        (self.clock.next_seq(), self.events.next_seq)
+    }
+
     /// End of input: close open visits, decide every track, and close the
     /// current bin.
     pub fn finish(&mut self, out: &mut Vec<Record>) {

@@ -26,6 +26,10 @@ pub struct SyntheticConfig {
     /// Number of frames; `None` is endless.
     #[serde(default)]
     pub frames: Option<u64>,
+    /// Deliver frames at `fps` in real time, stamped with the wall clock
+    /// (the demo), instead of as fast as asked with synthetic time.
+    #[serde(default)]
+    pub realtime: bool,
 }
 
 fn default_width() -> u32 {
@@ -49,6 +53,7 @@ impl Default for SyntheticConfig {
             format: default_format(),
             fps: default_fps(),
             frames: None,
+            realtime: false,
         }
     }
 }
@@ -57,6 +62,8 @@ impl Default for SyntheticConfig {
 #[derive(Debug)]
 pub struct SyntheticSource {
     config: SyntheticConfig,
+    /// Real-time mode: when frame 0 was due.
+    started: Option<std::time::Instant>,
     next: u64,
     rgb: Vec<u8>,
     stats: SourceStats,
@@ -80,6 +87,7 @@ impl SyntheticSource {
         }
         Ok(Self {
             config,
+            started: None,
             next: 0,
             rgb: Vec::new(),
             stats: SourceStats::default(),
@@ -201,9 +209,22 @@ impl FrameSource for SyntheticSource {
         })?;
         self.stats.delivered += 1;
         let t = Duration::from_secs_f64(i as f64 / self.config.fps);
+        let timestamp = if self.config.realtime {
+            let started = *self.started.get_or_insert_with(std::time::Instant::now);
+            if let Some(wait) = (started + t).checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            Timestamp(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as u64),
+            )
+        } else {
+            Timestamp(DEFAULT_START_US).plus(t)
+        };
         Ok(Some(Frame {
             seq: i,
-            timestamp: Timestamp(DEFAULT_START_US).plus(t),
+            timestamp,
             width: w,
             height: h,
             stride,
@@ -236,6 +257,7 @@ mod tests {
                 format,
                 fps: 5.0,
                 frames: Some(2),
+                realtime: false,
             })
             .expect("open");
             let a = s.next_frame().expect("ok").expect("frame");

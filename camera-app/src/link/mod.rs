@@ -63,6 +63,10 @@ pub struct LinkConfig {
     /// Data records in flight (unacknowledged) at once.
     #[serde(default = "default_window")]
     pub inflight: u16,
+    /// At the end of a finite input (files), wait this long for the
+    /// outbox to drain before exiting.
+    #[serde(default = "default_drain")]
+    pub drain_s: u64,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -113,6 +117,9 @@ fn default_max_config() -> usize {
 fn default_max_packet() -> usize {
     16 * 1024 * 1024
 }
+fn default_drain() -> u64 {
+    10
+}
 fn default_window() -> u16 {
     100
 }
@@ -133,6 +140,7 @@ impl LinkConfig {
             max_config_bytes: default_max_config(),
             max_packet_bytes: default_max_packet(),
             inflight: default_window(),
+            drain_s: default_drain(),
             username: None,
             password: None,
             tls: None,
@@ -175,10 +183,10 @@ impl LinkConfig {
         if self.password.is_some() && self.username.is_none() {
             p.push("link.password: given without link.username".into());
         }
-        if let Some(t) = &self.tls {
-            if t.cert_file.is_some() != t.key_file.is_some() {
-                p.push("link.tls: cert_file and key_file go together".into());
-            }
+        if let Some(t) = &self.tls
+            && t.cert_file.is_some() != t.key_file.is_some()
+        {
+            p.push("link.tls: cert_file and key_file go together".into());
         }
         p
     }
@@ -208,6 +216,7 @@ pub enum LinkError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

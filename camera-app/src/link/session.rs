@@ -73,14 +73,11 @@ impl Delivery {
 
     /// The client wrote a publish with packet id `pkid` (0 for QoS 0).
     pub fn written(&mut self, pkid: u16) {
-        match self.queued.pop_front() {
-            Some(Some(id)) => {
-                self.queued_data -= 1;
-                if pkid != 0 {
-                    self.inflight.insert(pkid, id);
-                }
+        if let Some(Some(id)) = self.queued.pop_front() {
+            self.queued_data -= 1;
+            if pkid != 0 {
+                self.inflight.insert(pkid, id);
             }
-            Some(None) | None => {}
         }
     }
 
@@ -135,6 +132,7 @@ impl Backoff {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

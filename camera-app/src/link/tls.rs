@@ -81,6 +81,7 @@ pub fn client_config(cfg: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, TlsEr
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

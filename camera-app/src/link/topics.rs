@@ -112,6 +112,7 @@ impl fmt::Display for Topics {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,147 @@
+//! The camera's side of the MQTT link: what the link asks of the running
+//! pipeline (health, configuration changes, snapshots), answered from
+//! state the frame loop shares.
+//!
+//! The link runs on its own thread; the frame loop owns the tracker and the
+//! analytics engine. They meet here: counters behind a mutex the frame loop
+//! updates once per frame, a channel of accepted configurations the frame
+//! loop drains before each frame, and a flag asking for a snapshot.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use crate::config_store::ConfigStore;
+use crate::health::{HealthInputs, HealthReport, LatencyWindow, SystemProbe, TamperStatus};
+use crate::link::{Camera, Desired};
+use crate::outbox::Outbox;
+
+/// Frame-loop figures the health report reads.
+#[derive(Debug)]
+pub struct Metrics {
+    pub frames_captured: u64,
+    pub frames_processed: u64,
+    pub frames_corrupt: u64,
+    pub frames_failed: u64,
+    pub tracks_active: u32,
+    pub inference: LatencyWindow,
+    pub tamper: TamperStatus,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            frames_captured: 0,
+            frames_processed: 0,
+            frames_corrupt: 0,
+            frames_failed: 0,
+            tracks_active: 0,
+            // About a minute of frames at 15 fps.
+            inference: LatencyWindow::new(1024),
+            tamper: TamperStatus::default(),
+        }
+    }
+}
+
+/// State shared by the frame loop and the link.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub metrics: Mutex<Metrics>,
+    /// An installer asked for a snapshot; the frame loop takes it.
+    pub snapshot_wanted: AtomicBool,
+    /// Version of the analytics configuration in force.
+    pub config_version: AtomicU64,
+}
+
+impl Shared {
+    pub fn metrics(&self) -> std::sync::MutexGuard<'_, Metrics> {
+        self.metrics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The [`Camera`] the link talks to.
+#[derive(Debug)]
+pub struct AppCamera {
+    pub shared: Arc<Shared>,
+    pub outbox: Arc<Mutex<Outbox>>,
+    /// Where accepted configurations are kept across restarts.
+    pub store: ConfigStore,
+    /// Accepted configurations, to the frame loop.
+    pub configs: Sender<Desired>,
+    pub probe: SystemProbe,
+    pub started_us: u64,
+    pub model: String,
+    pub model_sha256: Option<String>,
+    pub snapshots_enabled: bool,
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Camera for AppCamera {
+    fn birth(&self) -> serde_json::Value {
+        json!({
+            "firmware_version": crate::health::FIRMWARE_VERSION,
+            "models": [{"name": self.model, "sha256": self.model_sha256}],
+            "started_us": self.started_us,
+        })
+    }
+
+    fn health(&mut self) -> serde_json::Value {
+        let outbox = self
+            .outbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stats()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read outbox figures");
+                Default::default()
+            });
+        let system = self.probe.probe();
+        let m = self.shared.metrics();
+        let inputs = HealthInputs {
+            time_us: now_us(),
+            started_us: self.started_us,
+            config_version: Some(self.shared.config_version.load(Ordering::Relaxed)),
+            frames_captured: m.frames_captured,
+            frames_processed: m.frames_processed,
+            frames_corrupt: m.frames_corrupt,
+            frames_failed: m.frames_failed,
+            tracks_active: m.tracks_active,
+            outbox_depth: outbox.depth,
+            outbox_oldest_us: outbox.oldest_us,
+            outbox_evictions: outbox.evicted,
+        };
+        let report = HealthReport::build(&inputs, &m.inference, &system, &m.tamper);
+        serde_json::to_value(report).unwrap_or_default()
+    }
+
+    fn apply(&mut self, desired: &Desired) -> Result<(), String> {
+        // Durable first: a configuration reported accepted survives a
+        // power cut.
+        self.store
+            .save(desired.version, &desired.body)
+            .map_err(|e| e.to_string())?;
+        self.configs
+            .send(desired.clone())
+            .map_err(|_| "the frame loop has stopped".to_string())?;
+        self.shared
+            .config_version
+            .store(desired.version, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> Result<(), String> {
+        if !self.snapshots_enabled {
+            return Err("snapshots are disabled on this camera (snapshot.enabled)".into());
+        }
+        self.shared.snapshot_wanted.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
