@@ -300,6 +300,21 @@ fn to_rgb(frame: &Frame, colorimetry: Colorimetry) -> Result<Rgb, SnapshotError>
         seq,
         reason: e.to_string(),
     };
+    if frame.format == PixelFormat::Mjpeg {
+        let img = image::load_from_memory_with_format(&frame.data, image::ImageFormat::Jpeg)
+            .map_err(|e| SnapshotError::Decode {
+                seq,
+                format: frame.format,
+                reason: e.to_string(),
+            })?
+            .into_rgb8();
+        let (w, h) = img.dimensions();
+        return Ok(Rgb {
+            w,
+            h,
+            px: img.into_raw(),
+        });
+    }
     let (matrix, range) = yuv_parts(colorimetry);
     let mut px = vec![0u8; w as usize * h as usize * 3];
     match frame.format {
@@ -347,21 +362,8 @@ fn to_rgb(frame: &Frame, colorimetry: Colorimetry) -> Result<Rgb, SnapshotError>
                 }
             }
         }
-        PixelFormat::Mjpeg => {
-            let img = image::load_from_memory_with_format(&frame.data, image::ImageFormat::Jpeg)
-                .map_err(|e| SnapshotError::Decode {
-                    seq,
-                    format: frame.format,
-                    reason: e.to_string(),
-                })?
-                .into_rgb8();
-            let (w, h) = img.dimensions();
-            return Ok(Rgb {
-                w,
-                h,
-                px: img.into_raw(),
-            });
-        }
+        // Decoded above.
+        PixelFormat::Mjpeg => {}
     }
     Ok(Rgb { w, h, px })
 }

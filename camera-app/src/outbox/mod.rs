@@ -93,6 +93,12 @@ pub enum OutboxError {
         #[source]
         source: postcard::Error,
     },
+    #[error("outbox {path}: cannot sync its directory: {source}")]
+    SyncDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("outbox {path}: a record of {size} bytes cannot fit in {max} bytes")]
     TooLarge { path: String, size: u64, max: u64 },
 }
@@ -124,6 +130,19 @@ impl Outbox {
             path: name.clone(),
             source: Box::new(source),
         })?;
+        // redb syncs the file, not the directory entry naming it: without
+        // this a power cut soon after first boot can lose the whole file
+        // (found by the power-cut filesystem in tests/powercut).
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| OutboxError::SyncDir {
+                path: name.clone(),
+                source,
+            })?;
         Self::init(db, name, limits)
     }
 

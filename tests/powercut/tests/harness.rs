@@ -1,0 +1,141 @@
+//! The power-cut filesystem bites: what was not synced is gone after a
+//! cut, what was synced stays, and no kernel cache hides the difference.
+
+mod common;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use powercut::PowerCutFs;
+
+fn sync_dir(dir: &Path) {
+    File::open(dir)
+        .expect("open dir")
+        .sync_all()
+        .expect("fsync dir");
+}
+
+fn write(path: &Path, bytes: &[u8], sync: bool) {
+    let mut f = File::create(path).expect("create");
+    f.write_all(bytes).expect("write");
+    if sync {
+        f.sync_all().expect("fsync");
+    }
+}
+
+#[test]
+fn unsynced_data_and_names_are_gone_after_a_cut() {
+    let m = common::mount();
+    let root = m.fs.path();
+    // Synced data under a synced name: survives.
+    write(&root.join("kept"), b"kept", true);
+    // A name synced, its data not: the file survives, empty.
+    write(&root.join("empty"), b"never synced", false);
+    sync_dir(root);
+    // Data synced, its name not: gone.
+    write(&root.join("nameless"), b"synced data", true);
+    // Synced, then overwritten, extended and truncated without a sync.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(root.join("kept"))
+        .expect("open");
+    f.write_all(b"KEPT and then some").expect("overwrite");
+    drop(f);
+    assert_eq!(
+        fs::read(root.join("kept")).expect("read"),
+        b"KEPT and then some"
+    );
+
+    let cut = m.fs.cut();
+    assert_eq!(fs::read(root.join("kept")).expect("kept"), b"kept");
+    assert_eq!(fs::read(root.join("empty")).expect("empty"), b"");
+    assert!(
+        !root.join("nameless").exists(),
+        "a name never synced survived"
+    );
+    assert_eq!(
+        (cut.files_reverted, cut.dirs_reverted, cut.inodes_dropped),
+        (2, 1, 1),
+        "{cut:?}"
+    );
+    // Nothing left to drop.
+    assert_eq!(m.fs.cut(), powercut::Cut::default());
+}
+
+#[test]
+fn a_rename_is_undone_without_a_directory_sync() {
+    let m = common::mount();
+    let root = m.fs.path();
+    let sub = root.join("state");
+    fs::create_dir(&sub).expect("mkdir");
+    sync_dir(root);
+    write(&sub.join("config.json"), b"old", true);
+    sync_dir(&sub);
+
+    // Write a temporary, sync it, rename it over: no directory sync.
+    write(&sub.join("config.json.tmp"), b"new", true);
+    fs::rename(sub.join("config.json.tmp"), sub.join("config.json")).expect("rename");
+    assert_eq!(fs::read(sub.join("config.json")).expect("read"), b"new");
+    m.fs.cut();
+    assert_eq!(fs::read(sub.join("config.json")).expect("read"), b"old");
+    assert!(!sub.join("config.json.tmp").exists());
+
+    // The same with the directory synced: the rename stays.
+    write(&sub.join("config.json.tmp"), b"new", true);
+    fs::rename(sub.join("config.json.tmp"), sub.join("config.json")).expect("rename");
+    sync_dir(&sub);
+    m.fs.cut();
+    assert_eq!(fs::read(sub.join("config.json")).expect("read"), b"new");
+    assert!(!sub.join("config.json.tmp").exists());
+
+    // An unlink without a directory sync comes back too.
+    fs::remove_file(sub.join("config.json")).expect("unlink");
+    m.fs.cut();
+    assert_eq!(fs::read(sub.join("config.json")).expect("read"), b"new");
+}
+
+/// A descriptor opened before the cut reads what survived: the kernel's
+/// page cache does not serve the lost bytes. (Same size before and after,
+/// and no read past the end: either would make the kernel refetch the
+/// attributes and drop its cache, hiding a missing `FOPEN_DIRECT_IO`.)
+#[test]
+fn the_page_cache_cannot_hide_a_cut() {
+    let m = common::mount();
+    let path = m.fs.path().join("f");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("create");
+    sync_dir(m.fs.path());
+    f.write_all_at(b"durable!", 0).expect("write");
+    f.sync_data().expect("fdatasync");
+    f.write_all_at(b"LOSTLOST", 0).expect("overwrite");
+    let mut buf = [0u8; 8];
+    f.read_exact_at(&mut buf, 0).expect("read");
+    assert_eq!(&buf, b"LOSTLOST");
+
+    m.fs.cut();
+    f.read_exact_at(&mut buf, 0).expect("read after the cut");
+    assert_eq!(&buf, b"durable!", "the kernel served bytes the cut dropped");
+    assert_eq!(fs::read(&path).expect("reopen"), b"durable!");
+    // A size change shows too.
+    f.write_all_at(b" and more", 8).expect("extend");
+    m.fs.cut();
+    assert_eq!(f.metadata().expect("fstat").len(), 8);
+}
+
+#[test]
+fn mounting_where_it_cannot_says_where_and_why() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = PowerCutFs::mount(&dir.path().join("missing")).expect_err("no such directory");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("missing") && msg.contains("cannot mount"),
+        "{msg}"
+    );
+}
