@@ -48,6 +48,11 @@ impl Camera {
 
     /// The camera's config for one run: `source` is the `[source]` body.
     fn config(&self, run: usize, port: u16, source: &str) -> PathBuf {
+        self.config_with(run, port, source, "")
+    }
+
+    /// As [`config`](Self::config), with more tables appended.
+    fn config_with(&self, run: usize, port: u16, source: &str, extra: &str) -> PathBuf {
         let d = self.dir.path();
         let text = format!(
             r#"analytics = "{analytics}"
@@ -68,6 +73,7 @@ reconnect_min_ms = 50
 reconnect_max_s = 1
 health_interval_s = 1
 drain_s = 20
+{extra}
 "#,
             analytics = d.join("analytics.toml").display(),
             id = self.id,
@@ -279,4 +285,37 @@ fn config_over_mqtt_takes_effect_on_the_next_frame_and_survives_a_restart() {
     assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
     let after = sub2.on(&bins);
     assert!(after.iter().all(|m| m.json()["config_version"] == 2));
+}
+
+#[test]
+fn a_requested_snapshot_is_published_once_and_size_limited() {
+    let cam = Camera::new();
+    let sub = Subscriber::start(&format!("{}/#", cam.prefix));
+    let source =
+        "kind = \"synthetic\"\nwidth = 640\nheight = 480\nfps = 10\nrealtime = true\nframes = 40";
+    let extra = "[snapshot]\nenabled = true\nmax_bytes = 40000\nmax_width = 640";
+    let mut child = cam.spawn(&cam.config_with(0, broker().port(), source, extra));
+    let status = format!("{}/status", cam.prefix);
+    sub.wait_for("birth", Duration::from_secs(30), |m| {
+        m.iter()
+            .any(|m| m.topic == status && m.json()["state"] == "online")
+    });
+    sub.publish(&format!("{}/snapshot/request", cam.prefix), b"{}".to_vec());
+    let topic = format!("{}/snapshot", cam.prefix);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sub.messages().iter().any(|m| m.topic == topic) {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot; camera log:\n{}",
+            cam.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
+    let shots = sub.on(&topic);
+    assert_eq!(shots.len(), 1, "published once");
+    let jpeg = &shots[0].payload;
+    assert!(jpeg.len() <= 40_000, "{} bytes", jpeg.len());
+    let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!((img.width(), img.height()), (640, 480));
 }

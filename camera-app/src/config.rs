@@ -37,6 +37,12 @@ pub struct Config {
     /// for the broker; installers configure the camera remotely.
     #[serde(default)]
     pub link: Option<crate::link::LinkConfig>,
+    /// Installer snapshots over MQTT: off unless enabled.
+    #[serde(default)]
+    pub snapshot: crate::snapshot::SnapshotOptions,
+    /// Lens covered, defocused or view moved, from image statistics.
+    #[serde(default)]
+    pub tamper: crate::health::TamperConfig,
 }
 
 /// Who this camera is.
@@ -231,6 +237,12 @@ impl Config {
             p.push("camera.id: must be 1 to 64 bytes".to_string());
         }
         p.extend(self.tracker.problems());
+        if let Err(e) = self.snapshot.validate() {
+            p.push(format!("snapshot: {e}"));
+        }
+        if let Err(e) = self.tamper.validate() {
+            p.extend(e.problems.iter().map(|x| format!("tamper.{x}")));
+        }
         if let Some(link) = &self.link {
             p.extend(link.problems(&self.camera.id));
             if self.output.outbox.is_none() {

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -24,11 +25,12 @@ use crate::capture::{Frame, FrameSource, PixelFormat, SourceError, SourceStats};
 use crate::config::{Config, SourceConfig};
 use crate::config_store::ConfigStore;
 use crate::detect::{Detection, Detector};
-use crate::health::SystemProbe;
-use crate::link::{Link, remote_config};
+use crate::health::{SystemProbe, TamperDetector, TamperKind};
+use crate::link::{Link, LinkHandle, remote_config};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
 use crate::outbox::{Outbox, OutboxError, OutboxLimits};
 use crate::service::{self, AppCamera, Shared};
+use crate::snapshot;
 use crate::track::appearance::{self, Appearance};
 use crate::track::{Tracker, TrackerConfig};
 
@@ -163,6 +165,20 @@ const NEXT_EVENT_SEQ: &str = "next_event_seq";
 /// Outbox topics, relative to the camera's topic prefix.
 pub const BINS_TOPIC: &str = "bins";
 pub const EVENTS_TOPIC: &str = "events";
+pub const TAMPER_TOPIC: &str = "tamper";
+const NEXT_TAMPER_SEQ: &str = "next_tamper_seq";
+
+/// A tamper condition raised or cleared, as published on `tamper`.
+#[derive(Debug, Serialize)]
+struct TamperRecord<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    camera: &'a str,
+    seq: u64,
+    time_us: u64,
+    tamper: TamperKind,
+    raised: bool,
+}
 
 /// The sequence numbers stored in an outbox.
 pub fn stored_sequences(outbox: &Outbox) -> Result<Sequences, OutboxError> {
@@ -398,7 +414,7 @@ fn run_counting(
         }
         shared
             .config_version
-            .store(analytics.version, std::sync::atomic::Ordering::Relaxed);
+            .store(analytics.version, Ordering::Relaxed);
         let camera = AppCamera {
             shared: shared.clone(),
             outbox: outbox.clone(),
@@ -408,7 +424,7 @@ fn run_counting(
             started_us: service::now_us(),
             model: manifest.name.clone(),
             model_sha256: Some(manifest.sha256.clone()),
-            snapshots_enabled: false,
+            snapshots_enabled: cfg.snapshot.enabled,
         };
         let handle = Link {
             config: link_cfg.clone(),
@@ -430,12 +446,25 @@ fn run_counting(
         }
         write_line(out, r)
     };
+    // Validated with the config.
+    let mut tamper = TamperDetector::new(cfg.tamper.clone())
+        .map_err(|e| PipelineError::Link(format!("tamper: {e}")))?;
+    let mut tamper_events = Vec::new();
+    let mut snapshot_opts = cfg.snapshot.clone();
+    snapshot_opts.colorimetry = cfg.detector.colorimetry;
+    let mut next_tamper_seq = match &outbox {
+        Some(o) => lock_outbox(o).counter(NEXT_TAMPER_SEQ)?,
+        None => 0,
+    };
+    let snapshots = link.as_ref().map(LinkHandle::snapshots);
     let summary = run_loop(
         source,
         detector,
         cfg.output.max_frames,
         |frame, dets, info| {
             let mut emitted = false;
+            let t_us = frame.timestamp.as_micros();
+            // Accepted over MQTT since the last frame: in force from this one.
             while let Ok(desired) = configs.try_recv() {
                 tracing::info!(
                     version = desired.version,
@@ -445,10 +474,51 @@ fn run_counting(
                     emit(out, r)?;
                     emitted = true;
                 }
+                analytics = desired.config;
+                // An installer who changes the lines has looked at the view:
+                // it becomes the tamper reference.
+                tamper.relearn(t_us, &mut tamper_events);
             }
             for r in counter.frame(frame, dets) {
                 emit(out, r)?;
                 emitted = true;
+            }
+            if let Err(e) = tamper.observe(frame, t_us, &mut tamper_events) {
+                tracing::debug!(error = %e, "tamper check skipped");
+            }
+            for ev in tamper_events.drain(..) {
+                tracing::warn!(kind = ?ev.kind, raised = ev.raised, "tamper");
+                let record = TamperRecord {
+                    kind: "tamper",
+                    camera: &cfg.camera.id,
+                    seq: next_tamper_seq,
+                    time_us: ev.time_us,
+                    tamper: ev.kind,
+                    raised: ev.raised,
+                };
+                if let Some(o) = &outbox {
+                    let payload = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+                    let counter = Some((NEXT_TAMPER_SEQ, next_tamper_seq + 1));
+                    lock_outbox(o)
+                        .push_counted(TAMPER_TOPIC, &payload, ev.time_us, counter)
+                        .map_err(std::io::Error::other)?;
+                    emitted = true;
+                }
+                write_line(out, &record)?;
+                next_tamper_seq += 1;
+            }
+            if let Some(tx) = &snapshots
+                && shared.snapshot_wanted.swap(false, Ordering::Relaxed)
+            {
+                let people: Vec<_> = dets.iter().map(|d| d.bbox).collect();
+                match snapshot::render(frame, Some(&analytics), &people, &snapshot_opts) {
+                    Ok(jpeg) => {
+                        if tx.try_send(jpeg).is_err() {
+                            tracing::warn!("snapshot dropped: the link is busy");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot take a snapshot"),
+                }
             }
             let mut m = shared.metrics();
             m.frames_captured = info.summary.processed + info.summary.corrupt + info.summary.failed;
@@ -457,6 +527,7 @@ fn run_counting(
             m.frames_failed = info.summary.failed;
             m.tracks_active = counter.active_tracks() as u32;
             m.inference.record(info.inference);
+            m.tamper = tamper.status();
             drop(m);
             if let (true, Some(l)) = (emitted, &link) {
                 l.wake();
@@ -577,6 +648,7 @@ pub fn run_loop(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
 
     use super::*;
