@@ -648,8 +648,6 @@ pub fn run_loop(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-    use std::sync::{Arc, Mutex};
 
     use super::*;
     use crate::capture::v4l2::fake::{Event, FakeOpener, Script};
