@@ -429,3 +429,113 @@ mod tests {
         assert_eq!(s.p95, 95.0);
     }
 }
+
+/// Figures of the outbox backlog benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacklogReport {
+    pub broker: String,
+    pub records: u64,
+    pub payload_bytes: usize,
+    /// Records acknowledged by the broker and removed from the outbox, per
+    /// second, from the link's start to an empty outbox; one per round.
+    pub rounds_msgs_per_s: Vec<f64>,
+    pub median_msgs_per_s: f64,
+}
+
+/// A camera with nothing to say, for the backlog benchmark.
+#[derive(Debug)]
+struct QuietCamera;
+
+impl crate::link::Camera for QuietCamera {
+    fn birth(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+    fn health(&mut self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+    fn apply(&mut self, _: &crate::link::Desired) -> Result<(), String> {
+        Err("benchmark".into())
+    }
+    fn snapshot(&mut self) -> Result<(), String> {
+        Err("benchmark".into())
+    }
+}
+
+/// A camera back online after an outage: `records` bins wait in the
+/// outbox; how fast does the link deliver them (PUBACK received and the
+/// record removed)? Against `broker`, or an embedded one.
+pub fn link_backlog(
+    records: u64,
+    broker: Option<std::net::SocketAddr>,
+    rounds: usize,
+) -> Result<BacklogReport, String> {
+    use std::sync::{Arc, Mutex};
+
+    use crate::outbox::{Outbox, OutboxLimits};
+
+    let (addr, name) = match broker {
+        Some(a) => (a, format!("external {a}")),
+        None => (
+            crate::broker::start(0, 1024 * 1024).map_err(|e| e.to_string())?,
+            "embedded rumqttd".to_string(),
+        ),
+    };
+    // A bin of a door camera with one line and two zones is about this big.
+    let payload = format!(
+        r#"{{"type":"bin","camera":"bench","seq":0,"pad":"{}"}}"#,
+        "x".repeat(700)
+    );
+    let mut rates = Vec::new();
+    for round in 0..rounds.max(1) {
+        let dir =
+            std::env::temp_dir().join(format!("camera-backlog-{}-{round}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut outbox = Outbox::open(&dir.join("outbox.redb"), OutboxLimits::default())
+            .map_err(|e| e.to_string())?;
+        for i in 0..records {
+            outbox
+                .push("bins", payload.as_bytes(), 1_700_000_000_000_000 + i)
+                .map_err(|e| e.to_string())?;
+        }
+        let outbox = Arc::new(Mutex::new(outbox));
+        let mut config = crate::link::LinkConfig::new(&addr.ip().to_string(), addr.port());
+        config.client_id = Some(format!("bench-{}-{round}", std::process::id()));
+        let start = Instant::now();
+        let link = crate::link::Link {
+            config,
+            camera_id: "bench".into(),
+            outbox: outbox.clone(),
+            running: (0, "{}".into()),
+        }
+        .spawn(Box::new(QuietCamera))
+        .map_err(|e| e.to_string())?;
+        loop {
+            let depth = outbox
+                .lock()
+                .map_err(|e| e.to_string())?
+                .stats()
+                .map_err(|e| e.to_string())?
+                .depth;
+            if depth == 0 {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                return Err(format!("{depth} records still waiting after 120 s"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        rates.push(records as f64 / start.elapsed().as_secs_f64());
+        link.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let mut sorted = rates.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(BacklogReport {
+        broker: name,
+        records,
+        payload_bytes: payload.len(),
+        median_msgs_per_s: sorted[sorted.len() / 2],
+        rounds_msgs_per_s: rates,
+    })
+}

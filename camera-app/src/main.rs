@@ -80,6 +80,16 @@ enum Command {
         /// JSON from scripts/onnxruntime_bench.py, to report the ratio.
         #[arg(long)]
         onnxruntime: Option<PathBuf>,
+        /// Instead: how fast the link delivers this many stored bins after
+        /// a reconnect (an embedded broker unless --broker).
+        #[arg(long)]
+        backlog: Option<u64>,
+        /// Broker for --backlog (host:port).
+        #[arg(long)]
+        broker: Option<std::net::SocketAddr>,
+        /// Rounds of --backlog; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// The embedded default: the whole camera against an MQTT broker it
     /// starts on 127.0.0.1, printing what arrives; `--offline`: the real
@@ -218,7 +228,16 @@ fn main_inner(cli: Cli) -> Result<()> {
             threads,
             image,
             onnxruntime,
+            backlog,
+            broker,
+            rounds,
         } => {
+            if let Some(records) = backlog {
+                let report =
+                    bench::link_backlog(records, broker, rounds).map_err(anyhow::Error::msg)?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(());
+            }
             let manifest = Manifest::builtin(model::DEFAULT_MODEL)?;
             let dir = model::models_dir(models_dir.as_deref())?;
             let opts = DetectorOptions {

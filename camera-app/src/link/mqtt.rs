@@ -502,9 +502,49 @@ async fn poll(
     }
 }
 
+/// A TLS alert the broker sent, wherever rumqttc wrapped it (under TLS 1.3
+/// a refused client certificate arrives while waiting for CONNACK).
+fn alert_received(e: &(dyn std::error::Error + 'static)) -> Option<rustls::AlertDescription> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(rustls::Error::AlertReceived(a)) = err.downcast_ref::<rustls::Error>() {
+            return Some(*a);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+            && let rustls::Error::AlertReceived(a) = inner
+        {
+            return Some(*a);
+        }
+        cur = err.source();
+    }
+    None
+}
+
 /// One clear line per failure; certificate problems say what to check.
 fn log_connection_error(cfg: &LinkConfig, e: &ConnectionError, was_connected: bool) {
+    use rustls::AlertDescription as A;
     let broker = format!("{}:{}", cfg.broker, cfg.port);
+    if let Some(
+        alert @ (A::CertificateRequired
+        | A::BadCertificate
+        | A::UnknownCA
+        | A::CertificateExpired
+        | A::CertificateRevoked
+        | A::CertificateUnknown
+        | A::AccessDenied),
+    ) = alert_received(e)
+    {
+        tracing::error!(
+            %broker,
+            ?alert,
+            "the broker refused the camera's TLS client certificate: check link.tls.cert_file, \
+             link.tls.key_file and that the broker trusts their CA"
+        );
+        return;
+    }
     match e {
         ConnectionError::Tls(t) => tracing::error!(
             %broker,
@@ -514,7 +554,7 @@ fn log_connection_error(cfg: &LinkConfig, e: &ConnectionError, was_connected: bo
         ConnectionError::ConnectionRefused(code) => tracing::error!(
             %broker,
             ?code,
-            "the broker refused the connection: check link.username, link.password and the client certificate"
+            "the broker refused the connection: check link.username, link.password and the broker's access rules for this client id"
         ),
         e if was_connected => tracing::warn!(%broker, error = %e, "connection to the broker lost"),
         e => tracing::warn!(%broker, error = %e, "cannot connect to the broker"),
