@@ -475,10 +475,13 @@ pub fn link_backlog(
 
     let (addr, name) = match broker {
         Some(a) => (a, format!("external {a}")),
+        #[cfg(feature = "embedded-broker")]
         None => (
             crate::broker::start(0, 1024 * 1024).map_err(|e| e.to_string())?,
             "embedded rumqttd".to_string(),
         ),
+        #[cfg(not(feature = "embedded-broker"))]
+        None => return Err("built without the embedded broker: give --broker".into()),
     };
     // A bin of a door camera with one line and two zones is about this big.
     let payload = format!(

@@ -57,6 +57,7 @@ pub const DEMO_ANALYTICS: &str = include_str!("demo-analytics.toml");
 
 /// Run the camera against an embedded broker for `opts.seconds`, printing
 /// each message a subscriber receives.
+#[cfg(feature = "embedded-broker")]
 pub fn run_mqtt(
     opts: &MqttDemoOptions,
     out: &mut dyn Write,

@@ -12,6 +12,7 @@
 
 pub mod analytics;
 pub mod bench;
+#[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod capture;
 pub mod config;

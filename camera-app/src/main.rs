@@ -272,16 +272,12 @@ fn main_inner(cli: Cli) -> Result<()> {
                 };
                 demo::run(&opts, &mut std::io::stdout().lock())?;
             } else {
-                let opts = demo::MqttDemoOptions {
+                mqtt_demo(&demo::MqttDemoOptions {
                     models_dir,
                     seconds,
                     health_interval_s: health_interval,
                     port,
-                };
-                let got = demo::run_mqtt(&opts, &mut std::io::stdout().lock())?;
-                if got.health == 0 || got.status == 0 {
-                    bail!("the demo's consumer received no health report or status: {got:?}");
-                }
+                })?;
             }
             Ok(())
         }
@@ -356,6 +352,20 @@ fn detect(
         bail!("{failed} of {} images could not be read", images.len());
     }
     Ok(())
+}
+
+#[cfg(feature = "embedded-broker")]
+fn mqtt_demo(opts: &demo::MqttDemoOptions) -> Result<()> {
+    let got = demo::run_mqtt(opts, &mut std::io::stdout().lock())?;
+    if got.health == 0 || got.status == 0 {
+        bail!("the demo's consumer received no health report or status: {got:?}");
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn mqtt_demo(_: &demo::MqttDemoOptions) -> Result<()> {
+    bail!("this build has no embedded broker (feature embedded-broker): use demo --offline")
 }
 
 fn models(cmd: ModelsCommand) -> Result<()> {

@@ -138,4 +138,5 @@ pub fn compare(
     }
     problems
 }
+#[cfg(feature = "embedded-broker")]
 pub mod mqtt;
