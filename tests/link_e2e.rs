@@ -319,3 +319,32 @@ fn a_requested_snapshot_is_published_once_and_size_limited() {
     let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg).unwrap();
     assert_eq!((img.width(), img.height()), (640, 480));
 }
+
+#[test]
+fn sigterm_closes_the_bin_delivers_it_and_says_offline() {
+    let cam = Camera::new();
+    let sub = Subscriber::start(&format!("{}/#", cam.prefix));
+    // An endless camera: only the signal ends it.
+    let source = "kind = \"synthetic\"\nwidth = 320\nheight = 240\nfps = 10\nrealtime = true";
+    let mut child = cam.spawn(&cam.config(0, broker().port(), source));
+    let status = format!("{}/status", cam.prefix);
+    sub.wait_for("birth", Duration::from_secs(30), |m| {
+        m.iter()
+            .any(|m| m.topic == status && m.json()["state"] == "online")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: plain kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let exit = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(exit.success(), "{exit:?}\n{}", cam.log());
+    let topic = format!("{}/bins", cam.prefix);
+    sub.wait_for("the closed bin and offline", Duration::from_secs(10), |m| {
+        m.iter().any(|m| m.topic == topic)
+            && m.iter()
+                .rev()
+                .find(|m| m.topic == status)
+                .is_some_and(|m| m.json()["state"] == "offline")
+    });
+    assert_eq!(sub.on(&topic).len(), 1, "one bin: {}", cam.log());
+}

@@ -83,7 +83,8 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
         &manifest,
     );
     let mut records: Vec<Record> = Vec::new();
-    let summary = pipeline::run_loop(&mut source, &mut detector, None, |frame, dets, _| {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let summary = pipeline::run_loop(&mut source, &mut detector, None, &stop, |frame, dets, _| {
         records.extend(counter.frame(frame, dets).iter().cloned());
         Ok(())
     })

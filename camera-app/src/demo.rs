@@ -120,7 +120,8 @@ pub fn run_mqtt(
         opts.seconds, opts.health_interval_s
     )
     .map_err(write_err)?;
-    let camera = std::thread::spawn(move || pipeline::run(&cfg));
+    let camera =
+        std::thread::spawn(move || pipeline::run(&cfg, &std::sync::atomic::AtomicBool::new(false)));
     let started = std::time::Instant::now();
     let mut summary = MqttDemoSummary::default();
     let mut print = |topic: String, payload: Vec<u8>, out: &mut dyn Write| -> std::io::Result<()> {

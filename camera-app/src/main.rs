@@ -218,7 +218,15 @@ fn main_inner(cli: Cli) -> Result<()> {
             if outbox.is_some() {
                 cfg.output.outbox = outbox;
             }
-            let summary = pipeline::run(&cfg)?;
+            // SIGTERM (systemd stopping the service) or Ctrl-C: finish the
+            // frame, close and store the bin, let the link drain, say
+            // offline.
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(signal, stop.clone())
+                    .context("installing the signal handler")?;
+            }
+            let summary = pipeline::run(&cfg, &stop)?;
             eprintln!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }

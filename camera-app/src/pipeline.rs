@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -290,7 +290,10 @@ impl PeopleCounter {
 /// `output.max_frames`), writing JSON lines to the configured output:
 /// bins and events when an analytics configuration is given, detections
 /// otherwise.
-pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
+///
+/// `stop` ends the run between two frames (SIGTERM): the last bin is closed
+/// and stored, and the link gets `drain_s` to deliver what waits.
+pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError> {
     let analytics = cfg.analytics.as_deref().map(load_analytics).transpose()?;
     let (manifest, mut detector) = build_detector(cfg)?;
     let mut source = open_source(&cfg.source).map_err(PipelineError::Source)?;
@@ -314,7 +317,15 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
         None => Box::new(std::io::stdout().lock()),
     };
     let summary = match &analytics {
-        Some(a) => run_counting(cfg, a, &manifest, &mut detector, source.as_mut(), &mut out)?,
+        Some(a) => run_counting(
+            cfg,
+            a,
+            &manifest,
+            &mut detector,
+            source.as_mut(),
+            &mut out,
+            stop,
+        )?,
         None => {
             let mut record = FrameRecord {
                 seq: 0,
@@ -327,6 +338,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary, PipelineError> {
                 source.as_mut(),
                 &mut detector,
                 cfg.output.max_frames,
+                stop,
                 |frame, dets, _| {
                     record.seq = frame.seq;
                     record.timestamp_us = frame.timestamp.as_micros();
@@ -356,6 +368,7 @@ fn run_counting(
     detector: &mut Detector,
     source: &mut dyn FrameSource,
     out: &mut Box<dyn Write>,
+    stop: &AtomicBool,
 ) -> Result<RunSummary, PipelineError> {
     let outbox = cfg
         .output
@@ -461,6 +474,7 @@ fn run_counting(
         source,
         detector,
         cfg.output.max_frames,
+        stop,
         |frame, dets, info| {
             let mut emitted = false;
             let t_us = frame.timestamp.as_micros();
@@ -590,6 +604,7 @@ pub fn run_loop(
     source: &mut dyn FrameSource,
     detector: &mut Detector,
     max_frames: Option<u64>,
+    stop: &AtomicBool,
     mut emit: impl FnMut(&Frame, &[Detection], &FrameInfo) -> std::io::Result<()>,
 ) -> Result<RunSummary, PipelineError> {
     let mut s = RunSummary::default();
@@ -597,7 +612,7 @@ pub fn run_loop(
         path: "output".into(),
         source,
     };
-    while max_frames.is_none_or(|m| s.processed < m) {
+    while max_frames.is_none_or(|m| s.processed < m) && !stop.load(Ordering::Relaxed) {
         let frame = match source.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
@@ -746,25 +761,31 @@ mod tests {
         let (m, mut det) = detector();
         let mut records = Vec::new();
         let mut once = false;
-        let summary = run_loop(&mut src, &mut det, Some(4), |frame, dets, _| {
-            let r = FrameRecord {
-                seq: frame.seq,
-                timestamp_us: frame.timestamp.as_micros(),
-                width: frame.width,
-                height: frame.height,
-                detections: dets.iter().map(|d| DetectionRecord::new(d, &m)).collect(),
-            };
-            if !once && r.seq == 1 {
-                shared
-                    .lock()
-                    .expect("lock")
-                    .open_errors
-                    .push_back(libc::ENOENT);
-                once = true;
-            }
-            records.push(r);
-            Ok(())
-        })
+        let summary = run_loop(
+            &mut src,
+            &mut det,
+            Some(4),
+            &AtomicBool::new(false),
+            |frame, dets, _| {
+                let r = FrameRecord {
+                    seq: frame.seq,
+                    timestamp_us: frame.timestamp.as_micros(),
+                    width: frame.width,
+                    height: frame.height,
+                    detections: dets.iter().map(|d| DetectionRecord::new(d, &m)).collect(),
+                };
+                if !once && r.seq == 1 {
+                    shared
+                        .lock()
+                        .expect("lock")
+                        .open_errors
+                        .push_back(libc::ENOENT);
+                    once = true;
+                }
+                records.push(r);
+                Ok(())
+            },
+        )
         .expect("run");
         assert_eq!(summary.processed, 4);
         assert_eq!(summary.source_errors, 2, "{summary:?}"); // ENODEV, then ENOENT
@@ -788,10 +809,16 @@ mod tests {
         let mut src = fake_camera(&shared);
         let (_, mut det) = detector();
         // After the unplug a different camera appears that cannot do YUYV.
-        let err = run_loop(&mut src, &mut det, None, |_, _, _| {
-            shared.lock().expect("lock").offer_fourcc = Some(*b"MJPG");
-            Ok(())
-        })
+        let err = run_loop(
+            &mut src,
+            &mut det,
+            None,
+            &AtomicBool::new(false),
+            |_, _, _| {
+                shared.lock().expect("lock").offer_fourcc = Some(*b"MJPG");
+                Ok(())
+            },
+        )
         .expect_err("fatal");
         let PipelineError::Source(SourceError::V4l2(e)) = &err else {
             panic!("unexpected {err}")
