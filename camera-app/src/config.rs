@@ -128,7 +128,7 @@ impl Default for DetectorConfig {
 }
 
 /// Where results go.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// JSON-lines file; absent or "-" writes to standard output.
@@ -141,6 +141,42 @@ pub struct OutputConfig {
     /// link to publish), and their sequence numbers continue across runs.
     #[serde(default)]
     pub outbox: Option<PathBuf>,
+    /// Flash the outbox may use (topics and payloads); the oldest records
+    /// are evicted, and counted, beyond it.
+    #[serde(default = "default_outbox_max_bytes")]
+    pub outbox_max_bytes: u64,
+    /// Records older than this are evicted, and counted.
+    #[serde(default = "default_outbox_max_age_h")]
+    pub outbox_max_age_h: u64,
+}
+
+fn default_outbox_max_bytes() -> u64 {
+    crate::outbox::OutboxLimits::default().max_bytes
+}
+fn default_outbox_max_age_h() -> u64 {
+    crate::outbox::OutboxLimits::default().max_age_us / 3_600_000_000
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_frames: None,
+            outbox: None,
+            outbox_max_bytes: default_outbox_max_bytes(),
+            outbox_max_age_h: default_outbox_max_age_h(),
+        }
+    }
+}
+
+impl OutputConfig {
+    /// The outbox bounds these settings give.
+    pub fn outbox_limits(&self) -> crate::outbox::OutboxLimits {
+        crate::outbox::OutboxLimits {
+            max_bytes: self.outbox_max_bytes,
+            max_age_us: self.outbox_max_age_h.saturating_mul(3_600_000_000),
+        }
+    }
 }
 
 /// Why a configuration was refused.
@@ -237,6 +273,15 @@ impl Config {
             p.push("camera.id: must be 1 to 64 bytes".to_string());
         }
         p.extend(self.tracker.problems());
+        if self.output.outbox_max_bytes < 64 * 1024 {
+            p.push(format!(
+                "output.outbox_max_bytes: {} is below 65536",
+                self.output.outbox_max_bytes
+            ));
+        }
+        if self.output.outbox_max_age_h == 0 {
+            p.push("output.outbox_max_age_h: must be at least 1".into());
+        }
         if let Err(e) = self.snapshot.validate() {
             p.push(format!("snapshot: {e}"));
         }

@@ -28,7 +28,7 @@ use crate::detect::{Detection, Detector};
 use crate::health::{SystemProbe, TamperDetector, TamperKind};
 use crate::link::{Link, LinkHandle, remote_config};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
-use crate::outbox::{Outbox, OutboxError, OutboxLimits};
+use crate::outbox::{Outbox, OutboxError};
 use crate::service::{self, AppCamera, Shared};
 use crate::snapshot;
 use crate::track::appearance::{self, Appearance};
@@ -374,7 +374,7 @@ fn run_counting(
         .output
         .outbox
         .as_deref()
-        .map(|p| Outbox::open(p, OutboxLimits::default()))
+        .map(|p| Outbox::open(p, cfg.output.outbox_limits()))
         .transpose()?
         .map(|o| Arc::new(Mutex::new(o)));
     let seqs = match &outbox {
