@@ -123,6 +123,16 @@ fn check_delivery(sub: &Subscriber, topic: &str) -> (Vec<u64>, usize) {
     (first, dups)
 }
 
+/// Wait for the camera's birth message: its subscriptions are in place
+/// once it is there (SUBSCRIBE goes first on the same connection).
+fn wait_online(sub: &Subscriber, prefix: &str) {
+    let status = format!("{prefix}/status");
+    sub.wait_for("the camera online", Duration::from_secs(20), |m| {
+        m.iter()
+            .any(|m| m.topic == status && m.json()["state"] == "online")
+    });
+}
+
 fn outage_s() -> u64 {
     std::env::var("LINK_TEST_OUTAGE_S")
         .ok()
@@ -301,10 +311,11 @@ fn config_result(sub: &Subscriber, prefix: &str, n: usize) -> serde_json::Value 
 #[test]
 fn config_set_rejects_bad_payloads_and_accepts_a_good_one() {
     let fx = Fixture::new(OutboxLimits::default());
-    let sub = Subscriber::start(&format!("{}/config/#", fx.prefix));
+    let sub = Subscriber::start(&format!("{}/#", fx.prefix));
     let camera = FakeCamera::default();
     let running = r#"{"version":5}"#;
     let _link = fx.start(fx.config(broker()), camera.clone(), (5, running));
+    wait_online(&sub, &fx.prefix);
     let set = format!("{}/config/set", fx.prefix);
     let line = r#"{"name": "door", "points": [[0.1, 0.5], [0.9, 0.5]], "in_side": "left"}"#;
     let cfg = |v: u64, rest: &str| format!(r#"{{"version": {v}{rest}}}"#).into_bytes();
@@ -397,6 +408,12 @@ fn config_set_rejects_bad_payloads_and_accepts_a_good_one() {
     sub.wait_for("new state", Duration::from_secs(10), |m| {
         m.iter().any(|m| m.topic == state && m.payload == good)
     });
+    // Delivered again (a redelivery after a lost PUBACK): confirmed, and
+    // not applied twice.
+    sub.publish(&set, good);
+    let r = config_result(&sub, &fx.prefix, cases.len() + 2);
+    assert_eq!(r["accepted"], true, "{r}");
+    assert_eq!(*camera.applied.lock().unwrap(), vec![6]);
     println!(
         "config/set ({}): {} malformed payloads rejected with their reason, running config unchanged",
         broker_name(),
@@ -407,10 +424,10 @@ fn config_set_rejects_bad_payloads_and_accepts_a_good_one() {
 #[test]
 fn snapshot_requests_are_refused_when_disabled() {
     let fx = Fixture::new(OutboxLimits::default());
-    let sub = Subscriber::start(&format!("{}/snapshot/#", fx.prefix));
+    let sub = Subscriber::start(&format!("{}/#", fx.prefix));
     let camera = FakeCamera::default();
     let _link = fx.start(fx.config(broker()), camera.clone(), (1, "{}"));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_online(&sub, &fx.prefix);
     sub.publish(&format!("{}/snapshot/request", fx.prefix), b"{}".to_vec());
     let topic = format!("{}/snapshot/result", fx.prefix);
     sub.wait_for("snapshot refusal", Duration::from_secs(10), |m| {

@@ -256,6 +256,11 @@ fn config_over_mqtt_takes_effect_on_the_next_frame_and_survives_a_restart() {
         },
     );
     assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
+    // The broker may pass the last bin on after the camera has gone.
+    sub.wait_for("a version-2 bin", Duration::from_secs(10), |m| {
+        m.iter()
+            .any(|m| m.topic == bins && m.json()["config_version"] == 2)
+    });
     let last_bins = sub.on(&bins);
     let last = last_bins.last().unwrap().json();
     assert_eq!(last["config_version"], 2, "{last}");
@@ -280,11 +285,23 @@ fn config_over_mqtt_takes_effect_on_the_next_frame_and_survives_a_restart() {
         .unwrap()
         .json();
     assert_eq!(birth["config_version"], 2, "{birth}");
-    let state = sub2.on(&format!("{}/config/state", cam.prefix));
-    assert_eq!(state.last().unwrap().payload, v2.as_bytes());
+    // The restarted camera's own (not retained) config/state.
+    let state_topic = format!("{}/config/state", cam.prefix);
+    sub2.wait_for("config state after restart", Duration::from_secs(10), |m| {
+        m.iter().any(|m| m.topic == state_topic && !m.retain)
+    });
+    let state: Vec<_> = sub2
+        .on(&state_topic)
+        .into_iter()
+        .filter(|m| !m.retain)
+        .collect();
+    assert_eq!(state[0].payload, v2.as_bytes());
     assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
+    sub2.wait_for("a bin after restart", Duration::from_secs(10), |m| {
+        m.iter().any(|m| m.topic == bins)
+    });
     let after = sub2.on(&bins);
-    assert!(after.iter().all(|m| m.json()["config_version"] == 2));
+    assert!(!after.is_empty() && after.iter().all(|m| m.json()["config_version"] == 2));
 }
 
 #[test]

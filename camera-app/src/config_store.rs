@@ -2,7 +2,7 @@
 //! replaced atomically and durably.
 //!
 //! `save` writes a temporary file, fsyncs it, renames it over
-//! `config.json` and fsyncs the directory, so that after a power cut
+//! `remote-config.json` and fsyncs the directory, so that after a power cut
 //! `load` finds either the previous document or the new one, whole, never
 //! a torn or empty file; and once `save` has returned, the new one (the
 //! power-cut test in `tests/powercut` checks this on a filesystem that
@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-const FILE: &str = "config.json";
-const TEMP: &str = "config.json.tmp";
+const FILE: &str = "remote-config.json";
+const TEMP: &str = "remote-config.json.tmp";
 
 /// A stored configuration: its version and its body, as received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ fn io_err(path: &Path, step: &'static str) -> impl FnOnce(io::Error) -> ConfigSt
     move |source| ConfigStoreError::Io { path, step, source }
 }
 
-/// The store: a directory holding `config.json`.
+/// The store: a directory holding `remote-config.json`.
 #[derive(Debug)]
 pub struct ConfigStore {
     dir: PathBuf,
@@ -56,6 +56,12 @@ pub struct ConfigStore {
 impl ConfigStore {
     /// Open the store in `dir`, creating the directory (durably) if needed.
     pub fn open(dir: &Path) -> Result<Self, ConfigStoreError> {
+        // The parent of a bare file name is "": the working directory.
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         match fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -112,7 +118,7 @@ impl ConfigStore {
         let mut f = File::create(&temp).map_err(io_err(&temp, "create"))?;
         f.write_all(&bytes).map_err(io_err(&temp, "write"))?;
         // Data first: a rename made durable over unsynced data would leave
-        // an empty or torn config.json after a power cut.
+        // an empty or torn remote-config.json after a power cut.
         f.sync_all().map_err(io_err(&temp, "fsync"))?;
         drop(f);
         let path = self.path();
@@ -175,7 +181,7 @@ mod tests {
         let err = store.load().expect_err("torn file");
         let msg = err.to_string();
         assert!(
-            msg.contains("config.json") && msg.contains("not a stored configuration"),
+            msg.contains("remote-config.json") && msg.contains("not a stored configuration"),
             "{msg}"
         );
 

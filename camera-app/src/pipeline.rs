@@ -386,11 +386,14 @@ fn run_counting(
     let mut analytics = file_config.clone();
     let mut link = None;
     if let (Some(link_cfg), Some(outbox)) = (&cfg.link, &outbox) {
+        // Beside the outbox, on the data partition; `outbox.redb` alone
+        // has an empty parent, which is the working directory.
         let dir = cfg
             .output
             .outbox
             .as_deref()
             .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let store = ConfigStore::open(dir).map_err(|e| PipelineError::Link(e.to_string()))?;
         let text = cfg

@@ -153,6 +153,13 @@ impl LinkConfig {
         if self.broker.trim().is_empty() {
             p.push("link.broker: is empty".into());
         }
+        if let Some(id) = &self.client_id
+            && (id.is_empty() || id.trim() != id || id.len() > 64)
+        {
+            p.push(format!(
+                "link.client_id: {id:?} must be 1 to 64 bytes without surrounding spaces"
+            ));
+        }
         if let Err(e) = Topics::new(&self.topic_prefix, &self.store, camera_id) {
             p.push(format!("link.topic_prefix: {e}"));
         }

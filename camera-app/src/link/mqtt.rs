@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet,
@@ -100,12 +100,6 @@ impl Drop for LinkHandle {
     fn drop(&mut self) {
         self.stop_inner();
     }
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn lock(outbox: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
@@ -312,8 +306,14 @@ impl Worker {
         self.backoff.reset();
         self.stats.connected.store(true, Ordering::Relaxed);
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
-        for topic in [self.topics.config_set(), self.topics.snapshot_request()] {
-            if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
+        // Configurations wait at the broker while the camera is away;
+        // snapshot requests do not (QoS 0): a picture is for whoever is
+        // looking now, not days later.
+        for (topic, qos) in [
+            (self.topics.config_set(), QoS::AtLeastOnce),
+            (self.topics.snapshot_request(), QoS::AtMostOnce),
+        ] {
+            if let Err(e) = client.try_subscribe(topic.clone(), qos) {
                 tracing::warn!(%topic, error = %e, "cannot subscribe");
             }
         }
@@ -371,9 +371,23 @@ impl Worker {
                     }
                 }
             }
+            Event::Incoming(Packet::SubAck(ack))
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) =>
+            {
+                tracing::error!(
+                    prefix = %self.topics,
+                    "the broker refused a subscription: config/set or snapshot/request will not \
+                     reach this camera; check the broker's access rules"
+                );
+            }
             Event::Incoming(Packet::Publish(p)) => {
                 self.on_message(client, &p);
-                if let Err(e) = client.ack(&p).await {
+                // Acknowledged once handled (and a configuration stored), so
+                // a crash in between gets the message again.
+                if let Err(e) = client.try_ack(&p) {
                     tracing::warn!(error = %e, "cannot acknowledge a message");
                 }
             }
@@ -392,7 +406,7 @@ impl Worker {
                         json!({"ok": false, "reason": reason})
                     }
                 };
-                let topic = self.topics.under("snapshot/result");
+                let topic = self.topics.snapshot_result();
                 self.publish(
                     client,
                     topic,
@@ -407,11 +421,19 @@ impl Worker {
 
     fn on_config_set(&mut self, client: &AsyncClient, p: &Publish) {
         let running = self.link.running.0;
-        if p.retain
-            && p.payload.len() == self.link.running.1.len()
-            && p.payload == self.link.running.1.as_bytes()
-        {
-            // A retained request we already run, seen again on subscribe.
+        if p.payload == self.link.running.1.as_bytes() {
+            // The configuration in force, delivered again (a retained
+            // request, or a redelivery after a lost PUBACK): confirm it.
+            if !p.retain {
+                let body = serde_json::to_vec(&ConfigResult::accepted(running)).unwrap_or_default();
+                self.publish(
+                    client,
+                    self.topics.config_result(),
+                    QoS::AtLeastOnce,
+                    false,
+                    body,
+                );
+            }
             return;
         }
         let result = match remote_config::decide(
@@ -559,9 +581,4 @@ fn log_connection_error(cfg: &LinkConfig, e: &ConnectionError, was_connected: bo
         e if was_connected => tracing::warn!(%broker, error = %e, "connection to the broker lost"),
         e => tracing::warn!(%broker, error = %e, "cannot connect to the broker"),
     }
-}
-
-/// Milliseconds since the Unix epoch, for payloads.
-pub fn unix_ms() -> u64 {
-    now_us() / 1000
 }

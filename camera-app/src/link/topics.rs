@@ -90,8 +90,8 @@ impl Topics {
     pub fn snapshot(&self) -> String {
         self.under("snapshot")
     }
-    pub fn tamper(&self) -> String {
-        self.under("tamper")
+    pub fn snapshot_result(&self) -> String {
+        self.under("snapshot/result")
     }
 
     /// Classify a message the camera received.
