@@ -142,18 +142,33 @@ fn outage_s() -> u64 {
 
 #[test]
 fn broker_outage_and_connection_resets_lose_nothing() {
+    outage_run("outage test", 600, Duration::from_secs(outage_s()), |_| {});
+}
+
+/// The same with a window of three records and a health report (QoS 0)
+/// every second between them: PUBACKs must still release the right
+/// records while packet ids wrap round quickly.
+#[test]
+fn a_small_window_with_health_in_between_loses_nothing() {
+    outage_run("small window", 500, Duration::from_secs(2), |c| {
+        c.inflight = 3;
+        c.health_interval_s = 1;
+    });
+}
+
+fn outage_run(name: &str, total: u64, outage: Duration, tune: impl FnOnce(&mut LinkConfig)) {
     let fx = Fixture::new(OutboxLimits::default());
     let proxy = Proxy::start(broker());
     let sub = Subscriber::start(&format!("{}/#", fx.prefix));
-    let link = fx.start(fx.config(proxy.addr), FakeCamera::default(), (1, "{}"));
-    let total = 600u64;
-    let outage = Duration::from_secs(outage_s());
+    let mut config = fx.config(proxy.addr);
+    tune(&mut config);
+    let link = fx.start(config, FakeCamera::default(), (1, "{}"));
     for seq in 0..total {
         fx.push(seq);
         link.wake();
         match seq {
-            100 | 450 => proxy.cut(),
-            250 => {
+            s if s == total / 6 || s == total * 3 / 4 => proxy.cut(),
+            s if s == total * 5 / 12 => {
                 proxy.down();
                 // Keep producing while the broker is away.
                 let start = Instant::now();
@@ -204,7 +219,7 @@ fn broker_outage_and_connection_resets_lose_nothing() {
         "reconnected after each cut ({connections})"
     );
     println!(
-        "outage test ({}): {total} records written, {} delivered, 0 lost, {dups} duplicates, \
+        "{name} ({}): {total} records written, {} delivered, 0 lost, {dups} duplicates, \
          {connections} connections, outage {outage:?}",
         broker_name(),
         first.len()

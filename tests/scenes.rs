@@ -84,10 +84,17 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
     );
     let mut records: Vec<Record> = Vec::new();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let summary = pipeline::run_loop(&mut source, &mut detector, None, &stop, |frame, dets, _| {
-        records.extend(counter.frame(frame, dets).iter().cloned());
-        Ok(())
-    })
+    let summary = pipeline::run_loop(
+        &mut source,
+        &mut detector,
+        None,
+        &stop,
+        |frame, dets, _| {
+            records.extend(counter.frame(frame, dets).iter().cloned());
+            Ok(())
+        },
+        |_| {},
+    )
     .expect("run");
     records.extend(counter.finish().iter().cloned());
     assert_eq!(

@@ -350,6 +350,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError>
                         .extend(dets.iter().map(|d| DetectionRecord::new(d, &manifest)));
                     write_line(&mut out, &record)
                 },
+                |_| {},
             )?
         }
     };
@@ -538,10 +539,6 @@ fn run_counting(
                 }
             }
             let mut m = shared.metrics();
-            m.frames_captured = info.summary.processed + info.summary.corrupt + info.summary.failed;
-            m.frames_processed = info.summary.processed;
-            m.frames_corrupt = info.summary.corrupt;
-            m.frames_failed = info.summary.failed;
             m.tracks_active = counter.active_tracks() as u32;
             m.inference.record(info.inference);
             m.tamper = tamper.status();
@@ -551,6 +548,7 @@ fn run_counting(
             }
             Ok(())
         },
+        |s| shared.progress(s),
     )?;
     let out_err = |source| PipelineError::Output {
         path: "output".into(),
@@ -609,6 +607,7 @@ pub fn run_loop(
     max_frames: Option<u64>,
     stop: &AtomicBool,
     mut emit: impl FnMut(&Frame, &[Detection], &FrameInfo) -> std::io::Result<()>,
+    mut progress: impl FnMut(&RunSummary),
 ) -> Result<RunSummary, PipelineError> {
     let mut s = RunSummary::default();
     let emit_err = |source| PipelineError::Output {
@@ -616,6 +615,9 @@ pub fn run_loop(
         source,
     };
     while max_frames.is_none_or(|m| s.processed < m) && !stop.load(Ordering::Relaxed) {
+        // Counters reach health even while every frame fails.
+        s.source = source.stats();
+        progress(&s);
         let frame = match source.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
@@ -661,6 +663,7 @@ pub fn run_loop(
         }
     }
     s.source = source.stats();
+    progress(&s);
     Ok(s)
 }
 
@@ -788,6 +791,7 @@ mod tests {
                 records.push(r);
                 Ok(())
             },
+            |_| {},
         )
         .expect("run");
         assert_eq!(summary.processed, 4);
@@ -821,6 +825,7 @@ mod tests {
                 shared.lock().expect("lock").offer_fourcc = Some(*b"MJPG");
                 Ok(())
             },
+            |_| {},
         )
         .expect_err("fatal");
         let PipelineError::Source(SourceError::V4l2(e)) = &err else {

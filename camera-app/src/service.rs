@@ -26,6 +26,8 @@ pub struct Metrics {
     pub frames_processed: u64,
     pub frames_corrupt: u64,
     pub frames_failed: u64,
+    pub frames_skipped: u64,
+    pub source_errors: u64,
     pub tracks_active: u32,
     pub inference: LatencyWindow,
     pub tamper: TamperStatus,
@@ -38,6 +40,8 @@ impl Default for Metrics {
             frames_processed: 0,
             frames_corrupt: 0,
             frames_failed: 0,
+            frames_skipped: 0,
+            source_errors: 0,
             tracks_active: 0,
             // About a minute of frames at 15 fps.
             inference: LatencyWindow::new(1024),
@@ -59,6 +63,17 @@ pub struct Shared {
 impl Shared {
     pub fn metrics(&self) -> std::sync::MutexGuard<'_, Metrics> {
         self.metrics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The frame loop's counters so far, whatever became of the frames.
+    pub fn progress(&self, s: &crate::pipeline::RunSummary) {
+        let mut m = self.metrics();
+        m.frames_captured = s.source.delivered;
+        m.frames_processed = s.processed;
+        m.frames_corrupt = s.corrupt;
+        m.frames_failed = s.failed;
+        m.frames_skipped = s.source.skipped;
+        m.source_errors = s.source_errors;
     }
 }
 
@@ -113,6 +128,8 @@ impl Camera for AppCamera {
             frames_processed: m.frames_processed,
             frames_corrupt: m.frames_corrupt,
             frames_failed: m.frames_failed,
+            frames_skipped: m.frames_skipped,
+            source_errors: m.source_errors,
             tracks_active: m.tracks_active,
             outbox_depth: outbox.depth,
             outbox_oldest_us: outbox.oldest_us,

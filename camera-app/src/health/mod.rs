@@ -23,9 +23,11 @@
 //!   "app_uptime_s": 3600.0,             // since the process started
 //!   "frames_captured": 36000,           // delivered by the source
 //!   "frames_processed": 35990,          // through detection
-//!   "frames_dropped": 10,               // corrupt + failed
+//!   "frames_dropped": 10,               // corrupt + failed + skipped
 //!   "frames_corrupt": 4,                // undecodable or malformed
 //!   "frames_failed": 6,                 // the detector failed
+//!   "frames_skipped": 0,                // the source could not read them
+//!   "source_errors": 0,                 // source failures, each retried
 //!   "inference_ms_p50": 41.2,           // over the last N inferences
 //!   "inference_ms_p95": 55.0,
 //!   "inference_samples": 512,
@@ -84,6 +86,10 @@ pub struct HealthInputs {
     pub frames_processed: u64,
     pub frames_corrupt: u64,
     pub frames_failed: u64,
+    /// Frames the source itself could not read and skipped.
+    pub frames_skipped: u64,
+    /// Source failures (a vanished camera), each followed by a retry.
+    pub source_errors: u64,
     pub tracks_active: u32,
     pub outbox_depth: u64,
     /// Creation time of the oldest record waiting, µs since the epoch.
@@ -104,6 +110,8 @@ pub struct HealthReport {
     pub frames_dropped: u64,
     pub frames_corrupt: u64,
     pub frames_failed: u64,
+    pub frames_skipped: u64,
+    pub source_errors: u64,
     pub inference_ms_p50: Option<f64>,
     pub inference_ms_p95: Option<f64>,
     pub inference_samples: usize,
@@ -141,9 +149,11 @@ impl HealthReport {
             app_uptime_s: age_s(inputs.started_us),
             frames_captured: inputs.frames_captured,
             frames_processed: inputs.frames_processed,
-            frames_dropped: inputs.frames_corrupt + inputs.frames_failed,
+            frames_dropped: inputs.frames_corrupt + inputs.frames_failed + inputs.frames_skipped,
             frames_corrupt: inputs.frames_corrupt,
             frames_failed: inputs.frames_failed,
+            frames_skipped: inputs.frames_skipped,
+            source_errors: inputs.source_errors,
             inference_ms_p50: stats.map(|s| ms(s.p50_us)),
             inference_ms_p95: stats.map(|s| ms(s.p95_us)),
             inference_samples: stats.map_or(0, |s| s.samples),
