@@ -6,93 +6,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use camera_app::link::{Camera, Desired, Link, LinkConfig, LinkHandle};
-use camera_app::outbox::{Outbox, OutboxLimits};
-use common::mqtt::{Proxy, Subscriber, broker, broker_name, unique};
-
-#[derive(Default, Clone)]
-struct FakeCamera {
-    applied: Arc<Mutex<Vec<u64>>>,
-    snapshots: Arc<Mutex<u32>>,
-    snapshots_enabled: bool,
-}
-
-impl Camera for FakeCamera {
-    fn birth(&self) -> serde_json::Value {
-        serde_json::json!({"firmware_version": "test-1.2.3", "models": [{"name": "fastestdet"}]})
-    }
-    fn health(&mut self) -> serde_json::Value {
-        serde_json::json!({"frames_processed": 42})
-    }
-    fn apply(&mut self, d: &Desired) -> Result<(), String> {
-        self.applied.lock().unwrap().push(d.version);
-        Ok(())
-    }
-    fn snapshot(&mut self) -> Result<(), String> {
-        if !self.snapshots_enabled {
-            return Err("snapshots are disabled".into());
-        }
-        *self.snapshots.lock().unwrap() += 1;
-        Ok(())
-    }
-}
-
-struct Fixture {
-    camera_id: String,
-    prefix: String,
-    outbox: Arc<Mutex<Outbox>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new(limits: OutboxLimits) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::open(&dir.path().join("outbox.redb"), limits).unwrap();
-        let camera_id = unique("cam");
-        Self {
-            prefix: format!("stores/test/cameras/{camera_id}"),
-            camera_id,
-            outbox: Arc::new(Mutex::new(outbox)),
-            _dir: dir,
-        }
-    }
-
-    fn config(&self, addr: std::net::SocketAddr) -> LinkConfig {
-        let mut c = LinkConfig::new(&addr.ip().to_string(), addr.port());
-        c.store = "test".into();
-        c.reconnect_min_ms = 50;
-        c.reconnect_max_s = 1;
-        c.keep_alive_s = 5;
-        c
-    }
-
-    fn start(&self, config: LinkConfig, camera: FakeCamera, running: (u64, &str)) -> LinkHandle {
-        Link {
-            config,
-            camera_id: self.camera_id.clone(),
-            outbox: self.outbox.clone(),
-            running: (running.0, running.1.to_string()),
-        }
-        .spawn(Box::new(camera))
-        .unwrap()
-    }
-
-    fn push(&self, seq: u64) {
-        let payload = serde_json::json!({"camera": self.camera_id, "seq": seq}).to_string();
-        self.outbox
-            .lock()
-            .unwrap()
-            .push("bins", payload.as_bytes(), 1_700_000_000_000_000 + seq)
-            .unwrap();
-    }
-
-    fn depth(&self) -> u64 {
-        self.outbox.lock().unwrap().stats().unwrap().depth
-    }
-}
+use camera_app::link::LinkConfig;
+use camera_app::outbox::OutboxLimits;
+use common::mqtt::{FakeCamera, Fixture, Proxy, Subscriber, broker, broker_name};
 
 /// Delivered sequence numbers, checked: in order of first arrival, and a
 /// repeat always carries the same payload. Returns (distinct, duplicates).
@@ -163,33 +81,40 @@ fn outage_run(name: &str, total: u64, outage: Duration, tune: impl FnOnce(&mut L
     let mut config = fx.config(proxy.addr);
     tune(&mut config);
     let link = fx.start(config, FakeCamera::default(), (1, "{}"));
-    for seq in 0..total {
-        fx.push(seq);
+    // `total` records before and after the outage, and one every 100 ms
+    // while the broker is away.
+    let mut next = 0u64;
+    let mut push = |fx: &Fixture| {
+        fx.push(next);
         link.wake();
-        match seq {
-            s if s == total / 6 || s == total * 3 / 4 => proxy.cut(),
-            s if s == total * 5 / 12 => {
-                proxy.down();
-                // Keep producing while the broker is away.
-                let start = Instant::now();
-                let mut s = 0;
-                while start.elapsed() < outage {
-                    std::thread::sleep(Duration::from_millis(100));
-                    s += 1;
-                    if s % 10 == 0 {
-                        proxy.cut();
-                    }
+        next += 1;
+    };
+    for i in 0..total {
+        push(&fx);
+        if i == total / 6 || i == total * 3 / 4 {
+            proxy.cut();
+        }
+        if i == total * 5 / 12 {
+            proxy.down();
+            let start = Instant::now();
+            let mut ticks = 0;
+            while start.elapsed() < outage {
+                std::thread::sleep(Duration::from_millis(100));
+                push(&fx);
+                ticks += 1;
+                if ticks % 10 == 0 {
+                    proxy.cut();
                 }
-                assert!(
-                    fx.depth() > 0,
-                    "records wait in the outbox while the broker is down"
-                );
-                proxy.up();
             }
-            _ => {}
+            assert!(
+                fx.depth() > 0,
+                "records wait in the outbox while the broker is down"
+            );
+            proxy.up();
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    let total = next;
     let topic = format!("{}/bins", fx.prefix);
     sub.wait_for("every record", Duration::from_secs(60), |m| {
         let seen: std::collections::HashSet<_> = m

@@ -11,31 +11,13 @@ mod common;
 mod tls;
 
 use std::io::Write;
-use std::path::Path;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use camera_app::link::{Camera, Desired, Link, LinkConfig, LinkHandle, TlsConfig};
-use camera_app::outbox::{Outbox, OutboxLimits};
-use common::mqtt::{Subscriber, broker, unique};
+use camera_app::link::{LinkConfig, LinkHandle, TlsConfig};
+use camera_app::outbox::OutboxLimits;
+use common::mqtt::{FakeCamera, Fixture, Subscriber, broker};
 use tls::{Ca, TlsProxy};
-
-struct FakeCamera;
-
-impl Camera for FakeCamera {
-    fn birth(&self) -> serde_json::Value {
-        serde_json::json!({"firmware_version": "test-tls"})
-    }
-    fn health(&mut self) -> serde_json::Value {
-        serde_json::json!({})
-    }
-    fn apply(&mut self, _: &Desired) -> Result<(), String> {
-        Ok(())
-    }
-    fn snapshot(&mut self) -> Result<(), String> {
-        Err("snapshots are disabled".into())
-    }
-}
 
 /// Everything the link logs, for the whole test binary.
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -81,65 +63,20 @@ fn logged(needle: &str) -> Vec<String> {
         .collect()
 }
 
-struct Fixture {
-    camera_id: String,
-    prefix: String,
-    outbox: Arc<Mutex<Outbox>>,
-    dir: tempfile::TempDir,
+/// The shared fixture, with the link's log captured.
+fn fixture() -> Fixture {
+    capture_logs();
+    Fixture::new(OutboxLimits::default())
 }
 
-impl Fixture {
-    fn new() -> Self {
-        capture_logs();
-        let dir = tempfile::tempdir().unwrap();
-        let outbox =
-            Outbox::open(&dir.path().join("outbox.redb"), OutboxLimits::default()).unwrap();
-        let camera_id = unique("tlscam");
-        Self {
-            prefix: format!("stores/test/cameras/{camera_id}"),
-            camera_id,
-            outbox: Arc::new(Mutex::new(outbox)),
-            dir,
-        }
-    }
+fn tls_config(fx: &Fixture, proxy: &TlsProxy, tls: TlsConfig) -> LinkConfig {
+    let mut c = fx.config(proxy.addr);
+    c.tls = Some(tls);
+    c
+}
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn config(&self, proxy: &TlsProxy, tls: TlsConfig) -> LinkConfig {
-        let mut c = LinkConfig::new(&proxy.addr.ip().to_string(), proxy.addr.port());
-        c.store = "test".into();
-        c.reconnect_min_ms = 50;
-        c.reconnect_max_s = 1;
-        c.keep_alive_s = 5;
-        c.tls = Some(tls);
-        c
-    }
-
-    fn start(&self, config: LinkConfig) -> LinkHandle {
-        Link {
-            config,
-            camera_id: self.camera_id.clone(),
-            outbox: self.outbox.clone(),
-            running: (1, "{}".into()),
-        }
-        .spawn(Box::new(FakeCamera))
-        .unwrap()
-    }
-
-    fn push(&self, seq: u64) {
-        let payload = serde_json::json!({"camera": self.camera_id, "seq": seq}).to_string();
-        self.outbox
-            .lock()
-            .unwrap()
-            .push("bins", payload.as_bytes(), 1_700_000_000_000_000 + seq)
-            .unwrap();
-    }
-
-    fn depth(&self) -> u64 {
-        self.outbox.lock().unwrap().stats().unwrap().depth
-    }
+fn start(fx: &Fixture, config: LinkConfig) -> LinkHandle {
+    fx.start(config, FakeCamera::default(), (1, "{}"))
 }
 
 fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
@@ -152,12 +89,12 @@ fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
 
 #[test]
 fn mutual_tls_delivers_records_and_empties_the_outbox() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let ca = Ca::new("test broker CA");
     let proxy = TlsProxy::start(broker(), &ca.server(&["127.0.0.1", "localhost"]), Some(&ca));
-    let (cert_file, key_file) = ca.client("camera").write(fx.path(), "camera");
+    let (cert_file, key_file) = ca.client("camera").write(fx.dir.path(), "camera");
     let tls = TlsConfig {
-        ca_file: ca.write(fx.path(), "ca.pem"),
+        ca_file: ca.write(fx.dir.path(), "ca.pem"),
         cert_file: Some(cert_file),
         key_file: Some(key_file),
     };
@@ -165,7 +102,7 @@ fn mutual_tls_delivers_records_and_empties_the_outbox() {
     for seq in 0..10 {
         fx.push(seq);
     }
-    let link = fx.start(fx.config(&proxy, tls));
+    let link = start(&fx, tls_config(&fx, &proxy, tls));
     let status = format!("{}/status", fx.prefix);
     sub.wait_for("birth over TLS", Duration::from_secs(10), |m| {
         m.iter().any(|m| m.topic == status)
@@ -236,7 +173,7 @@ fn refused(fx: &Fixture, proxy: &TlsProxy, tls: TlsConfig, reason: &str) -> Refu
     for seq in 0..5 {
         fx.push(seq);
     }
-    let link = fx.start(fx.config(proxy, tls));
+    let link = start(fx, tls_config(fx, proxy, tls));
     wait_until(
         "at least three TLS attempts and a logged failure",
         Duration::from_secs(10),
@@ -288,13 +225,13 @@ fn refused(fx: &Fixture, proxy: &TlsProxy, tls: TlsConfig, reason: &str) -> Refu
 
 #[test]
 fn server_certificate_from_another_ca_is_refused_with_a_clear_log_line() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let ca = Ca::new("test broker CA");
     let other = Ca::new("some other CA");
     let proxy = TlsProxy::start(broker(), &ca.server(&["127.0.0.1", "localhost"]), Some(&ca));
-    let (cert_file, key_file) = ca.client("camera").write(fx.path(), "camera");
+    let (cert_file, key_file) = ca.client("camera").write(fx.dir.path(), "camera");
     let tls = TlsConfig {
-        ca_file: other.write(fx.path(), "other-ca.pem"),
+        ca_file: other.write(fx.dir.path(), "other-ca.pem"),
         cert_file: Some(cert_file),
         key_file: Some(key_file),
     };
@@ -316,11 +253,11 @@ fn server_certificate_from_another_ca_is_refused_with_a_clear_log_line() {
 
 #[test]
 fn missing_client_certificate_is_refused_with_a_clear_log_line() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let ca = Ca::new("test broker CA");
     let proxy = TlsProxy::start(broker(), &ca.server(&["127.0.0.1", "localhost"]), Some(&ca));
     let tls = TlsConfig {
-        ca_file: ca.write(fx.path(), "ca.pem"),
+        ca_file: ca.write(fx.dir.path(), "ca.pem"),
         cert_file: None,
         key_file: None,
     };
@@ -342,11 +279,11 @@ fn missing_client_certificate_is_refused_with_a_clear_log_line() {
 
 #[test]
 fn server_certificate_for_another_name_is_refused_with_a_clear_log_line() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let ca = Ca::new("test broker CA");
     let proxy = TlsProxy::start(broker(), &ca.server(&["example.invalid"]), None);
     let tls = TlsConfig {
-        ca_file: ca.write(fx.path(), "ca.pem"),
+        ca_file: ca.write(fx.dir.path(), "ca.pem"),
         cert_file: None,
         key_file: None,
     };

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use camera_app::link::{Camera, Desired, Link, LinkConfig, LinkHandle};
+use camera_app::outbox::{Outbox, OutboxLimits};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
 /// The broker under test: `$CAMERA_TEST_BROKER` (host:port) or an embedded
@@ -227,5 +229,93 @@ impl Subscriber {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .unwrap();
+    }
+}
+
+/// A camera for link tests: records what it was asked to apply.
+#[derive(Default, Clone)]
+pub struct FakeCamera {
+    pub applied: Arc<Mutex<Vec<u64>>>,
+    pub snapshots: Arc<Mutex<u32>>,
+    pub snapshots_enabled: bool,
+}
+
+impl Camera for FakeCamera {
+    fn birth(&self) -> serde_json::Value {
+        serde_json::json!({"firmware_version": "test-1.2.3", "models": [{"name": "fastestdet"}]})
+    }
+    fn health(&mut self) -> serde_json::Value {
+        serde_json::json!({"frames_processed": 42})
+    }
+    fn apply(&mut self, d: &Desired) -> Result<(), String> {
+        self.applied.lock().unwrap().push(d.version);
+        Ok(())
+    }
+    fn snapshot(&mut self) -> Result<(), String> {
+        if !self.snapshots_enabled {
+            return Err("snapshots are disabled".into());
+        }
+        *self.snapshots.lock().unwrap() += 1;
+        Ok(())
+    }
+}
+
+/// A camera id, its topic prefix and an outbox in a temporary directory.
+pub struct Fixture {
+    pub camera_id: String,
+    pub prefix: String,
+    pub outbox: Arc<Mutex<Outbox>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(limits: OutboxLimits) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("outbox.redb"), limits).unwrap();
+        let camera_id = unique("cam");
+        Self {
+            prefix: format!("stores/test/cameras/{camera_id}"),
+            camera_id,
+            outbox: Arc::new(Mutex::new(outbox)),
+            dir,
+        }
+    }
+
+    pub fn config(&self, addr: SocketAddr) -> LinkConfig {
+        let mut c = LinkConfig::new(&addr.ip().to_string(), addr.port());
+        c.store = "test".into();
+        c.reconnect_min_ms = 50;
+        c.reconnect_max_s = 1;
+        c.keep_alive_s = 5;
+        c
+    }
+
+    pub fn start(
+        &self,
+        config: LinkConfig,
+        camera: FakeCamera,
+        running: (u64, &str),
+    ) -> LinkHandle {
+        Link {
+            config,
+            camera_id: self.camera_id.clone(),
+            outbox: self.outbox.clone(),
+            running: (running.0, running.1.to_string()),
+        }
+        .spawn(Box::new(camera))
+        .unwrap()
+    }
+
+    pub fn push(&self, seq: u64) {
+        let payload = serde_json::json!({"camera": self.camera_id, "seq": seq}).to_string();
+        self.outbox
+            .lock()
+            .unwrap()
+            .push("bins", payload.as_bytes(), 1_700_000_000_000_000 + seq)
+            .unwrap();
+    }
+
+    pub fn depth(&self) -> u64 {
+        self.outbox.lock().unwrap().stats().unwrap().depth
     }
 }
