@@ -62,8 +62,7 @@ pub fn run_mqtt(
     opts: &MqttDemoOptions,
     out: &mut dyn Write,
 ) -> Result<MqttDemoSummary, PipelineError> {
-    let fail =
-        |what: &str, e: &dyn std::fmt::Display| PipelineError::Link(format!("demo: {what}: {e}"));
+    let fail = |what: &str, e: &dyn std::fmt::Display| PipelineError::Demo(format!("{what}: {e}"));
     let addr = crate::broker::start(opts.port, 1024 * 1024).map_err(|e| fail("broker", &e))?;
     let dir = std::env::temp_dir().join(format!("camera-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| fail("data directory", &e))?;
@@ -152,7 +151,7 @@ pub fn run_mqtt(
     }
     let result = camera
         .join()
-        .map_err(|_| PipelineError::Link("demo: the camera thread panicked".into()))?;
+        .map_err(|_| PipelineError::Demo("the camera thread panicked".into()))?;
     // What the link delivered while draining.
     while let Ok((topic, payload)) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
         print(topic, payload, out).map_err(write_err)?;

@@ -51,8 +51,14 @@ pub enum PipelineError {
     Analytics { path: String, rejected: Rejected },
     #[error(transparent)]
     Outbox(#[from] OutboxError),
-    #[error("link: {0}")]
-    Link(String),
+    #[error(transparent)]
+    Link(#[from] crate::link::LinkError),
+    #[error(transparent)]
+    ConfigStore(#[from] crate::config_store::ConfigStoreError),
+    #[error(transparent)]
+    Tamper(#[from] crate::health::TamperConfigError),
+    #[error("demo: {0}")]
+    Demo(String),
     #[error("writing results to {path}: {source}")]
     Output {
         path: String,
@@ -396,17 +402,35 @@ fn run_counting(
             .and_then(Path::parent)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let store = ConfigStore::open(dir).map_err(|e| PipelineError::Link(e.to_string()))?;
+        let store = ConfigStore::open(dir)?;
         let text = cfg
             .analytics
             .as_deref()
             .map(std::fs::read_to_string)
             .transpose()
-            .map_err(|e| PipelineError::Link(e.to_string()))?
+            .map_err(|source| PipelineError::AnalyticsRead {
+                path: cfg
+                    .analytics
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+                    .to_string(),
+                source,
+            })?
             .unwrap_or_default();
         let mut running = (
             analytics.version,
-            remote_config::toml_to_json(&text).map_err(PipelineError::Link)?,
+            remote_config::toml_to_json(&text).map_err(|reason| PipelineError::Analytics {
+                path: cfg
+                    .analytics
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+                    .to_string(),
+                rejected: Rejected {
+                    problems: vec![reason],
+                },
+            })?,
         );
         // A configuration an installer sent earlier wins over the file
         // unless the file is newer (a new image, a local edit).
@@ -449,8 +473,7 @@ fn run_counting(
             outbox: outbox.clone(),
             running,
         }
-        .spawn(Box::new(camera))
-        .map_err(|e| PipelineError::Link(e.to_string()))?;
+        .spawn(Box::new(camera))?;
         link = Some(handle);
     }
     let mut counter =
@@ -464,8 +487,7 @@ fn run_counting(
         write_line(out, r)
     };
     // Validated with the config.
-    let mut tamper = TamperDetector::new(cfg.tamper.clone())
-        .map_err(|e| PipelineError::Link(format!("tamper: {e}")))?;
+    let mut tamper = TamperDetector::new(cfg.tamper.clone())?;
     let mut tamper_events = Vec::new();
     let mut snapshot_opts = cfg.snapshot.clone();
     snapshot_opts.colorimetry = cfg.detector.colorimetry;
@@ -529,13 +551,13 @@ fn run_counting(
                 && shared.snapshot_wanted.swap(false, Ordering::Relaxed)
             {
                 let people: Vec<_> = dets.iter().map(|d| d.bbox).collect();
-                match snapshot::render(frame, Some(&analytics), &people, &snapshot_opts) {
-                    Ok(jpeg) => {
-                        if tx.try_send(jpeg).is_err() {
-                            tracing::warn!("snapshot dropped: the link is busy");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot take a snapshot"),
+                let shot = snapshot::render(frame, Some(&analytics), &people, &snapshot_opts)
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "cannot take a snapshot");
+                        e.to_string()
+                    });
+                if tx.try_send(shot).is_err() {
+                    tracing::warn!("snapshot dropped: the link is busy");
                 }
             }
             let mut m = shared.metrics();

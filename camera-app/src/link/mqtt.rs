@@ -39,6 +39,9 @@ pub trait Camera: Send + 'static {
     fn snapshot(&mut self) -> Result<(), String>;
 }
 
+/// A requested snapshot: the JPEG, or why there is none.
+pub type Snapshot = Result<Vec<u8>, String>;
+
 /// Counters of the link, for health reports and tests.
 #[derive(Debug, Default)]
 pub struct LinkStats {
@@ -63,7 +66,7 @@ pub struct Link {
 pub struct LinkHandle {
     wake: Arc<Notify>,
     shutdown: watch::Sender<bool>,
-    snapshots: mpsc::Sender<Vec<u8>>,
+    snapshots: mpsc::Sender<Snapshot>,
     stats: Arc<LinkStats>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -75,7 +78,7 @@ impl LinkHandle {
     }
 
     /// Where the pipeline sends a requested snapshot (a JPEG).
-    pub fn snapshots(&self) -> mpsc::Sender<Vec<u8>> {
+    pub fn snapshots(&self) -> mpsc::Sender<Snapshot> {
         self.snapshots.clone()
     }
 
@@ -200,7 +203,7 @@ impl Worker {
     async fn run(
         mut self,
         mut shutdown: watch::Receiver<bool>,
-        mut snapshots: mpsc::Receiver<Vec<u8>>,
+        mut snapshots: mpsc::Receiver<Snapshot>,
     ) {
         loop {
             match self.connection(&mut shutdown, &mut snapshots).await {
@@ -222,7 +225,7 @@ impl Worker {
     async fn connection(
         &mut self,
         shutdown: &mut watch::Receiver<bool>,
-        snapshots: &mut mpsc::Receiver<Vec<u8>>,
+        snapshots: &mut mpsc::Receiver<Snapshot>,
     ) -> Ended {
         let (client, eventloop) = AsyncClient::new(
             self.options.clone(),
@@ -261,10 +264,16 @@ impl Worker {
                     let report = self.camera.health().to_string();
                     self.publish(&client, self.topics.health(), QoS::AtMostOnce, false, report.into_bytes());
                 }
-                Some(jpeg) = snapshots.recv() => {
-                    tracing::info!(bytes = jpeg.len(), "publishing snapshot");
-                    self.publish(&client, self.topics.snapshot(), QoS::AtLeastOnce, false, jpeg);
-                }
+                Some(shot) = snapshots.recv() => match shot {
+                    Ok(jpeg) => {
+                        tracing::info!(bytes = jpeg.len(), "publishing snapshot");
+                        self.publish(&client, self.topics.snapshot(), QoS::AtLeastOnce, false, jpeg);
+                    }
+                    Err(reason) => {
+                        let result = json!({"ok": false, "reason": reason}).to_string();
+                        self.publish(&client, self.topics.snapshot_result(), QoS::AtLeastOnce, false, result.into_bytes());
+                    }
+                },
                 _ = shutdown.changed() => break Ended::Shutdown,
             }
             if connected {
