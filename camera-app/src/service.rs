@@ -18,16 +18,13 @@ use crate::config_store::ConfigStore;
 use crate::health::{HealthInputs, HealthReport, LatencyWindow, SystemProbe, TamperStatus};
 use crate::link::{Camera, Desired};
 use crate::outbox::Outbox;
+use crate::pipeline::RunSummary;
 
 /// Frame-loop figures the health report reads.
 #[derive(Debug)]
 pub struct Metrics {
-    pub frames_captured: u64,
-    pub frames_processed: u64,
-    pub frames_corrupt: u64,
-    pub frames_failed: u64,
-    pub frames_skipped: u64,
-    pub source_errors: u64,
+    /// The frame loop's counters, as it keeps them.
+    pub summary: RunSummary,
     pub tracks_active: u32,
     pub inference: LatencyWindow,
     pub tamper: TamperStatus,
@@ -36,12 +33,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            frames_captured: 0,
-            frames_processed: 0,
-            frames_corrupt: 0,
-            frames_failed: 0,
-            frames_skipped: 0,
-            source_errors: 0,
+            summary: RunSummary::default(),
             tracks_active: 0,
             // About a minute of frames at 15 fps.
             inference: LatencyWindow::new(1024),
@@ -66,14 +58,8 @@ impl Shared {
     }
 
     /// The frame loop's counters so far, whatever became of the frames.
-    pub fn progress(&self, s: &crate::pipeline::RunSummary) {
-        let mut m = self.metrics();
-        m.frames_captured = s.source.delivered;
-        m.frames_processed = s.processed;
-        m.frames_corrupt = s.corrupt;
-        m.frames_failed = s.failed;
-        m.frames_skipped = s.source.skipped;
-        m.source_errors = s.source_errors;
+    pub fn progress(&self, s: &RunSummary) {
+        self.metrics().summary = *s;
     }
 }
 
@@ -124,12 +110,12 @@ impl Camera for AppCamera {
             time_us: now_us(),
             started_us: self.started_us,
             config_version: Some(self.shared.config_version.load(Ordering::Relaxed)),
-            frames_captured: m.frames_captured,
-            frames_processed: m.frames_processed,
-            frames_corrupt: m.frames_corrupt,
-            frames_failed: m.frames_failed,
-            frames_skipped: m.frames_skipped,
-            source_errors: m.source_errors,
+            frames_captured: m.summary.source.delivered,
+            frames_processed: m.summary.processed,
+            frames_corrupt: m.summary.corrupt,
+            frames_failed: m.summary.failed,
+            frames_skipped: m.summary.source.skipped,
+            source_errors: m.summary.source_errors,
             tracks_active: m.tracks_active,
             outbox_depth: outbox.depth,
             outbox_oldest_us: outbox.oldest_us,

@@ -434,14 +434,7 @@ impl Worker {
             // The configuration in force, delivered again (a retained
             // request, or a redelivery after a lost PUBACK): confirm it.
             if !p.retain {
-                let body = serde_json::to_vec(&ConfigResult::accepted(running)).unwrap_or_default();
-                self.publish(
-                    client,
-                    self.topics.config_result(),
-                    QoS::AtLeastOnce,
-                    false,
-                    body,
-                );
+                self.publish_result(client, &ConfigResult::accepted(running));
             }
             return;
         }
@@ -472,14 +465,14 @@ impl Worker {
                 rejected
             }
         };
-        let body = serde_json::to_vec(&result).unwrap_or_default();
-        self.publish(
-            client,
-            self.topics.config_result(),
-            QoS::AtLeastOnce,
-            false,
-            body,
-        );
+        self.publish_result(client, &result);
+    }
+
+    fn publish_result(&mut self, client: &AsyncClient, result: &ConfigResult) {
+        // Serialising our own type into memory cannot fail.
+        let body = serde_json::to_vec(result).unwrap_or_default();
+        let topic = self.topics.config_result();
+        self.publish(client, topic, QoS::AtLeastOnce, false, body);
     }
 
     /// Hand the next outbox records to the client, as far as the window
