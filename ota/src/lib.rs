@@ -1,6 +1,20 @@
-//! Signed A/B updates for the camera (issue 5, in progress).
-//!
-//! So far: [`env`], the U-Boot environment codec that slot switching and
-//! boot counting are written through.
+//! Signed A/B updates for the camera: the trust chain ([`trust`]), the
+//! bundle format ([`bundle`], [`manifest`]), the A/B slot logic over the
+//! U-Boot environment ([`boot`], [`mod@env`], [`slots`]), installation
+//! ([`install`]), resumable download ([`download`]), the update agent
+//! ([`agent`], [`announce`], [`journal`], [`health`]) and staged rollouts
+//! ([`rollout`]). `docs/ota.md` is the guide; the `ota` binary wraps it.
 
+pub mod agent;
+pub mod announce;
+pub mod boot;
+pub mod bundle;
+pub mod download;
 pub mod env;
+pub mod health;
+pub mod install;
+pub mod journal;
+pub mod manifest;
+pub mod rollout;
+pub mod slots;
+pub mod trust;

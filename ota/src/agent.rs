@@ -1,0 +1,946 @@
+//! `ota agent`: the update agent on the camera.
+//!
+//! It listens for signed announcements on MQTT, decides with
+//! [`announce::decide`], downloads with [`download`], installs with
+//! [`install`], reboots through the [`Platform`] seam, and after the
+//! reboot commits the new slots once camera-app's health reports say it
+//! works ([`health::Gate`]), or rolls back. Every step is written to the
+//! [`Journal`] before it is acted on, so the agent resumes after a crash or
+//! power cut at any point and reports each state once.
+//!
+//! Decisions are pure functions elsewhere ([`announce`], [`boot`],
+//! [`health`]); this module is the I/O around them.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Event, Incoming, MqttOptions, Outgoing, QoS};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use crate::announce::{self, Announcement, Verdict};
+use crate::boot::{self, BootStatus, Slot};
+use crate::download::{self, RetryPolicy};
+use crate::health::{self, Gate};
+use crate::install::{self, Expect, Layout};
+use crate::journal::{Job, Journal, JournalError, Phase, State};
+use crate::manifest::Component;
+use crate::slots::DeviceError;
+use crate::trust::{Role, Signed, Trust, TrustError};
+
+/// The agent's configuration file (TOML).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub camera_id: String,
+    pub store_id: String,
+    /// Where the camera's own topics live; `{store}` and `{camera}` are
+    /// replaced. Must match camera-app's `[link] topic_prefix`.
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    /// Where campaigns are announced (retained).
+    #[serde(default = "default_announce")]
+    pub announce_topic: String,
+    pub broker: Broker,
+    /// Journal and download area (on the data partition).
+    pub state_dir: PathBuf,
+    /// The factory root of trust (a signed root document).
+    pub root_file: PathBuf,
+    /// The release running when no update was ever committed here.
+    pub version: String,
+    /// URL prefixes bundles may be fetched from.
+    pub allowed_urls: Vec<String>,
+    #[serde(default = "default_max_bundle")]
+    pub max_bundle_bytes: u64,
+    /// The store's offset from UTC, for maintenance windows.
+    #[serde(default)]
+    pub utc_offset_min: i32,
+    /// How long a new slot has to prove itself healthy.
+    #[serde(default = "default_deadline")]
+    pub health_deadline_s: u64,
+    pub layout: Layout,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn default_prefix() -> String {
+    "stores/{store}/cameras/{camera}".into()
+}
+fn default_announce() -> String {
+    "ota/announce".into()
+}
+fn default_max_bundle() -> u64 {
+    1 << 30
+}
+fn default_deadline() -> u64 {
+    300
+}
+
+impl AgentConfig {
+    pub fn prefix(&self) -> String {
+        self.topic_prefix
+            .replace("{store}", &self.store_id)
+            .replace("{camera}", &self.camera_id)
+    }
+    pub fn report_topic(&self) -> String {
+        format!("{}/ota/report", self.prefix())
+    }
+    pub fn progress_topic(&self) -> String {
+        format!("{}/ota/progress", self.prefix())
+    }
+    pub fn notice_topic(&self) -> String {
+        format!("{}/ota/notice", self.prefix())
+    }
+    pub fn health_topic(&self) -> String {
+        format!("{}/health", self.prefix())
+    }
+    fn journal_path(&self) -> PathBuf {
+        self.state_dir.join("journal.json")
+    }
+    fn download_path(&self) -> PathBuf {
+        self.state_dir.join("bundle.part")
+    }
+}
+
+/// The seams to the running system.
+pub trait Platform {
+    /// Unix seconds from the system clock (not trusted on its own).
+    fn now(&self) -> u64;
+    /// The slot the running system uses for `c`, when known (the kernel
+    /// command line for rootfs, `ota select`'s record for app and model).
+    fn booted(&self, c: Component) -> Option<Slot>;
+    /// Ask for a reboot (or an application restart). The agent exits
+    /// after calling it.
+    fn reboot(&mut self) -> Result<(), String>;
+    /// A point where the journal or environment was just made durable;
+    /// fault-injection tests cut power here.
+    fn step(&mut self, _what: &str) {}
+}
+
+/// The real platform: system clock, `/proc/cmdline` (`ota.rootfs=B`,
+/// `ota.app=A`, ...) and a reboot command.
+#[derive(Debug)]
+pub struct LinuxPlatform {
+    pub cmdline: String,
+    pub reboot_command: Vec<String>,
+}
+
+impl LinuxPlatform {
+    pub fn new(reboot_command: Vec<String>) -> LinuxPlatform {
+        LinuxPlatform {
+            cmdline: std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+            reboot_command,
+        }
+    }
+}
+
+impl Platform for LinuxPlatform {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn booted(&self, c: Component) -> Option<Slot> {
+        let key = format!("ota.{}=", c.name());
+        self.cmdline
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key.as_str()))
+            .and_then(Slot::parse)
+    }
+
+    fn reboot(&mut self) -> Result<(), String> {
+        let Some((cmd, args)) = self.reboot_command.split_first() else {
+            return Err("no reboot_command configured".into());
+        };
+        let st = std::process::Command::new(cmd)
+            .args(args)
+            .status()
+            .map_err(|e| format!("{cmd}: {e}"))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("{cmd} exited with {st}"))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("root of trust {path}: {reason}")]
+    Root { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("reboot failed: {0}")]
+    Reboot(String),
+}
+
+/// How `run` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The platform was asked to reboot.
+    Rebooting,
+    /// `stop` was set.
+    Stopped,
+}
+
+/// Open the journal, or start one from the factory root.
+pub fn open_journal(cfg: &AgentConfig) -> Result<Journal, AgentError> {
+    if let Some(j) = Journal::load(&cfg.journal_path())? {
+        return Ok(j);
+    }
+    let root_err = |reason: String| AgentError::Root {
+        path: cfg.root_file.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&cfg.root_file).map_err(|e| root_err(e.to_string()))?;
+    let signed: Signed = serde_json::from_str(&text).map_err(|e| root_err(e.to_string()))?;
+    let trust = Trust::from_initial_root(&signed).map_err(|e| root_err(e.to_string()))?;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|source| JournalError::Io {
+        what: "creating the directory of",
+        path: cfg.journal_path(),
+        source,
+    })?;
+    let j = Journal::new(trust);
+    j.save(&cfg.journal_path())?;
+    Ok(j)
+}
+
+struct Agent<'a> {
+    cfg: &'a AgentConfig,
+    platform: &'a mut dyn Platform,
+    j: Journal,
+    client: Client,
+    events: Receiver<Event>,
+    /// Reports published and waiting for their PUBACK, oldest first:
+    /// (packet id once known, index key).
+    inflight: VecDeque<(Option<u16>, (String, State))>,
+    gate: Gate,
+    /// An announcement seen while busy, looked at again when idle.
+    deferred: Option<Vec<u8>>,
+    last_progress: Option<u8>,
+}
+
+/// Run the agent until it reboots the platform or `stop` is set.
+pub fn run(
+    cfg: &AgentConfig,
+    platform: &mut dyn Platform,
+    stop: &AtomicBool,
+) -> Result<Exit, AgentError> {
+    let j = open_journal(cfg)?;
+    let mut opts = MqttOptions::new(
+        format!("ota-{}", cfg.camera_id),
+        &cfg.broker.host,
+        cfg.broker.port,
+    );
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_max_packet_size(256 * 1024, 256 * 1024);
+    if let (Some(u), Some(p)) = (&cfg.broker.username, &cfg.broker.password) {
+        opts.set_credentials(u, p);
+    }
+    let (client, mut conn) = Client::new(opts, 64);
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("ota-mqtt".into())
+        .spawn(move || {
+            for ev in conn.iter() {
+                match ev {
+                    Ok(ev) => {
+                        if tx.send(ev).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        debug!("ota agent: broker connection: {e}");
+                        // The receiver is gone once the agent ended.
+                        if tx.send(Event::Outgoing(Outgoing::PingReq)).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+            }
+        })
+        .map_err(|e| AgentError::Reboot(format!("spawning the MQTT thread: {e}")))?;
+    let mut agent = Agent {
+        cfg,
+        platform,
+        j,
+        client,
+        events: rx,
+        inflight: VecDeque::new(),
+        gate: Gate::new(),
+        deferred: None,
+        last_progress: None,
+    };
+    let exit = agent.main(stop);
+    let _ = agent.client.disconnect();
+    exit
+}
+
+impl Agent<'_> {
+    fn now(&self) -> u64 {
+        self.j.trust.effective_now(self.platform.now()).0
+    }
+
+    fn save(&mut self, step: &str) -> Result<(), AgentError> {
+        self.j.save(&self.cfg.journal_path())?;
+        self.platform.step(step);
+        Ok(())
+    }
+
+    fn report(&mut self, state: State, percent: Option<u8>, reason: Option<String>) {
+        let now = self.now();
+        if self
+            .j
+            .report(&self.cfg.camera_id, state, percent, reason.clone(), now)
+        {
+            info!(
+                "ota: {} {}{}",
+                self.j.job.as_ref().map_or("", |j| j.campaign.as_str()),
+                state.name(),
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            );
+        }
+    }
+
+    fn main(&mut self, stop: &AtomicBool) -> Result<Exit, AgentError> {
+        self.reconcile()?;
+        self.subscribe();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                self.save("stop")?;
+                return Ok(Exit::Stopped);
+            }
+            self.pump(Duration::from_millis(100))?;
+            match self.j.phase.clone() {
+                Phase::Idle => {
+                    if let Some(a) = self.deferred.take() {
+                        self.on_announcement(&a)?;
+                    }
+                }
+                Phase::Downloading => self.download(stop)?,
+                Phase::Downloaded => {
+                    if self.in_window()
+                        && let Some(exit) = self.install(stop)?
+                    {
+                        return Ok(exit);
+                    }
+                }
+                Phase::Installing => {
+                    if let Some(exit) = self.install(stop)? {
+                        return Ok(exit);
+                    }
+                }
+                Phase::Rebooting { .. } => return self.reboot(),
+                Phase::RollingBack { .. } => return self.reboot(),
+                Phase::Trial { targets, deadline } => {
+                    if let Some(exit) = self.trial(&targets, deadline)? {
+                        return Ok(exit);
+                    }
+                }
+            }
+        }
+    }
+
+    fn subscribe(&mut self) {
+        let _ = self
+            .client
+            .subscribe(self.cfg.announce_topic.clone(), QoS::AtLeastOnce);
+        let _ = self
+            .client
+            .subscribe(self.cfg.health_topic(), QoS::AtMostOnce);
+    }
+
+    /// Handle broker events for up to `wait`.
+    fn pump(&mut self, wait: Duration) -> Result<(), AgentError> {
+        let until = Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let ev = match self.events.recv_timeout(left) {
+                Ok(ev) => ev,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            };
+            self.handle_event(ev)?;
+            if left.is_zero() {
+                break;
+            }
+        }
+        self.flush_reports();
+        Ok(())
+    }
+
+    fn handle_event(&mut self, ev: Event) -> Result<(), AgentError> {
+        match ev {
+            Event::Incoming(Incoming::ConnAck(_)) => {
+                // A fresh session: subscribe again and resend what
+                // was not acknowledged.
+                self.inflight.clear();
+                self.subscribe();
+                self.flush_reports();
+            }
+            Event::Incoming(Incoming::Publish(p)) => {
+                if p.topic == self.cfg.announce_topic {
+                    if self.j.phase == Phase::Idle {
+                        self.on_announcement(&p.payload)?;
+                    } else {
+                        self.on_busy_announcement(&p.payload)?;
+                    }
+                } else if p.topic == self.cfg.health_topic() {
+                    self.gate.observe(&p.payload);
+                }
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) if pkid != 0 => {
+                if let Some(slot) = self.inflight.iter_mut().find(|(id, _)| id.is_none()) {
+                    slot.0 = Some(pkid);
+                }
+            }
+            Event::Incoming(Incoming::PubAck(ack)) => {
+                if let Some(i) = self
+                    .inflight
+                    .iter()
+                    .position(|(id, _)| *id == Some(ack.pkid))
+                {
+                    let Some((_, key)) = self.inflight.remove(i) else {
+                        return Ok(());
+                    };
+                    self.j
+                        .outbox
+                        .retain(|r| (r.campaign.clone(), r.state) != key);
+                    self.save("report acknowledged")?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Publish queued reports not yet in flight.
+    fn flush_reports(&mut self) {
+        for r in self.j.outbox.clone() {
+            let key = (r.campaign.clone(), r.state);
+            if self.inflight.iter().any(|(_, k)| *k == key) {
+                continue;
+            }
+            let Ok(payload) = serde_json::to_vec(&r) else {
+                continue;
+            };
+            if self
+                .client
+                .try_publish(self.cfg.report_topic(), QoS::AtLeastOnce, false, payload)
+                .is_ok()
+            {
+                self.inflight.push_back((None, key));
+            }
+        }
+    }
+
+    /// Wait (bounded) for queued reports to be acknowledged, before a
+    /// reboot.
+    fn drain_reports(&mut self, max: Duration) -> Result<(), AgentError> {
+        let until = Instant::now() + max;
+        while !self.j.outbox.is_empty() && Instant::now() < until {
+            self.pump(Duration::from_millis(50))?;
+        }
+        Ok(())
+    }
+
+    fn notice(&mut self, reason: &str) {
+        warn!("ota: announcement refused: {reason}");
+        let body = serde_json::json!({
+            "camera": self.cfg.camera_id,
+            "refused": reason,
+            "time": self.now(),
+        });
+        let _ = self.client.try_publish(
+            self.cfg.notice_topic(),
+            QoS::AtMostOnce,
+            false,
+            body.to_string(),
+        );
+    }
+
+    fn verify_announcement(&self, payload: &[u8]) -> Result<Announcement, String> {
+        verify_announcement(&self.j.trust, payload, self.platform.now())
+    }
+
+    fn on_announcement(&mut self, payload: &[u8]) -> Result<(), AgentError> {
+        if payload.is_empty() {
+            return Ok(()); // a cleared retained message
+        }
+        let (a, verdict) = match evaluate(self.cfg, &self.j, payload, self.platform.now()) {
+            Evaluation::Refused(reason) => {
+                self.notice(&reason);
+                return Ok(());
+            }
+            Evaluation::Finished(campaign, state) => {
+                debug!(
+                    "ota: campaign {campaign} already ended here ({})",
+                    state.name()
+                );
+                return Ok(());
+            }
+            Evaluation::Decided(a, v) => (a, v),
+        };
+        if !matches!(&verdict, Verdict::Ignore(r) if r.contains("not newer")) {
+            self.j.seen.insert(a.campaign.clone(), a.seq);
+            if let Err(e) = self.j.trust.observe_signed_time(a.issued) {
+                warn!("ota: announcement time not taken: {e}");
+            }
+        }
+        let job = Job {
+            campaign: a.campaign.clone(),
+            seq: a.seq,
+            url: a.url.clone(),
+            version: a.version.clone(),
+            security_counter: a.security_counter,
+            size: a.size,
+            window: a.window,
+        };
+        match verdict {
+            Verdict::Ignore(r) => debug!("ota: {r}"),
+            Verdict::Hold(r) => info!("ota: holding campaign {}: {r}", a.campaign),
+            Verdict::Reject(r) => {
+                self.j.job = Some(job);
+                self.report(State::Rejected, None, Some(r));
+                self.j.job = None;
+            }
+            Verdict::Go { .. } => {
+                let _ = std::fs::remove_file(self.cfg.download_path());
+                let _ = std::fs::remove_file(download::sidecar_path(&self.cfg.download_path()));
+                self.j.job = Some(job);
+                self.j.phase = Phase::Downloading;
+                self.report(State::Downloading, Some(0), None);
+            }
+        }
+        self.save("announcement")
+    }
+
+    /// While busy: a halt of the current campaign cancels a download not
+    /// yet installed; anything else waits.
+    fn on_busy_announcement(&mut self, payload: &[u8]) -> Result<(), AgentError> {
+        let Ok(a) = self.verify_announcement(payload) else {
+            return Ok(());
+        };
+        let current = self.j.job.as_ref().map(|j| j.campaign.clone());
+        if current.as_deref() == Some(a.campaign.as_str()) {
+            if a.halted && matches!(self.j.phase, Phase::Downloading | Phase::Downloaded) {
+                self.j.seen.insert(a.campaign.clone(), a.seq);
+                self.cancel_job("campaign halted before install")?;
+            }
+            return Ok(());
+        }
+        self.deferred = Some(payload.to_vec());
+        Ok(())
+    }
+
+    fn cancel_job(&mut self, reason: &str) -> Result<(), AgentError> {
+        self.report(State::Rejected, None, Some(format!("cancelled: {reason}")));
+        self.j.job = None;
+        self.j.phase = Phase::Idle;
+        let _ = std::fs::remove_file(self.cfg.download_path());
+        self.save("cancelled")
+    }
+
+    fn in_window(&self) -> bool {
+        let Some(job) = &self.j.job else {
+            return true;
+        };
+        job.window
+            .is_none_or(|w| w.contains(self.now(), self.cfg.utc_offset_min))
+    }
+
+    fn download(&mut self, stop: &AtomicBool) -> Result<(), AgentError> {
+        let Some(job) = self.j.job.clone() else {
+            self.j.phase = Phase::Idle;
+            return self.save("no job");
+        };
+        let req = download::Request {
+            url: job.url.clone(),
+            dest: self.cfg.download_path(),
+            expected_len: Some(job.size),
+            max_len: self.cfg.max_bundle_bytes,
+            policy: RetryPolicy::default(),
+        };
+        let cancel = AtomicBool::new(false);
+        let mut halted = false;
+        // Events that arrive during the download, handled after it.
+        let mut stash = Vec::new();
+        let result = {
+            let topic = self.cfg.progress_topic();
+            let client = self.client.clone();
+            let last = &mut self.last_progress;
+            let events = &self.events;
+            let stash = &mut stash;
+            let trust = &self.j.trust;
+            let sys = self.platform.now();
+            let announce_topic = self.cfg.announce_topic.clone();
+            let mut on_progress = |p: download::Progress| {
+                let pct = p
+                    .total
+                    .filter(|t| *t > 0)
+                    .map_or(0, |t| (p.done * 100 / t).min(100) as u8);
+                if last.is_none_or(|l| pct >= l.saturating_add(5)) {
+                    *last = Some(pct);
+                    let body = serde_json::json!({"campaign": job.campaign, "state": "downloading", "percent": pct});
+                    let _ =
+                        client.try_publish(topic.clone(), QoS::AtMostOnce, true, body.to_string());
+                }
+                // A halt of this campaign arrives as a new retained
+                // announcement: look for it between chunks.
+                while let Ok(ev) = events.try_recv() {
+                    if let Event::Incoming(Incoming::Publish(p)) = &ev
+                        && p.topic == announce_topic
+                    {
+                        halted |= is_halt_of(trust, sys, &p.payload, &job.campaign);
+                    }
+                    stash.push(ev);
+                }
+                if halted || stop.load(Ordering::Relaxed) {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            };
+            download::download(&req, &mut on_progress, &cancel)
+        };
+        for ev in stash {
+            self.handle_event(ev)?;
+        }
+        match result {
+            Ok(_) => {
+                self.j.phase = Phase::Downloaded;
+                self.save("downloaded")
+            }
+            Err(download::DownloadError::Cancelled { .. }) if halted => {
+                self.cancel_job("campaign halted during download")
+            }
+            Err(download::DownloadError::Cancelled { .. }) => Ok(()),
+            Err(e) => {
+                self.report(State::Rejected, None, Some(format!("download: {e}")));
+                self.j.job = None;
+                self.j.phase = Phase::Idle;
+                let _ = std::fs::remove_file(self.cfg.download_path());
+                self.save("download failed")
+            }
+        }
+    }
+
+    fn install(&mut self, stop: &AtomicBool) -> Result<Option<Exit>, AgentError> {
+        let Some(job) = self.j.job.clone() else {
+            self.j.phase = Phase::Idle;
+            self.save("no job")?;
+            return Ok(None);
+        };
+        if self.j.phase != Phase::Installing {
+            self.j.phase = Phase::Installing;
+            self.report(State::Installing, None, None);
+            self.save("installing")?;
+        }
+        let path = self.cfg.download_path();
+        let mut layout = self.cfg.layout.clone();
+        for c in Component::ALL {
+            if let Some(s) = self.platform.booted(c) {
+                layout.booted.insert(c, s);
+            }
+        }
+        let sys = self.platform.now();
+        let expect = Expect {
+            version: job.version.clone(),
+            security_counter: job.security_counter,
+        };
+        let result = std::fs::File::open(&path)
+            .map_err(install::InstallError::Read)
+            .and_then(|mut f| {
+                install::install(
+                    &mut f,
+                    &self.j.trust,
+                    &layout,
+                    sys,
+                    Some(&expect),
+                    &mut |_, _| {},
+                    stop,
+                )
+            });
+        match result {
+            Ok(done) => {
+                self.platform.step("slots written");
+                self.j.phase = Phase::Rebooting {
+                    targets: done.targets,
+                };
+                self.report(State::Rebooting, None, None);
+                self.save("rebooting")?;
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(download::sidecar_path(&path));
+                self.drain_reports(Duration::from_secs(5))?;
+                self.reboot().map(Some)
+            }
+            Err(install::InstallError::Cancelled) => Ok(None),
+            Err(e) => {
+                self.report(State::Rejected, None, Some(format!("{}: {e}", e.code())));
+                self.j.job = None;
+                self.j.phase = Phase::Idle;
+                let _ = std::fs::remove_file(&path);
+                self.save("install refused")?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn reboot(&mut self) -> Result<Exit, AgentError> {
+        self.drain_reports(Duration::from_secs(2))?;
+        self.platform.reboot().map_err(AgentError::Reboot)?;
+        Ok(Exit::Rebooting)
+    }
+
+    /// A trial: commit once healthy, roll back at the deadline.
+    fn trial(
+        &mut self,
+        targets: &[(Component, Slot)],
+        deadline: u64,
+    ) -> Result<Option<Exit>, AgentError> {
+        match self.gate.verdict() {
+            health::Verdict::Healthy => {
+                let cur = self.cfg.layout.env.read()?;
+                let counter = self.j.job.as_ref().map_or(0, |j| j.security_counter);
+                let mut vars = cur.vars.clone();
+                for (c, s) in targets {
+                    vars = boot::commit(&vars, *c, *s, counter);
+                }
+                self.cfg.layout.env.write(Some(&cur), &vars)?;
+                self.platform.step("committed in environment");
+                self.finish_committed()?;
+                Ok(None)
+            }
+            health::Verdict::Waiting(why) if self.now() >= deadline => {
+                let reason = format!("health check failed within the deadline: {why}");
+                self.j.phase = Phase::RollingBack { reason };
+                self.save("rolling back")?;
+                let cur = self.cfg.layout.env.read()?;
+                let mut vars = cur.vars.clone();
+                for (c, _) in targets {
+                    vars = boot::rollback(&vars, *c, "health");
+                }
+                self.cfg.layout.env.write(Some(&cur), &vars)?;
+                self.platform.step("rolled back in environment");
+                self.reboot().map(Some)
+            }
+            health::Verdict::Waiting(_) => Ok(None),
+        }
+    }
+
+    fn finish_committed(&mut self) -> Result<(), AgentError> {
+        self.j.installed_version = self.j.job.as_ref().map(|j| j.version.clone());
+        self.report(State::Committed, None, None);
+        self.j.phase = Phase::Idle;
+        self.j.job = None;
+        self.save("committed")
+    }
+
+    fn finish_rolled_back(&mut self, reason: String) -> Result<(), AgentError> {
+        self.report(State::RolledBack, None, Some(reason));
+        self.j.phase = Phase::Idle;
+        self.j.job = None;
+        self.save("rolled back")?;
+        // The recorded result was reported: clear it (one write).
+        if let Some(cur) = self.cfg.layout.env.read_vars()? {
+            let mut vars = cur.vars.clone();
+            for c in Component::ALL {
+                vars = boot::clear_result(&vars, c);
+            }
+            if vars != cur.vars {
+                self.cfg.layout.env.write(Some(&cur), &vars)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a start: where did the last run leave the update, and what
+    /// did the boot do with it?
+    fn reconcile(&mut self) -> Result<(), AgentError> {
+        let phase = self.j.phase.clone();
+        let (targets, rolling_back) = match &phase {
+            Phase::Rebooting { targets } | Phase::Trial { targets, .. } => (targets.clone(), None),
+            Phase::RollingBack { reason } => (Vec::new(), Some(reason.clone())),
+            _ => return Ok(()),
+        };
+        let Some(cur) = self.cfg.layout.env.read_vars()? else {
+            return self.finish_rolled_back(
+                "the boot environment was lost; the last good slot runs".into(),
+            );
+        };
+        let vars = &cur.vars;
+        if let Some(reason) = rolling_back {
+            let job_targets: Vec<Component> = Component::ALL
+                .into_iter()
+                .filter(|c| boot::state(vars, *c, None).pending.is_some())
+                .collect();
+            let on_trial = job_targets.iter().any(|c| {
+                let st = boot::state(vars, *c, None);
+                self.platform.booted(*c).unwrap_or(st.active) != st.active
+            });
+            if job_targets.is_empty() && !on_trial {
+                return self.finish_rolled_back(reason);
+            }
+            if !job_targets.is_empty() {
+                // The cut came before the environment write: do it again.
+                let mut w = vars.clone();
+                for c in job_targets {
+                    w = boot::rollback(&w, c, "health");
+                }
+                self.cfg.layout.env.write(Some(&cur), &w)?;
+            }
+            return Ok(()); // main loop reboots
+        }
+        let booted = |c: Component| {
+            self.platform
+                .booted(c)
+                .unwrap_or(boot::state(vars, c, None).active)
+        };
+        let statuses: Vec<(BootStatus, bool, Slot)> = targets
+            .iter()
+            .map(|(c, t)| (boot::status(vars, *c, booted(*c)), booted(*c) == *t, *t))
+            .collect();
+        if statuses
+            .iter()
+            .all(|(s, on_target, _)| matches!(s, BootStatus::Trial { .. }) && *on_target)
+        {
+            let deadline = match phase {
+                Phase::Trial { deadline, .. } => deadline,
+                _ => self.now() + self.cfg.health_deadline_s,
+            };
+            self.j.phase = Phase::Trial { targets, deadline };
+            return self.save("trial");
+        }
+        if let Some(reason) = statuses.iter().find_map(|(s, _, _)| match s {
+            BootStatus::FellBack { reason } => Some(reason.clone()),
+            _ => None,
+        }) {
+            return self.finish_rolled_back(format!("the new slot did not come up: {reason}"));
+        }
+        let all_committed = targets
+            .iter()
+            .all(|(c, t)| boot::state(vars, *c, None).active == *t && booted(*c) == *t);
+        if all_committed {
+            return self.finish_committed();
+        }
+        let still_pending = targets
+            .iter()
+            .all(|(c, t)| boot::state(vars, *c, None).pending == Some(*t));
+        if still_pending && matches!(phase, Phase::Rebooting { .. }) {
+            return Ok(()); // the reboot never happened: main loop reboots
+        }
+        self.finish_rolled_back("the update did not survive the reboot".into())
+    }
+}
+
+/// Check an announcement's size, signature and fields.
+pub fn verify_announcement(
+    trust: &Trust,
+    payload: &[u8],
+    system_now: u64,
+) -> Result<Announcement, String> {
+    if payload.len() > announce::MAX_ANNOUNCEMENT_BYTES * 2 {
+        return Err(format!(
+            "announcement of {} bytes is too large",
+            payload.len()
+        ));
+    }
+    let signed: Signed = serde_json::from_slice(payload)
+        .map_err(|e| format!("announcement is not a signed document: {e}"))?;
+    let verified = trust
+        .verify(&signed, Role::Announcement, system_now)
+        .map_err(|e: TrustError| format!("announcement signature: {e}"))?;
+    Announcement::parse(verified.payload)
+}
+
+/// The running release and the installed security counter.
+pub fn installed(cfg: &AgentConfig, j: &Journal) -> (String, u64) {
+    let counter = cfg
+        .layout
+        .env
+        .read()
+        .map(|c| boot::security_counter(&c.vars))
+        .unwrap_or(0);
+    let version = j
+        .installed_version
+        .clone()
+        .unwrap_or_else(|| cfg.version.clone());
+    (version, counter)
+}
+
+/// What the agent makes of an announcement payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evaluation {
+    /// Unsigned, forged, malformed or too large: refused with the reason.
+    Refused(String),
+    /// A campaign that already ended on this camera.
+    Finished(String, State),
+    Decided(Announcement, Verdict),
+}
+
+/// Verify and decide, without acting: what the agent does with each
+/// announcement, and what the bad-input tests check.
+pub fn evaluate(cfg: &AgentConfig, j: &Journal, payload: &[u8], system_now: u64) -> Evaluation {
+    let a = match verify_announcement(&j.trust, payload, system_now) {
+        Ok(a) => a,
+        Err(reason) => return Evaluation::Refused(reason),
+    };
+    if let Some(state) = j.finished.get(&a.campaign) {
+        return Evaluation::Finished(a.campaign.clone(), *state);
+    }
+    let (version, counter) = installed(cfg, j);
+    let cx = announce::Context {
+        camera_id: &cfg.camera_id,
+        board: &cfg.layout.board,
+        counter,
+        version: &version,
+        last_seq: j.seen.get(&a.campaign).copied(),
+        allowed_urls: &cfg.allowed_urls,
+        max_size: cfg.max_bundle_bytes,
+        utc_offset_min: cfg.utc_offset_min,
+        now: j.trust.effective_now(system_now).0,
+    };
+    let v = announce::decide(&a, &cx);
+    Evaluation::Decided(a, v)
+}
+
+/// Is this payload a validly signed halt of `campaign`?
+fn is_halt_of(trust: &Trust, system_now: u64, payload: &[u8], campaign: &str) -> bool {
+    let Ok(signed) = serde_json::from_slice::<Signed>(payload) else {
+        return false;
+    };
+    trust
+        .verify(&signed, Role::Announcement, system_now)
+        .ok()
+        .and_then(|v| Announcement::parse(v.payload).ok())
+        .is_some_and(|a| a.halted && a.campaign == campaign)
+}
+
+/// Used by tests and `ota agent --once`: the journal path for a config.
+pub fn journal_path(cfg: &AgentConfig) -> PathBuf {
+    cfg.journal_path()
+}
+
+/// Where a config's download goes.
+pub fn download_path(cfg: &AgentConfig) -> PathBuf {
+    cfg.download_path()
+}
+
+pub fn load_config(path: &Path) -> Result<AgentConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}

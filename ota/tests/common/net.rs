@@ -1,0 +1,161 @@
+//! A broker and a file server on 127.0.0.1 for the agent tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+/// The broker: `CAMERA_TEST_BROKER` (host:port, e.g. mosquitto in CI) or
+/// an embedded rumqttd.
+pub fn broker() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| match std::env::var("CAMERA_TEST_BROKER") {
+        Ok(a) => {
+            let addr: SocketAddr = a
+                .parse()
+                .unwrap_or_else(|e| panic!("CAMERA_TEST_BROKER={a}: not host:port ({e})"));
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap_or_else(|e| {
+                panic!("CAMERA_TEST_BROKER={a}: no broker there ({e}); start one or unset it")
+            });
+            addr
+        }
+        Err(_) => embedded_broker(),
+    })
+}
+
+fn embedded_broker() -> SocketAddr {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let server = ServerSettings {
+        name: "v4".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            max_payload_size: 1 << 20,
+            max_inflight_count: 100,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    let config = Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 100,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 1 << 20,
+            max_segment_count: 10,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(HashMap::from([("1".to_string(), server)])),
+        v5: None,
+        ws: None,
+        cluster: None,
+        console: None,
+        bridge: None,
+        prometheus: None,
+        metrics: None,
+    };
+    std::thread::spawn(move || {
+        let _ = Broker::new(config).start();
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "embedded broker did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    addr
+}
+
+/// A name no other test (or earlier run against a shared broker) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Serves files by path over plain HTTP/1.1 (whole bodies, no Range:
+/// the agent falls back to a full download); counts requests.
+pub struct FileServer {
+    pub addr: SocketAddr,
+    files: Arc<Mutex<HashMap<String, PathBuf>>>,
+    pub requests: Arc<AtomicU64>,
+}
+
+impl FileServer {
+    pub fn start() -> FileServer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let files: Arc<Mutex<HashMap<String, PathBuf>>> = Arc::default();
+        let requests = Arc::new(AtomicU64::new(0));
+        let (f, r) = (files.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { continue };
+                let (f, r) = (f.clone(), r.clone());
+                std::thread::spawn(move || serve(s, &f, &r));
+            }
+        });
+        FileServer {
+            addr,
+            files,
+            requests,
+        }
+    }
+
+    pub fn add(&self, path: &str, file: PathBuf) -> String {
+        self.files.lock().unwrap().insert(path.to_string(), file);
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+fn serve(s: TcpStream, files: &Mutex<HashMap<String, PathBuf>>, requests: &AtomicU64) {
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+            break;
+        }
+    }
+    requests.fetch_add(1, Ordering::SeqCst);
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let file = files.lock().unwrap().get(&path).cloned();
+    let mut s = s;
+    match file.and_then(|p| std::fs::read(p).ok()) {
+        Some(body) => {
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+        None => {
+            let _ = s.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    }
+}
