@@ -743,6 +743,26 @@ impl Agent<'_> {
     }
 
     fn finish_committed(&mut self) -> Result<(), AgentError> {
+        // The last good slots, outside the environment: what boots when
+        // both environment copies are lost (docs/ota.md).
+        if let Some(cur) = self.cfg.layout.env.read_vars()? {
+            let text: String = Component::ALL
+                .into_iter()
+                .map(|c| {
+                    let v = boot::var(c, "active");
+                    let slot = boot::state(&cur.vars, c, None).active;
+                    format!("{v}={slot}\n")
+                })
+                .collect();
+            let path = last_good_path(self.cfg);
+            crate::journal::atomic_write(&path, text.as_bytes()).map_err(|source| {
+                JournalError::Io {
+                    what: "writing the last-good record next to the",
+                    path,
+                    source,
+                }
+            })?;
+        }
         self.j.installed_version = self.j.job.as_ref().map(|j| j.version.clone());
         self.report(State::Committed, None, None);
         self.j.phase = Phase::Idle;
@@ -933,6 +953,21 @@ fn is_halt_of(trust: &Trust, system_now: u64, payload: &[u8], campaign: &str) ->
 /// Used by tests and `ota agent --once`: the journal path for a config.
 pub fn journal_path(cfg: &AgentConfig) -> PathBuf {
     cfg.journal_path()
+}
+
+/// The last good slots, written at each commit (`ota_<c>_active=A|B`
+/// lines): the fallback when both environment copies are lost.
+pub fn last_good_path(cfg: &AgentConfig) -> PathBuf {
+    cfg.state_dir.join("last-good.env")
+}
+
+/// The last good slot of `c` from that record, if any.
+pub fn last_good(cfg: &AgentConfig, c: Component) -> Option<Slot> {
+    let text = std::fs::read_to_string(last_good_path(cfg)).ok()?;
+    let key = format!("{}=", boot::var(c, "active"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(key.as_str()))
+        .and_then(Slot::parse)
 }
 
 /// Where a config's download goes.

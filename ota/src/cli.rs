@@ -498,7 +498,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .get(&c)
                 .ok_or_else(|| anyhow!("the layout has no slots for {c}"))?;
             let cur = cfg.layout.env.read_vars()?;
-            let sel = boot::select(cur.as_ref().map(|c| &c.vars), c, None);
+            let fallback = agent::last_good(&cfg, c);
+            let sel = boot::select(cur.as_ref().map(|c| &c.vars), c, fallback);
             if let (Some(cur), Some(w)) = (&cur, &sel.write) {
                 cfg.layout.env.write(Some(cur), w)?;
             }

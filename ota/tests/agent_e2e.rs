@@ -73,9 +73,21 @@ fn config(cam: &Camera, id: &str, store: &str, announce: &str, url_prefix: &str)
 
 /// Run a camera's agent, rebooting through the slot logic, until `stop`.
 fn spawn_camera(
+    cam: Camera,
+    cfg: AgentConfig,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(Camera, u32)> {
+    spawn_camera_with(cam, cfg, stop, false)
+}
+
+/// With `broken_new_slot`, a slot on trial never gets as far as starting
+/// the agent (a kernel panic or hang): the board resets and U-Boot counts
+/// down its tries.
+fn spawn_camera_with(
     mut cam: Camera,
     cfg: AgentConfig,
     stop: Arc<AtomicBool>,
+    broken_new_slot: bool,
 ) -> std::thread::JoinHandle<(Camera, u32)> {
     std::thread::spawn(move || {
         let mut reboots = 0;
@@ -87,7 +99,14 @@ fn spawn_camera(
                 Exit::Stopped => return (cam, reboots),
                 Exit::Rebooting => {
                     reboots += 1;
-                    cam.boot();
+                    let mut booted = cam.boot();
+                    while broken_new_slot
+                        && booted[&Component::Rootfs]
+                            != Slot::parse(&cam.vars()["ota_rootfs_active"]).unwrap()
+                    {
+                        reboots += 1;
+                        booted = cam.boot();
+                    }
                 }
             }
         }
@@ -351,6 +370,18 @@ fn a_healthy_camera_commits_and_stays_on_the_new_slot() {
     let vars = cam.vars();
     assert_eq!(vars["ota_rootfs_active"], "B");
     assert_eq!(vars["ota_counter"], "5");
+    // The last good slots are also recorded outside the environment: with
+    // both copies lost, the committed slot still boots.
+    assert_eq!(agent::last_good(&cfg, Component::Rootfs), Some(Slot::B));
+    assert_eq!(
+        ota::boot::select(
+            None,
+            Component::Rootfs,
+            agent::last_good(&cfg, Component::Rootfs)
+        )
+        .slot,
+        Slot::B
+    );
     // Ten quick power cycles: the committed slot stays.
     for _ in 0..10 {
         assert_eq!(cam.boot()[&Component::Rootfs], Slot::B);
@@ -361,4 +392,64 @@ fn a_healthy_camera_commits_and_stays_on_the_new_slot() {
         common::sha256_prefix(&cam.layout.slots[&Component::Rootfs][1], len),
         common::sha256_prefix(&img, len)
     );
+}
+
+#[test]
+fn a_new_slot_that_never_comes_up_falls_back_after_its_tries_and_is_reported() {
+    let store = unique("store");
+    let announce = format!("ota/announce/{store}");
+    let server = FileServer::start();
+    let vendor = Camera::new();
+    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
+    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
+    let prefix = format!("http://{}/bundles/", server.addr);
+    let reports = collect_reports(&store);
+    let stop = Arc::new(AtomicBool::new(false));
+    let cam = Camera::new();
+    let cfg = config(&cam, "cam-panic", &store, &announce, &prefix);
+    publish_health(&store, "cam-panic", stop.clone());
+    let t = spawn_camera_with(cam, cfg, stop.clone(), true);
+    let (ann, announce_topic, report_topic) = campaign("autumn", &url, &bundle, &announce, &store);
+    let c = Campaign {
+        host: broker().ip().to_string(),
+        port: broker().port(),
+        announce_topic,
+        report_topic,
+        announcement: ann,
+        plan: Plan {
+            waves: vec![100],
+            failure_threshold: 0.5,
+            wave_time_s: 60,
+        },
+        key: &vendor.keys.announcer,
+        validity_s: 3600,
+    };
+    let outcome = rollout::run(&c, &AtomicBool::new(false), &mut |l| println!("{l}")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (cam, reboots) = t.join().unwrap();
+    let reports = reports.lock().unwrap().clone();
+    assert!(matches!(outcome, Outcome::Halted { .. }), "{outcome:?}");
+    assert_eq!(
+        states(&reports, "cam-panic"),
+        vec![
+            State::Downloading,
+            State::Installing,
+            State::Rebooting,
+            State::RolledBack
+        ]
+    );
+    let rb = reports
+        .iter()
+        .find(|r| r.state == State::RolledBack)
+        .unwrap();
+    assert!(
+        rb.reason.as_deref().unwrap_or("").contains("boot-failed:B"),
+        "{rb:?}"
+    );
+    // One reboot into the trial, three tries used, one more falls back.
+    assert_eq!(reboots, 1 + ota::boot::TRIES);
+    assert_eq!(cam.layout.booted[&Component::Rootfs], Slot::A);
+    // The result was reported, then cleared.
+    assert!(!cam.vars().contains_key("ota_rootfs_result"));
 }
