@@ -31,6 +31,10 @@ use crate::manifest::Component;
 use crate::slots::DeviceError;
 use crate::trust::{Role, Signed, Trust, TrustError};
 
+/// Reboots into a pending slot that never starts before the agent gives
+/// the update up.
+const MAX_UNANSWERED_REBOOTS: u32 = 3;
+
 /// The agent's configuration file (TOML).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -678,6 +682,7 @@ impl Agent<'_> {
         match result {
             Ok(done) => {
                 self.platform.step("slots written");
+                self.j.reboots_unanswered = 0;
                 self.j.phase = Phase::Rebooting {
                     targets: done.targets,
                 };
@@ -861,7 +866,20 @@ impl Agent<'_> {
             .iter()
             .all(|(c, t)| boot::state(vars, *c, None).pending == Some(*t));
         if still_pending && matches!(phase, Phase::Rebooting { .. }) {
-            return Ok(()); // the reboot never happened: main loop reboots
+            // The reboot never happened (a crash before it), or the
+            // bootloader does not honour `pending`: reboot, but not for ever.
+            self.j.reboots_unanswered += 1;
+            if self.j.reboots_unanswered <= MAX_UNANSWERED_REBOOTS {
+                return self.save("reboot again");
+            }
+            let mut w = vars.clone();
+            for (c, _) in &targets {
+                w = boot::rollback(&w, *c, "not-booted");
+            }
+            self.cfg.layout.env.write(Some(&cur), &w)?;
+            return self.finish_rolled_back(format!(
+                "the bootloader did not start the new slot after {MAX_UNANSWERED_REBOOTS} reboots"
+            ));
         }
         self.finish_rolled_back("the update did not survive the reboot".into())
     }

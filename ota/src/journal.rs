@@ -122,6 +122,10 @@ pub struct Journal {
     /// The release committed by the last update, if any.
     #[serde(default)]
     pub installed_version: Option<String>,
+    /// Reboots asked for without the new slot being started: a guard
+    /// against a boot loop when the bootloader ignores the contract.
+    #[serde(default)]
+    pub reboots_unanswered: u32,
 }
 
 /// A journal file that could not be read or written.
@@ -149,6 +153,7 @@ impl Journal {
             reported: Vec::new(),
             trust,
             installed_version: None,
+            reboots_unanswered: 0,
         }
     }
 

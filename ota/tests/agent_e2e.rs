@@ -77,17 +77,24 @@ fn spawn_camera(
     cfg: AgentConfig,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<(Camera, u32)> {
-    spawn_camera_with(cam, cfg, stop, false)
+    spawn_camera_with(cam, cfg, stop, Boot::Normal)
 }
 
-/// With `broken_new_slot`, a slot on trial never gets as far as starting
-/// the agent (a kernel panic or hang): the board resets and U-Boot counts
-/// down its tries.
+#[derive(Clone, Copy, PartialEq)]
+enum Boot {
+    Normal,
+    /// A slot on trial never gets as far as starting the agent (a kernel
+    /// panic or hang): the board resets and U-Boot counts down its tries.
+    NewSlotBroken,
+    /// A bootloader without the contract: always boots slot A.
+    IgnoresContract,
+}
+
 fn spawn_camera_with(
     mut cam: Camera,
     cfg: AgentConfig,
     stop: Arc<AtomicBool>,
-    broken_new_slot: bool,
+    mode: Boot,
 ) -> std::thread::JoinHandle<(Camera, u32)> {
     std::thread::spawn(move || {
         let mut reboots = 0;
@@ -99,8 +106,11 @@ fn spawn_camera_with(
                 Exit::Stopped => return (cam, reboots),
                 Exit::Rebooting => {
                     reboots += 1;
+                    if mode == Boot::IgnoresContract {
+                        continue;
+                    }
                     let mut booted = cam.boot();
-                    while broken_new_slot
+                    while mode == Boot::NewSlotBroken
                         && booted[&Component::Rootfs]
                             != Slot::parse(&cam.vars()["ota_rootfs_active"]).unwrap()
                     {
@@ -408,7 +418,7 @@ fn a_new_slot_that_never_comes_up_falls_back_after_its_tries_and_is_reported() {
     let cam = Camera::new();
     let cfg = config(&cam, "cam-panic", &store, &announce, &prefix);
     publish_health(&store, "cam-panic", stop.clone());
-    let t = spawn_camera_with(cam, cfg, stop.clone(), true);
+    let t = spawn_camera_with(cam, cfg, stop.clone(), Boot::NewSlotBroken);
     let (ann, announce_topic, report_topic) = campaign("autumn", &url, &bundle, &announce, &store);
     let c = Campaign {
         host: broker().ip().to_string(),
@@ -452,4 +462,58 @@ fn a_new_slot_that_never_comes_up_falls_back_after_its_tries_and_is_reported() {
     assert_eq!(cam.layout.booted[&Component::Rootfs], Slot::A);
     // The result was reported, then cleared.
     assert!(!cam.vars().contains_key("ota_rootfs_result"));
+}
+
+#[test]
+fn a_bootloader_that_ignores_the_contract_does_not_cause_a_reboot_loop() {
+    let store = unique("store");
+    let announce = format!("ota/announce/{store}");
+    let server = FileServer::start();
+    let vendor = Camera::new();
+    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
+    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
+    let prefix = format!("http://{}/bundles/", server.addr);
+    let reports = collect_reports(&store);
+    let stop = Arc::new(AtomicBool::new(false));
+    let cam = Camera::new();
+    let cfg = config(&cam, "cam-loop", &store, &announce, &prefix);
+    let t = spawn_camera_with(cam, cfg, stop.clone(), Boot::IgnoresContract);
+    let (ann, announce_topic, report_topic) = campaign("winter", &url, &bundle, &announce, &store);
+    let c = Campaign {
+        host: broker().ip().to_string(),
+        port: broker().port(),
+        announce_topic,
+        report_topic,
+        announcement: ann,
+        plan: Plan {
+            waves: vec![100],
+            failure_threshold: 0.5,
+            wave_time_s: 60,
+        },
+        key: &vendor.keys.announcer,
+        validity_s: 3600,
+    };
+    let outcome = rollout::run(&c, &AtomicBool::new(false), &mut |l| println!("{l}")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (cam, reboots) = t.join().unwrap();
+    let reports = reports.lock().unwrap().clone();
+    assert!(matches!(outcome, Outcome::Halted { .. }), "{outcome:?}");
+    let rb = reports
+        .iter()
+        .find(|r| r.state == State::RolledBack)
+        .unwrap();
+    assert!(
+        rb.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("did not start the new slot"),
+        "{rb:?}"
+    );
+    assert_eq!(
+        reboots, 4,
+        "the first reboot and three more, then it gives up"
+    );
+    let vars = cam.vars();
+    assert!(!vars.contains_key("ota_rootfs_pending"), "{vars:?}");
 }
