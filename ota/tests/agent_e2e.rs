@@ -517,3 +517,140 @@ fn a_bootloader_that_ignores_the_contract_does_not_cause_a_reboot_loop() {
     let vars = cam.vars();
     assert!(!vars.contains_key("ota_rootfs_pending"), "{vars:?}");
 }
+
+/// Publish a signed announcement, retained, as `ota rollout` would.
+fn announce_now(topic: &str, a: &Announcement, key: &ota::trust::SecretKey) {
+    let addr = broker();
+    let opts = MqttOptions::new(unique("announce"), addr.ip().to_string(), addr.port());
+    let (client, mut conn) = Client::new(opts, 16);
+    let body = serde_json::to_vec(&ota::trust::sign(
+        a.to_payload(),
+        ota::trust::Role::Announcement,
+        &[key],
+    ))
+    .unwrap();
+    client.publish(topic, QoS::AtLeastOnce, true, body).unwrap();
+    for ev in conn.iter() {
+        if let Ok(Event::Incoming(Incoming::PubAck(_))) = ev {
+            break;
+        }
+    }
+    let _ = client.disconnect();
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn outside_the_maintenance_window_it_downloads_but_does_not_install() {
+    let store = unique("store");
+    let topic = format!("ota/announce/{store}");
+    let server = FileServer::start();
+    let vendor = Camera::new();
+    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
+    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
+    let prefix = format!("http://{}/bundles/", server.addr);
+    let reports = collect_reports(&store);
+    let stop = Arc::new(AtomicBool::new(false));
+    let cam = Camera::new();
+    let before = cam.snapshot();
+    let cfg = config(&cam, "cam-window", &store, &topic, &prefix);
+    let t = spawn_camera(cam, cfg.clone(), stop.clone());
+    let (mut a, _, _) = campaign("night", &url, &bundle, &topic, &store);
+    let now = now_s();
+    a.issued = now;
+    a.expires = now + 3600;
+    a.percent = 100;
+    // A one-hour window starting in two hours (UTC; the store is at +0).
+    let start = ((now / 60 + 120) % 1440) as u16;
+    a.window = Some(ota::announce::Window {
+        start_min: start,
+        end_min: (start + 60) % 1440,
+    });
+    announce_now(&topic, &a, &vendor.keys.announcer);
+    wait_for("the download", 10, || {
+        server.requests.load(Ordering::SeqCst) == 1
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let (cam, reboots) = t.join().unwrap();
+    let j = ota::journal::Journal::load(&agent::journal_path(&cfg))
+        .unwrap()
+        .unwrap();
+    assert_eq!(j.phase, ota::journal::Phase::Downloaded);
+    assert_eq!(reboots, 0);
+    assert_eq!(cam.snapshot(), before, "installed outside the window");
+    assert_eq!(
+        states(&reports.lock().unwrap(), "cam-window"),
+        vec![State::Downloading]
+    );
+}
+
+#[test]
+fn a_halt_during_the_download_cancels_it_and_is_reported_once() {
+    let store = unique("store");
+    let topic = format!("ota/announce/{store}");
+    let server = FileServer::start();
+    server.throttle(60_000);
+    let vendor = Camera::new();
+    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
+    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
+    let prefix = format!("http://{}/bundles/", server.addr);
+    let reports = collect_reports(&store);
+    let stop = Arc::new(AtomicBool::new(false));
+    let cam = Camera::new();
+    let before = cam.snapshot();
+    let cfg = config(&cam, "cam-halt", &store, &topic, &prefix);
+    let t = spawn_camera(cam, cfg.clone(), stop.clone());
+    let (mut a, _, _) = campaign("halted", &url, &bundle, &topic, &store);
+    let now = now_s();
+    a.issued = now;
+    a.expires = now + 3600;
+    a.percent = 100;
+    announce_now(&topic, &a, &vendor.keys.announcer);
+    wait_for("the download to start", 10, || {
+        server.requests.load(Ordering::SeqCst) == 1
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    a.seq = 2;
+    a.halted = true;
+    announce_now(&topic, &a, &vendor.keys.announcer);
+    let r = reports.clone();
+    wait_for("the rejected report", 15, || {
+        states(&r.lock().unwrap(), "cam-halt").contains(&State::Rejected)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (cam, reboots) = t.join().unwrap();
+    let reports = reports.lock().unwrap().clone();
+    assert_eq!(
+        states(&reports, "cam-halt"),
+        vec![State::Downloading, State::Rejected]
+    );
+    let rej = reports.iter().find(|r| r.state == State::Rejected).unwrap();
+    assert!(
+        rej.reason.as_deref().unwrap_or("").contains("halted"),
+        "{rej:?}"
+    );
+    assert_eq!(reboots, 0);
+    assert_eq!(cam.snapshot(), before);
+    assert!(
+        !agent::download_path(&cfg).exists(),
+        "the partial download is removed"
+    );
+}

@@ -98,6 +98,8 @@ pub struct FileServer {
     pub addr: SocketAddr,
     files: Arc<Mutex<HashMap<String, PathBuf>>>,
     pub requests: Arc<AtomicU64>,
+    /// Bytes per second (0: full speed).
+    throttle: Arc<AtomicU64>,
 }
 
 impl FileServer {
@@ -106,19 +108,26 @@ impl FileServer {
         let addr = l.local_addr().unwrap();
         let files: Arc<Mutex<HashMap<String, PathBuf>>> = Arc::default();
         let requests = Arc::new(AtomicU64::new(0));
-        let (f, r) = (files.clone(), requests.clone());
+        let throttle = Arc::new(AtomicU64::new(0));
+        let (f, r, t) = (files.clone(), requests.clone(), throttle.clone());
         std::thread::spawn(move || {
             for s in l.incoming() {
                 let Ok(s) = s else { continue };
-                let (f, r) = (f.clone(), r.clone());
-                std::thread::spawn(move || serve(s, &f, &r));
+                let (f, r, t) = (f.clone(), r.clone(), t.clone());
+                std::thread::spawn(move || serve(s, &f, &r, &t));
             }
         });
         FileServer {
             addr,
             files,
             requests,
+            throttle,
         }
+    }
+
+    /// Serve bodies at about `bytes_per_s`.
+    pub fn throttle(&self, bytes_per_s: u64) {
+        self.throttle.store(bytes_per_s, Ordering::SeqCst);
     }
 
     pub fn add(&self, path: &str, file: PathBuf) -> String {
@@ -127,7 +136,12 @@ impl FileServer {
     }
 }
 
-fn serve(s: TcpStream, files: &Mutex<HashMap<String, PathBuf>>, requests: &AtomicU64) {
+fn serve(
+    s: TcpStream,
+    files: &Mutex<HashMap<String, PathBuf>>,
+    requests: &AtomicU64,
+    throttle: &AtomicU64,
+) {
     let mut reader = BufReader::new(s.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -150,7 +164,18 @@ fn serve(s: TcpStream, files: &Mutex<HashMap<String, PathBuf>>, requests: &Atomi
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
-            let _ = s.write_all(&body);
+            let rate = throttle.load(Ordering::SeqCst);
+            if rate == 0 {
+                let _ = s.write_all(&body);
+            } else {
+                let piece = (rate / 10).max(1) as usize;
+                for chunk in body.chunks(piece) {
+                    if s.write_all(chunk).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
         }
         None => {
             let _ = s.write_all(
