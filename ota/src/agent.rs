@@ -77,6 +77,10 @@ pub struct Broker {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// TLS (server CA, optional client certificate), as camera-app's
+    /// `[link.tls]`.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 fn default_prefix() -> String {
@@ -192,6 +196,8 @@ pub enum AgentError {
     Device(#[from] DeviceError),
     #[error("reboot failed: {0}")]
     Reboot(String),
+    #[error("broker TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// How `run` ended.
@@ -256,6 +262,12 @@ pub fn run(
     opts.set_max_packet_size(256 * 1024, 256 * 1024);
     if let (Some(u), Some(p)) = (&cfg.broker.username, &cfg.broker.password) {
         opts.set_credentials(u, p);
+    }
+    if let Some(t) = &cfg.broker.tls {
+        let config = crate::tls::client_config(t)?;
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(config),
+        ));
     }
     let (client, mut conn) = Client::new(opts, 64);
     let (tx, rx) = mpsc::channel();

@@ -3,7 +3,8 @@
 //! U-Boot environment ([`boot`], [`mod@env`], [`slots`]), installation
 //! ([`install`]), resumable download ([`download`]), the update agent
 //! ([`agent`], [`announce`], [`journal`], [`health`]) and staged rollouts
-//! ([`rollout`]). `docs/ota.md` is the guide; the `ota` binary wraps it.
+//! ([`rollout`]). [`tls`] loads MQTT TLS settings for the agent and for
+//! camera-app. `docs/ota.md` is the guide; the `ota` binary wraps it.
 
 pub mod agent;
 pub mod announce;
@@ -17,4 +18,5 @@ pub mod journal;
 pub mod manifest;
 pub mod rollout;
 pub mod slots;
+pub mod tls;
 pub mod trust;

@@ -59,6 +59,7 @@ fn config(cam: &Camera, id: &str, store: &str, announce: &str, url_prefix: &str)
             port: addr.port(),
             username: None,
             password: None,
+            tls: None,
         },
         state_dir: cam.path(&format!("state-{id}")),
         root_file: root,
@@ -653,4 +654,27 @@ fn a_halt_during_the_download_cancels_it_and_is_reported_once() {
         !agent::download_path(&cfg).exists(),
         "the partial download is removed"
     );
+}
+
+#[test]
+fn broker_tls_files_are_checked_at_start_and_named() {
+    let cam = Camera::new();
+    let mut cfg = config(
+        &cam,
+        "cam-tls",
+        "s",
+        "ota/announce/tls",
+        "http://127.0.0.1/",
+    );
+    let missing = cam.path("no-such-ca.pem");
+    cfg.broker.tls = Some(ota::tls::TlsConfig {
+        ca_file: missing,
+        cert_file: None,
+        key_file: None,
+    });
+    let mut p = Sim {
+        booted: BTreeMap::new(),
+    };
+    let e = agent::run(&cfg, &mut p, &AtomicBool::new(false)).unwrap_err();
+    assert!(e.to_string().contains("no-such-ca.pem"), "{e}");
 }

@@ -670,6 +670,7 @@ fn agent_config(cam: &Camera) -> AgentConfig {
             port: 1,
             username: None,
             password: None,
+            tls: None,
         },
         state_dir: cam.path("state"),
         root_file: cam.path("root.json"),

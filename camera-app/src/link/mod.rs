@@ -11,7 +11,6 @@
 //! into the [`Outbox`](crate::outbox::Outbox) first and leave it only when
 //! the broker has acknowledged them (QoS 1, `clean_session = false`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -19,7 +18,10 @@ use serde::Deserialize;
 pub mod mqtt;
 pub mod remote_config;
 pub mod session;
-pub mod tls;
+/// TLS settings and their loading live in the `ota` crate, which the
+/// update agent shares.
+pub use ota::tls;
+pub use ota::tls::TlsConfig;
 pub mod topics;
 
 pub use mqtt::{Camera, Link, LinkHandle};
@@ -73,21 +75,6 @@ pub struct LinkConfig {
     pub password: Option<String>,
     #[serde(default)]
     pub tls: Option<TlsConfig>,
-}
-
-/// `[link.tls]`: server verification and optional client certificate.
-/// The broker's certificate must name `link.broker` (host name or IP).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM file with the CA certificate(s) the broker's certificate must
-    /// chain to.
-    pub ca_file: PathBuf,
-    /// PEM client certificate chain and key, for mutual TLS.
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
 }
 
 fn default_port() -> u16 {

@@ -1,13 +1,28 @@
-//! TLS for the broker connection (rustls with the ring provider): the
-//! broker's certificate is checked against the configured CA, and a client
-//! certificate is presented for mutual TLS when one is configured.
+//! TLS for MQTT broker connections (rustls with the ring provider), shared
+//! by camera-app's link and the update agent: the broker's certificate is
+//! checked against the configured CA, and a client certificate is
+//! presented for mutual TLS when one is configured.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
 
-use super::TlsConfig;
+/// `tls` settings: server verification and optional client certificate.
+/// The broker's certificate must name the configured broker host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the CA certificate(s) the broker's certificate must
+    /// chain to.
+    pub ca_file: PathBuf,
+    /// PEM client certificate chain and key, for mutual TLS.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
 
 /// Why the TLS settings could not be loaded; each names the file.
 #[derive(Debug, thiserror::Error)]
