@@ -7,8 +7,10 @@
 //! its writes in the page cache; only a power cut does. [`PowerCutFs`]
 //! mounts an in-memory FUSE filesystem on which [`Mounted::cut`] throws
 //! away everything not yet synced, so that the outbox, the config store
-//! (and later the OTA journal) are tested for durability rather than
-//! assumed durable. `docs/outbox.md` has the figures it produced.
+//! and the OTA agent (journal, download, slots and boot environment:
+//! `tests/ota.rs`, a cut at every write of an update) are tested for
+//! durability rather than assumed durable. `docs/outbox.md` has the
+//! figures it produced for the outbox.
 //!
 //! # The model: what survives a cut
 //!
