@@ -502,7 +502,7 @@ struct Run {
 /// Run the update on `rig` (tripwire at `k`) until the campaign ends in
 /// the journal with its reports delivered, rebooting through the slot
 /// logic after each reboot request and each cut.
-fn drive(rig: &Rig, c: &Campaign, k: Option<u64>, steps: Option<&Steps>) -> Run {
+fn drive(rig: &Rig, c: &Campaign, k: Option<u64>, then: Option<u64>, steps: Option<&Steps>) -> Run {
     let start = rig.fs.ops();
     if let Some(k) = k {
         rig.fs.cut_after(k);
@@ -585,6 +585,12 @@ fn drive(rig: &Rig, c: &Campaign, k: Option<u64>, steps: Option<&Steps>) -> Run 
             if rig.fs.is_off() {
                 run.cuts += 1;
                 rig.fs.power_on();
+                if run.cuts == 1
+                    && let Some(k2) = then
+                {
+                    // A second cut, k2 requests into the recovery.
+                    rig.fs.cut_after(k2);
+                }
             }
             run.reboots += 1;
             match rig.boot() {
@@ -733,13 +739,13 @@ fn campaign(name: &'static str, healthy: bool, health_deadline_s: u64) -> Campai
 }
 
 /// One camera through the whole campaign with the tripwire at `k`.
-fn one(c: &Campaign, k: Option<u64>, steps: Option<&Steps>) -> Run {
+fn one(c: &Campaign, k: Option<u64>, then: Option<u64>, steps: Option<&Steps>) -> Run {
     let camera = unique(&format!("cam-{}", k.unwrap_or(0)));
     let rig = Rig::new(vendor(), c, &camera);
     if c.healthy {
         health().lock().unwrap().insert(rig.health_topic());
     }
-    let run = drive(&rig, c, k, steps);
+    let run = drive(&rig, c, k, then, steps);
     health().lock().unwrap().remove(&rig.health_topic());
     run
 }
@@ -753,8 +759,9 @@ fn phase_of(steps: &[(String, u64)], k: u64) -> String {
         .map_or_else(|| "start".to_string(), |(s, _)| format!("after {s:?}"))
 }
 
-/// Run every cut point in `ks` on its own camera, `WORKERS` at a time.
-fn cut_runs(c: &Campaign, ks: &[u64]) -> Vec<Run> {
+/// Run every cut point in `ks` on its own camera, `WORKERS` at a time;
+/// `then(k)`: a second cut that many requests after the power came back.
+fn cut_runs(c: &Campaign, ks: &[u64], then: &(dyn Fn(u64) -> Option<u64> + Sync)) -> Vec<Run> {
     let next = AtomicUsize::new(0);
     let out = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -763,7 +770,7 @@ fn cut_runs(c: &Campaign, ks: &[u64]) -> Vec<Run> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&k) = ks.get(i) else { return };
-                    let run = one(c, Some(k), None);
+                    let run = one(c, Some(k), then(k), None);
                     out.lock().unwrap().push(run);
                 }
             });
@@ -796,9 +803,10 @@ impl Baseline {
 fn campaign_under_cuts(
     c: &Campaign,
     range: impl Fn(&[(String, u64)], u64) -> Vec<u64>,
+    then: &(dyn Fn(u64) -> Option<u64> + Sync),
 ) -> (Baseline, Vec<Run>) {
     let steps = Arc::new(Mutex::new(Vec::new()));
-    let base = one(c, None, Some(&steps));
+    let base = one(c, None, None, Some(&steps));
     let steps = steps.lock().unwrap().clone();
     assert!(
         base.problems.is_empty(),
@@ -811,7 +819,7 @@ fn campaign_under_cuts(
         c.name, base.finished
     );
     let ks = range(&steps, n);
-    let runs = cut_runs(c, &ks);
+    let runs = cut_runs(c, &ks, then);
     (
         Baseline {
             n,
@@ -874,7 +882,7 @@ fn every_power_cut_of_a_committed_update_boots_a_good_slot_and_ends_once() {
     let t0 = Instant::now();
     let _ = reports();
     let c = campaign("pc-commit", true, 4);
-    let (b, runs) = campaign_under_cuts(&c, |_, n| (1..=n).collect());
+    let (b, runs) = campaign_under_cuts(&c, |_, n| (1..=n).collect(), &|_| None);
     let problems = summarize(&c, &b, &runs);
     println!("  wall time {:.1} s", t0.elapsed().as_secs_f64());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -890,18 +898,42 @@ fn every_power_cut_of_a_rollback_boots_a_good_slot_and_ends_once() {
     let t0 = Instant::now();
     let _ = reports();
     let c = campaign("pc-rollback", false, 1);
-    let (b, runs) = campaign_under_cuts(&c, |steps, n| {
-        let from = steps
-            .iter()
-            .find(|(s, _)| s == "installing")
-            .map_or(1, |(_, at)| at + 1);
-        (from..=n).collect()
-    });
+    let (b, runs) = campaign_under_cuts(
+        &c,
+        |steps, n| {
+            let from = steps
+                .iter()
+                .find(|(s, _)| s == "installing")
+                .map_or(1, |(_, at)| at + 1);
+            (from..=n).collect()
+        },
+        &|_| None,
+    );
     let problems = summarize(&c, &b, &runs);
     println!("  wall time {:.1} s", t0.elapsed().as_secs_f64());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(
         runs.iter().all(|r| r.finished == Some(State::RolledBack)),
         "without health every run rolls back"
+    );
+}
+
+/// A cut at every request, and a second one during the recovery from it
+/// (after the power comes back: the reboot, the agent's reconciliation,
+/// the rest of the update), at a varying distance 1..=40 requests.
+#[test]
+fn a_second_power_cut_during_the_recovery_still_ends_once_on_a_good_slot() {
+    let t0 = Instant::now();
+    let _ = reports();
+    let c = campaign("pc-twice", true, 4);
+    let (b, runs) = campaign_under_cuts(&c, |_, n| (1..=n).collect(), &|k| Some(k * 13 % 40 + 1));
+    let problems = summarize(&c, &b, &runs);
+    let twice = runs.iter().filter(|r| r.cuts == 2).count();
+    println!("  cut twice: {twice} of {} runs", runs.len());
+    println!("  wall time {:.1} s", t0.elapsed().as_secs_f64());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        twice * 2 > runs.len(),
+        "most second cuts fell inside the recovery"
     );
 }
