@@ -221,11 +221,32 @@ pub fn open_journal(cfg: &AgentConfig) -> Result<Journal, AgentError> {
     let text = std::fs::read_to_string(&cfg.root_file).map_err(|e| root_err(e.to_string()))?;
     let signed: Signed = serde_json::from_str(&text).map_err(|e| root_err(e.to_string()))?;
     let trust = Trust::from_initial_root(&signed).map_err(|e| root_err(e.to_string()))?;
-    std::fs::create_dir_all(&cfg.state_dir).map_err(|source| JournalError::Io {
+    let dir_err = |source| JournalError::Io {
         what: "creating the directory of",
         path: cfg.journal_path(),
         source,
-    })?;
+    };
+    // A new directory's name is durable only once its parent is fsynced;
+    // without it a power cut (any time later, until something else syncs
+    // the parent) drops the state directory with the journal in it, and
+    // the agent forgets an update it is in the middle of (found by the
+    // power-cut test, tests/powercut/tests/ota.rs).
+    let created: Vec<PathBuf> = cfg
+        .state_dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    std::fs::create_dir_all(&cfg.state_dir).map_err(dir_err)?;
+    for dir in created.iter().rev() {
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(dir_err)?;
+    }
     let j = Journal::new(trust);
     j.save(&cfg.journal_path())?;
     Ok(j)
@@ -808,7 +829,37 @@ impl Agent<'_> {
     /// After a start: where did the last run leave the update, and what
     /// did the boot do with it?
     fn reconcile(&mut self) -> Result<(), AgentError> {
-        let phase = self.j.phase.clone();
+        let mut phase = self.j.phase.clone();
+        if phase == Phase::Installing {
+            // install() marks the new slots pending as its last write, and
+            // the journal says Rebooting only after it returns: a power
+            // cut in between leaves Installing with the switch made, and
+            // the boot may already run the new slot on trial. Installing
+            // again would then be refused (a trial in progress) and end
+            // the campaign as rejected while the trial runs unowned, never
+            // committed (found by the power-cut test,
+            // tests/powercut/tests/ota.rs). So take the pending slots as
+            // this install's targets and go on as after the switch. (They
+            // are this install's: it clears a stale pending slot of its
+            // targets before it writes them.)
+            let Some(cur) = self.cfg.layout.env.read_vars()? else {
+                return Ok(());
+            };
+            let targets: Vec<(Component, Slot)> = self
+                .cfg
+                .layout
+                .slots
+                .keys()
+                .filter_map(|c| boot::state(&cur.vars, *c, None).pending.map(|s| (*c, s)))
+                .collect();
+            if targets.is_empty() {
+                return Ok(()); // cut before the switch: install again
+            }
+            phase = Phase::Rebooting { targets };
+            self.j.phase = phase.clone();
+            self.report(State::Rebooting, None, None);
+            self.save("rebooting")?;
+        }
         let (targets, rolling_back) = match &phase {
             Phase::Rebooting { targets } | Phase::Trial { targets, .. } => (targets.clone(), None),
             Phase::RollingBack { reason } => (Vec::new(), Some(reason.clone())),

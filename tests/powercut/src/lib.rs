@@ -7,8 +7,10 @@
 //! its writes in the page cache; only a power cut does. [`PowerCutFs`]
 //! mounts an in-memory FUSE filesystem on which [`Mounted::cut`] throws
 //! away everything not yet synced, so that the outbox, the config store
-//! (and later the OTA journal) are tested for durability rather than
-//! assumed durable. `docs/outbox.md` has the figures it produced.
+//! and the OTA agent (journal, download, slots and boot environment:
+//! `tests/ota.rs`, a cut at every write of an update) are tested for
+//! durability rather than assumed durable. `docs/outbox.md` has the
+//! figures it produced for the outbox.
 //!
 //! # The model: what survives a cut
 //!
@@ -33,6 +35,47 @@
 //! shows whether what a store reports durable was synced, not that its
 //! recovery copes with every partial state (redb and sled checksum their
 //! commits for that).
+//!
+//! # The tripwire: a cut at the n-th write
+//!
+//! [`Mounted::cut`] cuts between two requests the test chose. To cut at
+//! *every* point of a store's work, [`Mounted::cut_after`]`(n)` arms a cut
+//! at the n-th mutating request from the call on (`n = 1`: the next one).
+//! Mutating requests are write, setattr (truncate), create, mknod, mkdir,
+//! unlink, rmdir, rename, fsync and fsyncdir, each counted once. When the
+//! n-th arrives, the cut happens under the same lock, right before that
+//! request would have been served, so it is not served: it and every later
+//! request, reads and lookups included, fail with `EIO`, as on a device
+//! whose power is gone, until [`Mounted::power_on`]. [`Mounted::ops`] counts
+//! the mutating requests served so far (the tripping one included), so an
+//! uncut run tells how many cut points a piece of work has; in any run
+//! [`Mounted::is_off`] tells whether the tripwire fired:
+//!
+//! ```no_run
+//! # fn work(_: &std::path::Path) -> std::io::Result<()> { Ok(()) }
+//! # let m = powercut::PowerCutFs::mount(std::path::Path::new("/mnt/pc")).unwrap();
+//! let start = m.ops();
+//! work(m.path()).unwrap();
+//! let n = m.ops() - start;
+//! for k in 1..=n {
+//!     // (a fresh mount and starting state per k)
+//!     m.cut_after(k);
+//!     let _ = work(m.path()); // fails with EIO at request k
+//!     assert!(m.is_off());
+//!     m.power_on();
+//!     // check what survived; recover
+//! }
+//! ```
+//!
+//! [`Mounted::set_trace`] records what each counted request was (`"write
+//! /ota/journal.json"`), so that a test can say where each cut fell.
+//!
+//! Which request is the n-th is decided by the kernel's requests, not the
+//! program's calls: one `write(2)` may arrive as several requests (above
+//! the kernel's `max_write`), `File::create` on an existing file adds a
+//! setattr (the truncation), and closing sends flush and release, which are
+//! not counted. Concurrent writers make the order, and so the op at a given
+//! n, vary between runs.
 //!
 //! # The page cache
 //!
@@ -144,6 +187,14 @@ struct State {
     next_ino: u64,
     /// Counted for tests that want to see the store sync at all.
     fsyncs: u64,
+    /// Mutating requests counted (see [`Mounted::ops`]).
+    ops: u64,
+    /// The value of `ops` at which the tripwire cuts, when armed.
+    trip_at: Option<u64>,
+    /// The power is off: every request fails with `EIO`.
+    off: bool,
+    /// Each counted mutating request, described, while tracing.
+    trace: Option<Vec<String>>,
     /// Owner of every node: whoever mounted.
     uid: u32,
     gid: u32,
@@ -157,11 +208,72 @@ impl State {
             nodes,
             next_ino: ROOT + 1,
             fsyncs: 0,
+            ops: 0,
+            trip_at: None,
+            off: false,
+            trace: None,
             // SAFETY: getuid and getgid cannot fail and touch no memory.
             uid: unsafe { libc::getuid() },
             // SAFETY: as above.
             gid: unsafe { libc::getgid() },
         }
+    }
+
+    /// A node's path for the trace (a linear search: tests only), `?`
+    /// when no current entry names it.
+    fn name_of(&self, ino: u64) -> String {
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        while cur != ROOT {
+            let found = self.nodes.iter().find_map(|(&dir, node)| match node {
+                Node::Dir(d) => d
+                    .entries
+                    .iter()
+                    .find(|&(_, &child)| child == cur)
+                    .map(|(name, _)| (dir, name.to_string_lossy().into_owned())),
+                Node::File(_) => None,
+            });
+            let Some((parent, name)) = found else {
+                parts.push("?".to_string());
+                break;
+            };
+            parts.push(name);
+            cur = parent;
+        }
+        parts.reverse();
+        format!("/{}", parts.join("/"))
+    }
+
+    /// Any request: refused while the power is off.
+    fn alive(&self) -> Result<(), Errno> {
+        if self.off { Err(Errno::EIO) } else { Ok(()) }
+    }
+
+    /// A mutating request `op` on `ino` (or on `name` in directory `ino`):
+    /// counted, traced, and the tripwire's cut happens here, before the
+    /// request is served (it is not).
+    fn mutating(&mut self, op: &str, ino: u64, name: Option<&OsStr>) -> Result<(), Errno> {
+        self.alive()?;
+        if self.trace.is_some() {
+            let mut what = format!("{op} {}", self.name_of(ino));
+            if let Some(name) = name {
+                if ino != ROOT {
+                    what.push('/');
+                }
+                what.push_str(&name.to_string_lossy());
+            }
+            if let Some(t) = &mut self.trace {
+                t.push(what);
+            }
+        }
+        self.ops += 1;
+        if self.trip_at == Some(self.ops) {
+            self.trip_at = None;
+            self.cut();
+            self.off = true;
+            return Err(Errno::EIO);
+        }
+        Ok(())
     }
 
     fn attr(&self, ino: u64) -> Option<FileAttr> {
@@ -377,14 +489,18 @@ fn reply_entry(state: &State, ino: u64, reply: ReplyEntry) {
 impl Filesystem for Fs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let state = self.state();
-        match state.lookup(parent.0, name) {
+        match state.alive().and_then(|()| state.lookup(parent.0, name)) {
             Ok(ino) => reply_entry(&state, ino, reply),
             Err(e) => reply.error(e),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.state().attr(ino.0) {
+        let state = self.state();
+        if let Err(e) = state.alive() {
+            return reply.error(e);
+        }
+        match state.attr(ino.0) {
             Some(attr) => reply.attr(&TTL, &attr),
             None => reply.error(Errno::ENOENT),
         }
@@ -409,6 +525,9 @@ impl Filesystem for Fs {
         reply: ReplyAttr,
     ) {
         let mut state = self.state();
+        if let Err(e) = state.mutating("setattr", ino.0, None) {
+            return reply.error(e);
+        }
         if let Some(size) = size {
             match state.file_mut(ino.0) {
                 Ok(f) => f.set_len(size as usize),
@@ -431,21 +550,32 @@ impl Filesystem for Fs {
         reply: ReplyEntry,
     ) {
         let mut state = self.state();
-        match state.add(parent.0, name, Node::Dir(DirNode::default())) {
+        let made = state
+            .mutating("mkdir", parent.0, Some(name))
+            .and_then(|()| state.add(parent.0, name, Node::Dir(DirNode::default())));
+        match made {
             Ok(ino) => reply_entry(&state, ino, reply),
             Err(e) => reply.error(e),
         }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.state().remove(parent.0, name, false) {
+        let mut state = self.state();
+        match state
+            .mutating("unlink", parent.0, Some(name))
+            .and_then(|()| state.remove(parent.0, name, false))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.state().remove(parent.0, name, true) {
+        let mut state = self.state();
+        match state
+            .mutating("rmdir", parent.0, Some(name))
+            .and_then(|()| state.remove(parent.0, name, true))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -461,9 +591,10 @@ impl Filesystem for Fs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        match self
-            .state()
-            .rename(parent.0, name, newparent.0, newname, flags)
+        let mut state = self.state();
+        match state
+            .mutating("rename", parent.0, Some(name))
+            .and_then(|()| state.rename(parent.0, name, newparent.0, newname, flags))
         {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -471,7 +602,11 @@ impl Filesystem for Fs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.state().nodes.get(&ino.0) {
+        let state = self.state();
+        if let Err(e) = state.alive() {
+            return reply.error(e);
+        }
+        match state.nodes.get(&ino.0) {
             Some(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
             None => reply.error(Errno::ENOENT),
         }
@@ -489,7 +624,8 @@ impl Filesystem for Fs {
     ) {
         let mut state = self.state();
         let created = state
-            .add(parent.0, name, Node::File(FileNode::default()))
+            .mutating("create", parent.0, Some(name))
+            .and_then(|()| state.add(parent.0, name, Node::File(FileNode::default())))
             .and_then(|ino| state.attr(ino).ok_or(Errno::ENOENT));
         match created {
             Ok(attr) => reply.created(
@@ -515,6 +651,9 @@ impl Filesystem for Fs {
         reply: ReplyData,
     ) {
         let mut state = self.state();
+        if let Err(e) = state.alive() {
+            return reply.error(e);
+        }
         match state.file_mut(ino.0) {
             Ok(f) => {
                 let start = (offset as usize).min(f.data.len());
@@ -538,6 +677,9 @@ impl Filesystem for Fs {
         reply: ReplyWrite,
     ) {
         let mut state = self.state();
+        if let Err(e) = state.mutating("write", ino.0, None) {
+            return reply.error(e);
+        }
         match state.file_mut(ino.0) {
             Ok(f) => {
                 f.write(offset as usize, data);
@@ -557,7 +699,10 @@ impl Filesystem for Fs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        match self.state().alive() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn fsync(
@@ -568,8 +713,45 @@ impl Filesystem for Fs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.state().sync(ino.0) {
+        let mut state = self.state();
+        match state
+            .mutating("fsync", ino.0, None)
+            .and_then(|()| state.sync(ino.0))
+        {
             Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.state().alive() {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// Regular files only (the kernel uses `create` for those anyway).
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let mut state = self.state();
+        let made = state
+            .mutating("mknod", parent.0, Some(name))
+            .and_then(|()| {
+                if mode & libc::S_IFMT != libc::S_IFREG {
+                    return Err(Errno::EPERM);
+                }
+                state.add(parent.0, name, Node::File(FileNode::default()))
+            });
+        match made {
+            Ok(ino) => reply_entry(&state, ino, reply),
             Err(e) => reply.error(e),
         }
     }
@@ -583,7 +765,7 @@ impl Filesystem for Fs {
         mut reply: ReplyDirectory,
     ) {
         let state = self.state();
-        let dir = match state.dir(ino.0) {
+        let dir = match state.alive().and_then(|()| state.dir(ino.0)) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
@@ -620,13 +802,20 @@ impl Filesystem for Fs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.state().sync(ino.0) {
+        let mut state = self.state();
+        match state
+            .mutating("fsyncdir", ino.0, None)
+            .and_then(|()| state.sync(ino.0))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        if let Err(e) = self.state().alive() {
+            return reply.error(e);
+        }
         // Plenty of room: the stores must not take a full disk for a cut.
         reply.statfs(
             1 << 24,
@@ -735,6 +924,59 @@ impl Mounted {
     pub fn fsyncs(&self) -> u64 {
         lock(&self.state).fsyncs
     }
+
+    /// Arm the tripwire (see the crate docs): the power goes at the `n`-th
+    /// mutating request from now on (`n = 1`: the next), right before it
+    /// is served, and stays off until [`Mounted::power_on`]. Re-arming
+    /// replaces an armed tripwire; `n = 0` cuts at once.
+    pub fn cut_after(&self, n: u64) {
+        let mut state = lock(&self.state);
+        if n == 0 {
+            state.trip_at = None;
+            state.cut();
+            state.off = true;
+        } else {
+            state.trip_at = Some(state.ops + n);
+        }
+    }
+
+    /// The power is back: requests are served again, on what the cut
+    /// left. An armed tripwire that has not fired is disarmed. Stop the
+    /// writers of before the cut first: their open descriptors may name
+    /// files the cut dropped.
+    pub fn power_on(&self) {
+        let mut state = lock(&self.state);
+        state.off = false;
+        state.trip_at = None;
+    }
+
+    /// Whether the power is off (the tripwire fired and no
+    /// [`Mounted::power_on`] since).
+    pub fn is_off(&self) -> bool {
+        lock(&self.state).off
+    }
+
+    /// Start (or, with `false`, stop and clear) recording each counted
+    /// mutating request as `"<op> <path>"` (`"write /ota/journal.json"`,
+    /// `"rename /ota/.journal.json.tmp"`: the path a node has when the
+    /// request arrives), to tell what the n-th request of a run was.
+    pub fn set_trace(&self, on: bool) {
+        lock(&self.state).trace = on.then(Vec::new);
+    }
+
+    /// The requests recorded since [`Mounted::set_trace`]`(true)`, in
+    /// order: entry `i` is request `ops` at the start + `i` + 1.
+    pub fn trace(&self) -> Vec<String> {
+        lock(&self.state).trace.clone().unwrap_or_default()
+    }
+
+    /// Mutating requests counted so far (write, setattr, create, mknod,
+    /// mkdir, unlink, rmdir, rename, fsync, fsyncdir), the one that
+    /// tripped a cut included; requests refused while the power is off
+    /// are not counted.
+    pub fn ops(&self) -> u64 {
+        lock(&self.state).ops
+    }
 }
 
 impl Drop for Mounted {
@@ -803,6 +1045,35 @@ mod tests {
         f.set_len(2 * PAGE);
         f.sync();
         assert_eq!(f.durable, vec![0; 2 * PAGE]);
+    }
+
+    #[test]
+    fn the_tripwire_refuses_the_nth_mutation_and_all_after() {
+        let mut s = State::new();
+        let ino = s
+            .add(ROOT, OsStr::new("f"), Node::File(FileNode::default()))
+            .expect("create");
+        s.sync(ROOT).expect("sync root");
+        s.trip_at = Some(s.ops + 2);
+        s.trace = Some(Vec::new());
+        assert_eq!(s.mutating("write", ino, None), Ok(()));
+        s.file_mut(ino).expect("file").write(0, b"lost");
+        assert_eq!(
+            s.mutating("fsync", ino, None),
+            Err(Errno::EIO),
+            "the 2nd request trips"
+        );
+        assert_eq!(
+            s.trace.as_deref(),
+            Some(&["write /f".to_string(), "fsync /f".to_string()][..])
+        );
+        assert!(s.off && s.trip_at.is_none());
+        assert!(s.file_mut(ino).expect("file").data.is_empty(), "cut");
+        assert_eq!(
+            (s.mutating("write", ino, None), s.alive()),
+            (Err(Errno::EIO), Err(Errno::EIO))
+        );
+        assert_eq!(s.ops, 2, "refused requests are not counted");
     }
 
     #[test]

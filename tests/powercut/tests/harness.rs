@@ -129,6 +129,71 @@ fn the_page_cache_cannot_hide_a_cut() {
     assert_eq!(f.metadata().expect("fstat").len(), 8);
 }
 
+/// `cut_after(n)` cuts right before the n-th mutating request, which
+/// fails with everything after it, and counts each request once.
+#[test]
+fn the_tripwire_cuts_at_exactly_the_nth_mutating_request() {
+    let m = common::mount();
+    let root = m.fs.path();
+    // The work: write, fsync, write, fsync (four mutating requests, on a
+    // descriptor opened before, so no open or close is among them).
+    let work = |f: &File| -> std::io::Result<()> {
+        f.write_all_at(b"AAAA", 0)?;
+        f.sync_data()?;
+        f.write_all_at(b"BBBB", 4)?;
+        f.sync_data()
+    };
+    let expect: [&[u8]; 6] = [b"base", b"base", b"base", b"AAAA", b"AAAA", b"AAAABBBB"];
+    for n in 1..=5u64 {
+        let path = root.join(format!("f{n}"));
+        write(&path, b"base", true);
+        sync_dir(root);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        let start = m.fs.ops();
+        m.fs.cut_after(n);
+        let result = work(&f);
+        if n <= 4 {
+            let e = result.expect_err("the tripwire fired");
+            assert_eq!(e.raw_os_error(), Some(libc::EIO), "n={n}: {e}");
+            assert!(m.fs.is_off());
+            assert_eq!(m.fs.ops() - start, n, "counted up to the tripping request");
+            // The power is gone: reads and lookups fail, and refused
+            // requests are not counted.
+            let e = fs::read(&path).expect_err("read while off");
+            assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+            assert!(f.sync_data().is_err());
+            assert_eq!(m.fs.ops() - start, n);
+            m.fs.power_on();
+        } else {
+            result.expect("n beyond the work: no cut");
+            assert!(!m.fs.is_off());
+            assert_eq!(m.fs.ops() - start, 4);
+            m.fs.power_on(); // disarms
+        }
+        assert_eq!(
+            fs::read(&path).expect("read after power on"),
+            expect[n as usize],
+            "n={n}"
+        );
+    }
+    // The cut at the tripwire was a real one: an earlier unsynced name is
+    // gone too.
+    write(&root.join("unnamed"), b"x", true);
+    m.fs.cut_after(1);
+    assert!(File::create(root.join("g")).is_err());
+    m.fs.power_on();
+    assert!(!root.join("unnamed").exists() && !root.join("g").exists());
+    // n = 0 cuts at once.
+    m.fs.cut_after(0);
+    assert!(m.fs.is_off() && fs::metadata(root.join("f1")).is_err());
+    m.fs.power_on();
+    assert_eq!(fs::read(root.join("f1")).expect("read"), b"base");
+}
+
 #[test]
 fn mounting_where_it_cannot_says_where_and_why() {
     let dir = tempfile::tempdir().expect("tmp");
