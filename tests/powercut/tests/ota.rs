@@ -391,6 +391,7 @@ impl Rig {
                 port: addr.port(),
                 username: None,
                 password: None,
+                tls: None,
             },
             state_dir: root.join("ota"),
             root_file,
