@@ -782,7 +782,22 @@ pub fn bench(size_mib: u64, dir: Option<&Path>) -> anyhow::Result<String> {
         "install_mib_per_s": mib / i,
         "speed_vs_baseline": (s + c) / i,
         "sha2_backend": sha_backend(),
+        "peak_rss_mib": peak_rss_mib(),
     }))?)
+}
+
+/// The process's peak resident memory (VmHWM), when the kernel says.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 fn sha_backend() -> &'static str {

@@ -338,7 +338,9 @@ fn stream_image(
     cancel: &AtomicBool,
 ) -> Result<(), InstallError> {
     let chunk = u64::from(img.chunk_size);
-    let (tx, rx) = mpsc::sync_channel::<Result<(u64, Vec<u8>), InstallError>>(4);
+    // Two chunks queued, one being hashed, one being written, and the
+    // recycled buffers: memory stays a few chunks whatever the image size.
+    let (tx, rx) = mpsc::sync_channel::<Result<(u64, Vec<u8>), InstallError>>(2);
     let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|s| {
         s.spawn(move || {

@@ -18,9 +18,11 @@ pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
 /// Largest image a manifest may describe (a rootfs slot on the largest
 /// board is well under this).
 pub const MAX_IMAGE_BYTES: u64 = 8 << 30;
-/// Chunk sizes allowed: powers of two between these.
+/// Chunk sizes allowed: powers of two between these. The upper bound
+/// bounds the install's memory: about six chunks are in flight (see
+/// `install`), 24 MiB at most, 6 MiB with the default.
 pub const MIN_CHUNK: u32 = 64 << 10;
-pub const MAX_CHUNK: u32 = 16 << 20;
+pub const MAX_CHUNK: u32 = 4 << 20;
 /// The chunk size `ota sign` uses.
 pub const DEFAULT_CHUNK: u32 = 1 << 20;
 
