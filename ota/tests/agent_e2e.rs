@@ -8,18 +8,20 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::Camera;
 use common::net::{FileServer, broker, unique};
-use common::{Camera, NOW};
 use ota::agent::{self, AgentConfig, Broker, Exit, Platform};
 use ota::announce::{Announcement, seed};
 use ota::boot::Slot;
 use ota::journal::{Report, State};
 use ota::manifest::Component;
 use ota::rollout::{self, Campaign, Outcome, Plan};
+use ota::trust::{Role, sign};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 
 struct Sim {
@@ -72,15 +74,6 @@ fn config(cam: &Camera, id: &str, store: &str, announce: &str, url_prefix: &str)
     }
 }
 
-/// Run a camera's agent, rebooting through the slot logic, until `stop`.
-fn spawn_camera(
-    cam: Camera,
-    cfg: AgentConfig,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(Camera, u32)> {
-    spawn_camera_with(cam, cfg, stop, Boot::Normal)
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Boot {
     Normal,
@@ -91,7 +84,9 @@ enum Boot {
     IgnoresContract,
 }
 
-fn spawn_camera_with(
+/// Run a camera's agent, rebooting through the slot logic as `mode` says,
+/// until `stop`; returns the camera and how often it rebooted.
+fn spawn_camera(
     mut cam: Camera,
     cfg: AgentConfig,
     stop: Arc<AtomicBool>,
@@ -195,341 +190,12 @@ fn ids_around(percent: u8) -> (String, String) {
     (low, high)
 }
 
-fn campaign(
-    name: &str,
-    url: &str,
-    bundle: &std::path::Path,
-    announce: &str,
-    store: &str,
-) -> (Announcement, String, String) {
-    let size = std::fs::metadata(bundle).unwrap().len();
-    (
-        Announcement {
-            kind: "announcement".into(),
-            campaign: name.into(),
-            seq: 1,
-            issued: 0,
-            expires: 0,
-            url: url.into(),
-            version: "2.0.0".into(),
-            security_counter: 5,
-            size,
-            boards: vec!["rk3588".into()],
-            percent: 0,
-            window: None,
-            halted: false,
-        },
-        announce.to_string(),
-        format!("stores/{store}/cameras/+/ota/report"),
-    )
-}
-
-#[test]
-fn a_failed_wave_rolls_back_and_halts_the_rollout_before_the_next_wave() {
-    let store = unique("store");
-    let announce = format!("ota/announce/{store}");
-    let server = FileServer::start();
-    let vendor = Camera::new();
-    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
-    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
-    let prefix = format!("http://{}/bundles/", server.addr);
-    let (id_a, id_b) = ids_around(50);
-    let reports = collect_reports(&store);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let cam_a = Camera::new();
-    let cam_b = Camera::new();
-    let b_before = cam_b.snapshot();
-    let a_running = cam_a.layout.slots[&Component::Rootfs][0].clone();
-    let a_running_hash = common::sha256_prefix(&a_running, common::SLOT_BYTES);
-    let cfg_a = config(&cam_a, &id_a, &store, &announce, &prefix);
-    let cfg_b = config(&cam_b, &id_b, &store, &announce, &prefix);
-    let ta = spawn_camera(cam_a, cfg_a.clone(), stop.clone());
-    let tb = spawn_camera(cam_b, cfg_b.clone(), stop.clone());
-    // Camera A publishes no health: its new slot never proves itself.
-
-    let (ann, announce_topic, report_topic) = campaign("spring", &url, &bundle, &announce, &store);
-    let c = Campaign {
-        host: broker().ip().to_string(),
-        port: broker().port(),
-        announce_topic,
-        report_topic,
-        announcement: ann,
-        plan: Plan {
-            waves: vec![50, 100],
-            failure_threshold: 0.2,
-            wave_time_s: 60,
-        },
-        key: &vendor.keys.announcer,
-        validity_s: 3600,
-    };
-    let mut lines = Vec::new();
-    let outcome = rollout::run(&c, &AtomicBool::new(false), &mut |l| {
-        lines.push(l.to_string());
-    })
-    .unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    let (cam_a, reboots_a) = ta.join().unwrap();
-    let (cam_b, reboots_b) = tb.join().unwrap();
-    let reports = reports.lock().unwrap().clone();
-    println!("rollout: {lines:#?}\nreports: {reports:#?}");
-
-    let Outcome::Halted { reason, stats } = &outcome else {
-        panic!("rollout not halted: {outcome:?}");
-    };
-    assert!(reason.contains("1 of 1 cameras failed"), "{reason}");
-    assert_eq!((stats[0].started, stats[0].failed), (1, 1), "{stats:?}");
-    assert_eq!(stats[1].started, 0, "{stats:?}");
-
-    // Camera A: installed, rebooted into B, failed health, rolled back,
-    // each state reported once.
-    assert_eq!(
-        states(&reports, &id_a),
-        vec![
-            State::Downloading,
-            State::Installing,
-            State::Rebooting,
-            State::RolledBack
-        ]
-    );
-    let rb = reports
-        .iter()
-        .find(|r| r.camera == id_a && r.state == State::RolledBack)
-        .unwrap();
-    assert!(
-        rb.reason.as_deref().unwrap_or("").contains("health"),
-        "{rb:?}"
-    );
-    assert_eq!(reboots_a, 2, "into the new slot, and back");
-    let vars = cam_a.vars();
-    assert_eq!(vars["ota_rootfs_active"], "A");
-    assert!(!vars.contains_key("ota_rootfs_pending"), "{vars:?}");
-    assert_eq!(cam_a.layout.booted[&Component::Rootfs], Slot::A);
-    assert_eq!(
-        common::sha256_prefix(&a_running, common::SLOT_BYTES),
-        a_running_hash
-    );
-
-    // Camera B: outside wave 1, then held by the halt. Nothing happened.
-    assert!(states(&reports, &id_b).is_empty(), "{reports:?}");
-    assert_eq!(reboots_b, 0);
-    assert_eq!(cam_b.snapshot(), b_before);
-    let jb = ota::journal::Journal::load(&agent::journal_path(&cfg_b))
-        .unwrap()
-        .unwrap();
-    assert!(jb.job.is_none());
-    assert!(
-        jb.seen.get("spring").copied().unwrap_or(0) >= 2,
-        "B saw the halt: {:?}",
-        jb.seen
-    );
-    assert_eq!(
-        server.requests.load(Ordering::SeqCst),
-        1,
-        "only camera A downloaded"
-    );
-    let _ = NOW;
-}
-
-#[test]
-fn a_healthy_camera_commits_and_stays_on_the_new_slot() {
-    let store = unique("store");
-    let announce = format!("ota/announce/{store}");
-    let server = FileServer::start();
-    let vendor = Camera::new();
-    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
-    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
-    let prefix = format!("http://{}/bundles/", server.addr);
-    let reports = collect_reports(&store);
-    let stop = Arc::new(AtomicBool::new(false));
-    let cam = Camera::new();
-    let cfg = config(&cam, "cam-ok", &store, &announce, &prefix);
-    publish_health(&store, "cam-ok", stop.clone());
-    let t = spawn_camera(cam, cfg.clone(), stop.clone());
-    let (ann, announce_topic, report_topic) = campaign("summer", &url, &bundle, &announce, &store);
-    let c = Campaign {
-        host: broker().ip().to_string(),
-        port: broker().port(),
-        announce_topic,
-        report_topic,
-        announcement: ann,
-        plan: Plan {
-            waves: vec![100],
-            failure_threshold: 0.2,
-            wave_time_s: 60,
-        },
-        key: &vendor.keys.announcer,
-        validity_s: 3600,
-    };
-    let outcome = rollout::run(&c, &AtomicBool::new(false), &mut |l| println!("{l}")).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (mut cam, reboots) = t.join().unwrap();
-    let reports = reports.lock().unwrap().clone();
-    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
-    assert_eq!(
-        states(&reports, "cam-ok"),
-        vec![
-            State::Downloading,
-            State::Installing,
-            State::Rebooting,
-            State::Committed
-        ]
-    );
-    assert_eq!(reboots, 1);
-    let vars = cam.vars();
-    assert_eq!(vars["ota_rootfs_active"], "B");
-    assert_eq!(vars["ota_counter"], "5");
-    // The last good slots are also recorded outside the environment: with
-    // both copies lost, the committed slot still boots.
-    assert_eq!(agent::last_good(&cfg, Component::Rootfs), Some(Slot::B));
-    assert_eq!(
-        ota::boot::select(
-            None,
-            Component::Rootfs,
-            agent::last_good(&cfg, Component::Rootfs)
-        )
-        .slot,
-        Slot::B
-    );
-    // Ten quick power cycles: the committed slot stays.
-    for _ in 0..10 {
-        assert_eq!(cam.boot()[&Component::Rootfs], Slot::B);
-    }
-    let img = vendor.path("2.0.0.bundle.img");
-    let len = std::fs::metadata(&img).unwrap().len();
-    assert_eq!(
-        common::sha256_prefix(&cam.layout.slots[&Component::Rootfs][1], len),
-        common::sha256_prefix(&img, len)
-    );
-}
-
-#[test]
-fn a_new_slot_that_never_comes_up_falls_back_after_its_tries_and_is_reported() {
-    let store = unique("store");
-    let announce = format!("ota/announce/{store}");
-    let server = FileServer::start();
-    let vendor = Camera::new();
-    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
-    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
-    let prefix = format!("http://{}/bundles/", server.addr);
-    let reports = collect_reports(&store);
-    let stop = Arc::new(AtomicBool::new(false));
-    let cam = Camera::new();
-    let cfg = config(&cam, "cam-panic", &store, &announce, &prefix);
-    publish_health(&store, "cam-panic", stop.clone());
-    let t = spawn_camera_with(cam, cfg, stop.clone(), Boot::NewSlotBroken);
-    let (ann, announce_topic, report_topic) = campaign("autumn", &url, &bundle, &announce, &store);
-    let c = Campaign {
-        host: broker().ip().to_string(),
-        port: broker().port(),
-        announce_topic,
-        report_topic,
-        announcement: ann,
-        plan: Plan {
-            waves: vec![100],
-            failure_threshold: 0.5,
-            wave_time_s: 60,
-        },
-        key: &vendor.keys.announcer,
-        validity_s: 3600,
-    };
-    let outcome = rollout::run(&c, &AtomicBool::new(false), &mut |l| println!("{l}")).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let (cam, reboots) = t.join().unwrap();
-    let reports = reports.lock().unwrap().clone();
-    assert!(matches!(outcome, Outcome::Halted { .. }), "{outcome:?}");
-    assert_eq!(
-        states(&reports, "cam-panic"),
-        vec![
-            State::Downloading,
-            State::Installing,
-            State::Rebooting,
-            State::RolledBack
-        ]
-    );
-    let rb = reports
-        .iter()
-        .find(|r| r.state == State::RolledBack)
-        .unwrap();
-    assert!(
-        rb.reason.as_deref().unwrap_or("").contains("boot-failed:B"),
-        "{rb:?}"
-    );
-    // One reboot into the trial, three tries used, one more falls back.
-    assert_eq!(reboots, 1 + ota::boot::TRIES);
-    assert_eq!(cam.layout.booted[&Component::Rootfs], Slot::A);
-    // The result was reported, then cleared.
-    assert!(!cam.vars().contains_key("ota_rootfs_result"));
-}
-
-#[test]
-fn a_bootloader_that_ignores_the_contract_does_not_cause_a_reboot_loop() {
-    let store = unique("store");
-    let announce = format!("ota/announce/{store}");
-    let server = FileServer::start();
-    let vendor = Camera::new();
-    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
-    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
-    let prefix = format!("http://{}/bundles/", server.addr);
-    let reports = collect_reports(&store);
-    let stop = Arc::new(AtomicBool::new(false));
-    let cam = Camera::new();
-    let cfg = config(&cam, "cam-loop", &store, &announce, &prefix);
-    let t = spawn_camera_with(cam, cfg, stop.clone(), Boot::IgnoresContract);
-    let (ann, announce_topic, report_topic) = campaign("winter", &url, &bundle, &announce, &store);
-    let c = Campaign {
-        host: broker().ip().to_string(),
-        port: broker().port(),
-        announce_topic,
-        report_topic,
-        announcement: ann,
-        plan: Plan {
-            waves: vec![100],
-            failure_threshold: 0.5,
-            wave_time_s: 60,
-        },
-        key: &vendor.keys.announcer,
-        validity_s: 3600,
-    };
-    let outcome = rollout::run(&c, &AtomicBool::new(false), &mut |l| println!("{l}")).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let (cam, reboots) = t.join().unwrap();
-    let reports = reports.lock().unwrap().clone();
-    assert!(matches!(outcome, Outcome::Halted { .. }), "{outcome:?}");
-    let rb = reports
-        .iter()
-        .find(|r| r.state == State::RolledBack)
-        .unwrap();
-    assert!(
-        rb.reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("did not start the new slot"),
-        "{rb:?}"
-    );
-    assert_eq!(
-        reboots, 4,
-        "the first reboot and three more, then it gives up"
-    );
-    let vars = cam.vars();
-    assert!(!vars.contains_key("ota_rootfs_pending"), "{vars:?}");
-}
-
 /// Publish a signed announcement, retained, as `ota rollout` would.
 fn announce_now(topic: &str, a: &Announcement, key: &ota::trust::SecretKey) {
     let addr = broker();
     let opts = MqttOptions::new(unique("announce"), addr.ip().to_string(), addr.port());
     let (client, mut conn) = Client::new(opts, 16);
-    let body = serde_json::to_vec(&ota::trust::sign(
-        a.to_payload(),
-        ota::trust::Role::Announcement,
-        &[key],
-    ))
-    .unwrap();
+    let body = serde_json::to_vec(&sign(a.to_payload(), Role::Announcement, &[key])).unwrap();
     client.publish(topic, QoS::AtLeastOnce, true, body).unwrap();
     for ev in conn.iter() {
         if let Ok(Event::Incoming(Incoming::PubAck(_))) = ev {
@@ -557,38 +223,329 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// One test's world: its own store and announce topic (so tests can share
+/// a broker), a file server with the signed 2.0.0 bundle, the vendor's
+/// keys, a collector of every report, and the flag that stops cameras.
+struct Fleet {
+    store: String,
+    topic: String,
+    server: FileServer,
+    vendor: Camera,
+    bundle: PathBuf,
+    url: String,
+    reports: Arc<Mutex<Vec<Report>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let store = unique("store");
+        let server = FileServer::start();
+        let vendor = Camera::new();
+        let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
+        let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
+        Fleet {
+            topic: format!("ota/announce/{store}"),
+            reports: collect_reports(&store),
+            store,
+            server,
+            vendor,
+            bundle,
+            url,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A camera of this fleet, with the agent's configuration.
+    fn camera(&self, id: &str) -> (Camera, AgentConfig) {
+        let cam = Camera::new();
+        let prefix = format!("http://{}/bundles/", self.server.addr);
+        let cfg = config(&cam, id, &self.store, &self.topic, &prefix);
+        (cam, cfg)
+    }
+
+    fn spawn(
+        &self,
+        cam: Camera,
+        cfg: &AgentConfig,
+        mode: Boot,
+    ) -> std::thread::JoinHandle<(Camera, u32)> {
+        spawn_camera(cam, cfg.clone(), self.stop.clone(), mode)
+    }
+
+    fn healthy(&self, camera: &str) {
+        publish_health(&self.store, camera, self.stop.clone());
+    }
+
+    /// The campaign for the bundle, before the rollout sets seq and wave.
+    fn announcement(&self, campaign: &str) -> Announcement {
+        let now = now_s();
+        Announcement {
+            kind: "announcement".into(),
+            campaign: campaign.into(),
+            seq: 1,
+            issued: now,
+            expires: now + 3600,
+            url: self.url.clone(),
+            version: "2.0.0".into(),
+            security_counter: 5,
+            size: std::fs::metadata(&self.bundle).unwrap().len(),
+            boards: vec!["rk3588".into()],
+            percent: 100,
+            window: None,
+            halted: false,
+        }
+    }
+
+    /// Run `ota rollout` to its end; returns the outcome and its lines.
+    fn rollout(
+        &self,
+        campaign: &str,
+        waves: Vec<u8>,
+        failure_threshold: f64,
+    ) -> (Outcome, Vec<String>) {
+        let c = Campaign {
+            host: broker().ip().to_string(),
+            port: broker().port(),
+            announce_topic: self.topic.clone(),
+            report_topic: format!("stores/{}/cameras/+/ota/report", self.store),
+            announcement: self.announcement(campaign),
+            plan: Plan {
+                waves,
+                failure_threshold,
+                wave_time_s: 60,
+            },
+            key: &self.vendor.keys.announcer,
+            validity_s: 3600,
+        };
+        let mut lines = Vec::new();
+        let outcome = rollout::run(&c, &AtomicBool::new(false), &mut |l| {
+            lines.push(l.to_string());
+        })
+        .unwrap();
+        (outcome, lines)
+    }
+
+    /// Publish a signed announcement, retained, as `ota rollout` would.
+    fn announce(&self, a: &Announcement) {
+        announce_now(&self.topic, a, &self.vendor.keys.announcer);
+    }
+
+    /// Stop the cameras (after letting the last messages land).
+    fn stop(&self, settle: Duration) {
+        std::thread::sleep(settle);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn reports(&self) -> Vec<Report> {
+        self.reports.lock().unwrap().clone()
+    }
+
+    fn states(&self, camera: &str) -> Vec<State> {
+        states(&self.reports(), camera)
+    }
+
+    fn downloads(&self) -> u64 {
+        self.server.requests.load(Ordering::SeqCst)
+    }
+}
+
+const NORMAL: Boot = Boot::Normal;
+
+#[test]
+fn a_failed_wave_rolls_back_and_halts_the_rollout_before_the_next_wave() {
+    let fleet = Fleet::new();
+    let (id_a, id_b) = ids_around(50);
+    let (cam_a, cfg_a) = fleet.camera(&id_a);
+    let (cam_b, cfg_b) = fleet.camera(&id_b);
+    let b_before = cam_b.snapshot();
+    let a_running = cam_a.layout.slots[&Component::Rootfs][0].clone();
+    let a_running_hash = common::sha256_prefix(&a_running, common::SLOT_BYTES);
+    // Camera A publishes no health: its new slot never proves itself.
+    let ta = fleet.spawn(cam_a, &cfg_a, NORMAL);
+    let tb = fleet.spawn(cam_b, &cfg_b, NORMAL);
+    let (outcome, lines) = fleet.rollout("spring", vec![50, 100], 0.2);
+    fleet.stop(Duration::from_secs(1));
+    let (cam_a, reboots_a) = ta.join().unwrap();
+    let (cam_b, reboots_b) = tb.join().unwrap();
+    let reports = fleet.reports();
+    println!("rollout: {lines:#?}\nreports: {reports:#?}");
+
+    let Outcome::Halted { reason, stats } = &outcome else {
+        panic!("rollout not halted: {outcome:?}");
+    };
+    assert!(reason.contains("1 of 1 cameras failed"), "{reason}");
+    assert_eq!((stats[0].started, stats[0].failed), (1, 1), "{stats:?}");
+    assert_eq!(stats[1].started, 0, "{stats:?}");
+
+    // Camera A: installed, rebooted into B, failed health, rolled back,
+    // each state reported once.
+    assert_eq!(
+        fleet.states(&id_a),
+        vec![
+            State::Downloading,
+            State::Installing,
+            State::Rebooting,
+            State::RolledBack
+        ]
+    );
+    let rb = reports
+        .iter()
+        .find(|r| r.camera == id_a && r.state == State::RolledBack)
+        .unwrap();
+    assert!(
+        rb.reason.as_deref().unwrap_or("").contains("health"),
+        "{rb:?}"
+    );
+    assert_eq!(reboots_a, 2, "into the new slot, and back");
+    let vars = cam_a.vars();
+    assert_eq!(vars["ota_rootfs_active"], "A");
+    assert!(!vars.contains_key("ota_rootfs_pending"), "{vars:?}");
+    assert_eq!(cam_a.layout.booted[&Component::Rootfs], Slot::A);
+    assert_eq!(
+        common::sha256_prefix(&a_running, common::SLOT_BYTES),
+        a_running_hash
+    );
+
+    // Camera B: outside wave 1, then held by the halt. Nothing happened.
+    assert!(fleet.states(&id_b).is_empty(), "{reports:?}");
+    assert_eq!(reboots_b, 0);
+    assert_eq!(cam_b.snapshot(), b_before);
+    let jb = ota::journal::Journal::load(&agent::journal_path(&cfg_b))
+        .unwrap()
+        .unwrap();
+    assert!(jb.job.is_none());
+    assert!(
+        jb.seen.get("spring").copied().unwrap_or(0) >= 2,
+        "B saw the halt: {:?}",
+        jb.seen
+    );
+    assert_eq!(fleet.downloads(), 1, "only camera A downloaded");
+}
+
+#[test]
+fn a_healthy_camera_commits_and_stays_on_the_new_slot() {
+    let fleet = Fleet::new();
+    let (cam, cfg) = fleet.camera("cam-ok");
+    fleet.healthy("cam-ok");
+    let t = fleet.spawn(cam, &cfg, NORMAL);
+    let (outcome, _) = fleet.rollout("summer", vec![100], 0.2);
+    fleet.stop(Duration::from_millis(500));
+    let (mut cam, reboots) = t.join().unwrap();
+    assert!(matches!(outcome, Outcome::Done(_)), "{outcome:?}");
+    assert_eq!(
+        fleet.states("cam-ok"),
+        vec![
+            State::Downloading,
+            State::Installing,
+            State::Rebooting,
+            State::Committed
+        ]
+    );
+    assert_eq!(reboots, 1);
+    let vars = cam.vars();
+    assert_eq!(vars["ota_rootfs_active"], "B");
+    assert_eq!(vars["ota_counter"], "5");
+    // The last good slots are also recorded outside the environment: with
+    // both copies lost, the committed slot still boots.
+    let last_good = agent::last_good(&cfg, Component::Rootfs);
+    assert_eq!(last_good, Some(Slot::B));
+    assert_eq!(
+        ota::boot::select(None, Component::Rootfs, last_good).slot,
+        Slot::B
+    );
+    // Ten quick power cycles: the committed slot stays.
+    for _ in 0..10 {
+        assert_eq!(cam.boot()[&Component::Rootfs], Slot::B);
+    }
+    let img = fleet.vendor.path("2.0.0.bundle.img");
+    let len = std::fs::metadata(&img).unwrap().len();
+    assert_eq!(
+        common::sha256_prefix(&cam.layout.slots[&Component::Rootfs][1], len),
+        common::sha256_prefix(&img, len)
+    );
+}
+
+#[test]
+fn a_new_slot_that_never_comes_up_falls_back_after_its_tries_and_is_reported() {
+    let fleet = Fleet::new();
+    let (cam, cfg) = fleet.camera("cam-panic");
+    fleet.healthy("cam-panic");
+    let t = fleet.spawn(cam, &cfg, Boot::NewSlotBroken);
+    let (outcome, _) = fleet.rollout("autumn", vec![100], 0.5);
+    fleet.stop(Duration::from_millis(300));
+    let (cam, reboots) = t.join().unwrap();
+    assert!(matches!(outcome, Outcome::Halted { .. }), "{outcome:?}");
+    assert_eq!(
+        fleet.states("cam-panic"),
+        vec![
+            State::Downloading,
+            State::Installing,
+            State::Rebooting,
+            State::RolledBack
+        ]
+    );
+    let reports = fleet.reports();
+    let rb = reports
+        .iter()
+        .find(|r| r.state == State::RolledBack)
+        .unwrap();
+    assert!(
+        rb.reason.as_deref().unwrap_or("").contains("boot-failed:B"),
+        "{rb:?}"
+    );
+    // One reboot into the trial, three tries used, one more falls back.
+    assert_eq!(reboots, 1 + ota::boot::TRIES);
+    assert_eq!(cam.layout.booted[&Component::Rootfs], Slot::A);
+    // The result was reported, then cleared.
+    assert!(!cam.vars().contains_key("ota_rootfs_result"));
+}
+
+#[test]
+fn a_bootloader_that_ignores_the_contract_does_not_cause_a_reboot_loop() {
+    let fleet = Fleet::new();
+    let (cam, cfg) = fleet.camera("cam-loop");
+    let t = fleet.spawn(cam, &cfg, Boot::IgnoresContract);
+    let (outcome, _) = fleet.rollout("winter", vec![100], 0.5);
+    fleet.stop(Duration::from_millis(300));
+    let (cam, reboots) = t.join().unwrap();
+    assert!(matches!(outcome, Outcome::Halted { .. }), "{outcome:?}");
+    let reports = fleet.reports();
+    let rb = reports
+        .iter()
+        .find(|r| r.state == State::RolledBack)
+        .unwrap();
+    assert!(
+        rb.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("did not start the new slot"),
+        "{rb:?}"
+    );
+    assert_eq!(
+        reboots, 4,
+        "the first reboot and three more, then it gives up"
+    );
+    let vars = cam.vars();
+    assert!(!vars.contains_key("ota_rootfs_pending"), "{vars:?}");
+}
+
 #[test]
 fn outside_the_maintenance_window_it_downloads_but_does_not_install() {
-    let store = unique("store");
-    let topic = format!("ota/announce/{store}");
-    let server = FileServer::start();
-    let vendor = Camera::new();
-    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
-    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
-    let prefix = format!("http://{}/bundles/", server.addr);
-    let reports = collect_reports(&store);
-    let stop = Arc::new(AtomicBool::new(false));
-    let cam = Camera::new();
+    let fleet = Fleet::new();
+    let (cam, cfg) = fleet.camera("cam-window");
     let before = cam.snapshot();
-    let cfg = config(&cam, "cam-window", &store, &topic, &prefix);
-    let t = spawn_camera(cam, cfg.clone(), stop.clone());
-    let (mut a, _, _) = campaign("night", &url, &bundle, &topic, &store);
-    let now = now_s();
-    a.issued = now;
-    a.expires = now + 3600;
-    a.percent = 100;
+    let t = fleet.spawn(cam, &cfg, NORMAL);
+    let mut a = fleet.announcement("night");
     // A one-hour window starting in two hours (UTC; the store is at +0).
-    let start = ((now / 60 + 120) % 1440) as u16;
+    let start = ((now_s() / 60 + 120) % 1440) as u16;
     a.window = Some(ota::announce::Window {
         start_min: start,
         end_min: (start + 60) % 1440,
     });
-    announce_now(&topic, &a, &vendor.keys.announcer);
-    wait_for("the download", 10, || {
-        server.requests.load(Ordering::SeqCst) == 1
-    });
-    std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::Relaxed);
+    fleet.announce(&a);
+    wait_for("the download", 10, || fleet.downloads() == 1);
+    fleet.stop(Duration::from_secs(2));
     let (cam, reboots) = t.join().unwrap();
     let j = ota::journal::Journal::load(&agent::journal_path(&cfg))
         .unwrap()
@@ -596,53 +553,33 @@ fn outside_the_maintenance_window_it_downloads_but_does_not_install() {
     assert_eq!(j.phase, ota::journal::Phase::Downloaded);
     assert_eq!(reboots, 0);
     assert_eq!(cam.snapshot(), before, "installed outside the window");
-    assert_eq!(
-        states(&reports.lock().unwrap(), "cam-window"),
-        vec![State::Downloading]
-    );
+    assert_eq!(fleet.states("cam-window"), vec![State::Downloading]);
 }
 
 #[test]
 fn a_halt_during_the_download_cancels_it_and_is_reported_once() {
-    let store = unique("store");
-    let topic = format!("ota/announce/{store}");
-    let server = FileServer::start();
-    server.throttle(60_000);
-    let vendor = Camera::new();
-    let bundle = vendor.bundle("2.0.0.bundle", "2.0.0", 5, Component::Rootfs);
-    let url = server.add("/bundles/2.0.0.bundle", bundle.clone());
-    let prefix = format!("http://{}/bundles/", server.addr);
-    let reports = collect_reports(&store);
-    let stop = Arc::new(AtomicBool::new(false));
-    let cam = Camera::new();
+    let fleet = Fleet::new();
+    fleet.server.throttle(60_000);
+    let (cam, cfg) = fleet.camera("cam-halt");
     let before = cam.snapshot();
-    let cfg = config(&cam, "cam-halt", &store, &topic, &prefix);
-    let t = spawn_camera(cam, cfg.clone(), stop.clone());
-    let (mut a, _, _) = campaign("halted", &url, &bundle, &topic, &store);
-    let now = now_s();
-    a.issued = now;
-    a.expires = now + 3600;
-    a.percent = 100;
-    announce_now(&topic, &a, &vendor.keys.announcer);
-    wait_for("the download to start", 10, || {
-        server.requests.load(Ordering::SeqCst) == 1
-    });
+    let t = fleet.spawn(cam, &cfg, NORMAL);
+    let mut a = fleet.announcement("halted");
+    fleet.announce(&a);
+    wait_for("the download to start", 10, || fleet.downloads() == 1);
     std::thread::sleep(Duration::from_millis(500));
     a.seq = 2;
     a.halted = true;
-    announce_now(&topic, &a, &vendor.keys.announcer);
-    let r = reports.clone();
+    fleet.announce(&a);
     wait_for("the rejected report", 15, || {
-        states(&r.lock().unwrap(), "cam-halt").contains(&State::Rejected)
+        fleet.states("cam-halt").contains(&State::Rejected)
     });
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
+    fleet.stop(Duration::from_millis(500));
     let (cam, reboots) = t.join().unwrap();
-    let reports = reports.lock().unwrap().clone();
     assert_eq!(
-        states(&reports, "cam-halt"),
+        fleet.states("cam-halt"),
         vec![State::Downloading, State::Rejected]
     );
+    let reports = fleet.reports();
     let rej = reports.iter().find(|r| r.state == State::Rejected).unwrap();
     assert!(
         rej.reason.as_deref().unwrap_or("").contains("halted"),

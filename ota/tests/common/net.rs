@@ -29,6 +29,10 @@ pub fn broker() -> SocketAddr {
     })
 }
 
+/// The same settings as camera-app's `broker::start`, written again here:
+/// camera-app depends on ota, and a dev-dependency back on camera-app
+/// would build the whole camera (model runtime included) into ota's
+/// tests, also for the ARM runs under qemu.
 fn embedded_broker() -> SocketAddr {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let addr = l.local_addr().unwrap();

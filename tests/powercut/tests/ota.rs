@@ -15,9 +15,9 @@
 //! exactly one final state.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -60,55 +60,7 @@ fn now() -> u64 {
 
 fn broker() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let addr = l.local_addr().unwrap();
-        drop(l);
-        let server = ServerSettings {
-            name: "v4".into(),
-            listen: addr,
-            tls: None,
-            next_connection_delay_ms: 1,
-            connections: ConnectionSettings {
-                connection_timeout_ms: 60_000,
-                max_payload_size: 1 << 20,
-                max_inflight_count: 100,
-                auth: None,
-                external_auth: None,
-                dynamic_filters: true,
-            },
-        };
-        let config = Config {
-            id: 0,
-            router: RouterConfig {
-                max_connections: 1000,
-                max_outgoing_packet_count: 200,
-                max_segment_size: 1 << 20,
-                max_segment_count: 10,
-                custom_segment: None,
-                initialized_filters: None,
-                shared_subscriptions_strategy: Default::default(),
-            },
-            v4: Some(HashMap::from([("1".to_string(), server)])),
-            v5: None,
-            ws: None,
-            cluster: None,
-            console: None,
-            bridge: None,
-            prometheus: None,
-            metrics: None,
-        };
-        std::thread::spawn(move || {
-            let _ = rumqttd::Broker::new(config).start();
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "embedded broker did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        addr
-    })
+    *ADDR.get_or_init(|| camera_app::broker::start(0, 1 << 20).expect("embedded broker"))
 }
 
 fn unique(prefix: &str) -> String {
