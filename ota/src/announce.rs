@@ -31,7 +31,10 @@ impl Window {
         let hm = |t: &str| -> Option<u16> {
             let (h, m) = t.trim().split_once(':')?;
             let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-            (h < 24 && m < 60).then_some(h * 60 + m)
+            // `then`, not `then_some`: the product must only be computed
+            // once h < 24, or "2000:00" overflows u16 (a panic in debug
+            // builds; found by tests/fuzz.rs).
+            (h < 24 && m < 60).then(|| h * 60 + m)
         };
         let w = Window {
             start_min: hm(a)?,
@@ -42,7 +45,10 @@ impl Window {
 
     /// Is unix time `now` inside the window, for a store at `utc_offset_min`?
     pub fn contains(&self, now: u64, utc_offset_min: i32) -> bool {
-        let local = now as i64 + i64::from(utc_offset_min) * 60;
+        // In i128: `now as i64 + offset` overflowed (a panic in debug
+        // builds, a wrong minute in release) for clocks past i64::MAX,
+        // which a signed time can carry (found by tests/fuzz.rs).
+        let local = i128::from(now) + i128::from(utc_offset_min) * 60;
         let minute = (local.rem_euclid(86_400) / 60) as u16;
         if self.start_min < self.end_min {
             (self.start_min..self.end_min).contains(&minute)
@@ -335,6 +341,25 @@ mod tests {
         let text = a.to_payload();
         assert!(text.contains("\"window\":\"02:00-05:00\""), "{text}");
         assert_eq!(Announcement::parse(&text).unwrap().window, a.window);
+    }
+
+    #[test]
+    fn windows_take_any_clock_and_offset() {
+        // Regressions (tests/fuzz.rs): these overflowed in `parse` and
+        // in `contains`.
+        assert!(Window::parse("2422:00-04:00").is_none());
+        assert!(Window::parse("01:00-65535:65535").is_none());
+        let w = Window::parse("22:00-04:00").unwrap();
+        for now in [0, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
+            for off in [i32::MIN, -720, 0, 840, i32::MAX] {
+                let _ = w.contains(now, off);
+            }
+        }
+        // 23:00 on the last whole day a u64 clock reaches, and noon.
+        let day = (u64::MAX / 86_400 - 1) * 86_400;
+        assert!(w.contains(day + 23 * 3600, 0));
+        assert!(!w.contains(day + 12 * 3600, 0));
+        assert!(w.contains(day + 12 * 3600, 11 * 60));
     }
 
     #[test]

@@ -107,6 +107,14 @@ pub fn decode(image: &[u8], redundant: bool) -> Result<(Vars, Option<u8>), EnvEr
         let (name, value) = entry.split_once('=').ok_or(EnvError::NoEquals {
             offset: offset + head,
         })?;
+        // An entry "=value" has an empty name, which `encode` refuses: a
+        // decoded environment must always be writable again (found by
+        // tests/fuzz.rs: decode accepted it, the next write failed).
+        if name.is_empty() {
+            return Err(EnvError::BadName {
+                name: name.to_string(),
+            });
+        }
         vars.insert(name.to_string(), value.to_string());
         offset += len + 1;
     }
@@ -302,6 +310,21 @@ mod tests {
             (cur.copy, cur.flags, cur.vars["v"].as_str()),
             (EnvCopy::B, 10, "2")
         );
+    }
+
+    #[test]
+    fn an_empty_name_is_refused_on_decode_as_on_encode() {
+        // Regression (tests/fuzz.rs): "=1" decoded to a variable named ""
+        // that `encode` then refused, so the environment could not be
+        // written back.
+        let mut data = b"=1\0a=2\0\0".to_vec();
+        data.resize(60, 0);
+        let mut img = crc32fast::hash(&data).to_le_bytes().to_vec();
+        img.extend_from_slice(&data);
+        assert!(matches!(
+            decode(&img, false),
+            Err(EnvError::BadName { name }) if name.is_empty()
+        ));
     }
 
     #[test]
