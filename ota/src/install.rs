@@ -85,6 +85,12 @@ pub enum InstallError {
     },
     #[error("image {name}: the bundle ends after {got} of {want} bytes")]
     Truncated { name: String, got: u64, want: u64 },
+    #[error("image {name}: its sha256 is {got}, the manifest says {want}")]
+    ImageHash {
+        name: String,
+        got: String,
+        want: String,
+    },
     #[error("the bundle has data after its last image")]
     TrailingData,
     #[error("image {name}: slot {slot} reads back sha256 {got}, the manifest says {want}")]
@@ -118,6 +124,7 @@ impl InstallError {
             InstallError::EnvLost => "env-lost",
             InstallError::Chunk { .. } => "hash-mismatch",
             InstallError::Truncated { .. } => "truncated",
+            InstallError::ImageHash { .. } => "hash-mismatch",
             InstallError::TrailingData => "trailing-data",
             InstallError::ReadBack { .. } => "read-back",
             InstallError::Read(_) => "read-error",
@@ -268,6 +275,7 @@ pub fn install(
             r,
             img,
             Some(&dev),
+            None,
             &mut |n| {
                 done += n;
                 progress(done, total);
@@ -316,7 +324,17 @@ pub fn verify(
     let manifest = Manifest::parse(verified.payload)?;
     let never = AtomicBool::new(false);
     for img in &manifest.images {
-        stream_image(r, img, None, &mut |_| {}, &never)?;
+        // No slot to read back from: hash the whole image as it passes.
+        let mut whole = Sha256::new();
+        stream_image(r, img, None, Some(&mut whole), &mut |_| {}, &never)?;
+        let got: [u8; 32] = whole.finalize().into();
+        if got != img.sha256.0 {
+            return Err(InstallError::ImageHash {
+                name: img.name.clone(),
+                got: hex::encode(got),
+                want: img.sha256.to_string(),
+            });
+        }
     }
     let mut probe = [0u8; 1];
     if bundle::read_up_to(r, &mut probe).map_err(InstallError::Read)? != 0 {
@@ -334,6 +352,7 @@ fn stream_image(
     r: &mut (dyn Read + Send),
     img: &crate::manifest::Image,
     dev: Option<&SlotDevice>,
+    mut whole: Option<&mut Sha256>,
     progress: &mut dyn FnMut(u64),
     cancel: &AtomicBool,
 ) -> Result<(), InstallError> {
@@ -385,6 +404,9 @@ fn stream_image(
             let (offset, buf) = msg?;
             if let Some(dev) = dev {
                 dev.write_at(offset, &buf)?;
+            }
+            if let Some(h) = whole.as_deref_mut() {
+                h.update(&buf);
             }
             progress(buf.len() as u64);
             let _ = back_tx.send(buf);

@@ -211,6 +211,18 @@ fn cases() -> Vec<Case> {
             before_write: true,
         },
         Case {
+            name: "chunks right, whole-image sha256 wrong (caught at read-back)",
+            make: |cam| {
+                let (h, p) = split(&good(cam));
+                let mut m = manifest_of(&h);
+                m.images[0].sha256 = Digest([7; 32]);
+                (join(&resign(&m, &cam.keys.signer), &p), NOW)
+            },
+            code: "read-back",
+            says: "reads back sha256",
+            before_write: false,
+        },
+        Case {
             name: "wrong board",
             make: |cam| {
                 let (h, p) = split(&good(cam));
@@ -808,4 +820,18 @@ fn bad_announcements_are_refused_with_their_reason() {
         println!("announcement refused: {name:<30} {e:?}");
     }
     println!("{} bad announcements refused", cases.len());
+}
+
+#[test]
+fn verify_checks_the_whole_image_hash_too() {
+    let cam = Camera::new();
+    let (h, p) = split(&good(&cam));
+    let mut m = manifest_of(&h);
+    m.images[0].sha256 = Digest([7; 32]);
+    let bytes = join(&resign(&m, &cam.keys.signer), &p);
+    let e = ota::install::verify(&mut bytes.as_slice(), &cam.trust, NOW).unwrap_err();
+    assert_eq!(e.code(), "hash-mismatch", "{e}");
+    assert!(e.to_string().contains("its sha256 is"), "{e}");
+    let good = good(&cam);
+    ota::install::verify(&mut good.as_slice(), &cam.trust, NOW).unwrap();
 }
