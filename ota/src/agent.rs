@@ -31,6 +31,10 @@ use crate::manifest::Component;
 use crate::slots::DeviceError;
 use crate::trust::{Role, Signed, Trust, TrustError};
 
+/// How long the agent waits after a download gave up (server or network
+/// down) before it tries again.
+const DOWNLOAD_RETRY: Duration = Duration::from_secs(600);
+
 /// Reboots into a pending slot that never starts before the agent gives
 /// the update up.
 const MAX_UNANSWERED_REBOOTS: u32 = 3;
@@ -265,6 +269,9 @@ struct Agent<'a> {
     /// An announcement seen while busy, looked at again when idle.
     deferred: Option<Vec<u8>>,
     last_progress: Option<u8>,
+    /// After the download gave up on a network that is down: when to try
+    /// again (the campaign is not failed for an outage).
+    download_retry_at: Option<Instant>,
 }
 
 /// Run the agent until it reboots the platform or `stop` is set.
@@ -324,6 +331,7 @@ pub fn run(
         gate: Gate::new(),
         deferred: None,
         last_progress: None,
+        download_retry_at: None,
     };
     let exit = agent.main(stop);
     let _ = agent.client.disconnect();
@@ -371,7 +379,11 @@ impl Agent<'_> {
                         self.on_announcement(&a)?;
                     }
                 }
-                Phase::Downloading => self.download(stop)?,
+                Phase::Downloading => {
+                    if self.download_retry_at.is_none_or(|t| Instant::now() >= t) {
+                        self.download(stop)?;
+                    }
+                }
                 Phase::Downloaded => {
                     if self.in_window()
                         && let Some(exit) = self.install(stop)?
@@ -562,6 +574,8 @@ impl Agent<'_> {
                 let _ = std::fs::remove_file(download::sidecar_path(&self.cfg.download_path()));
                 self.j.job = Some(job);
                 self.j.phase = Phase::Downloading;
+                self.last_progress = None;
+                self.download_retry_at = None;
                 self.report(State::Downloading, Some(0), None);
             }
         }
@@ -666,6 +680,15 @@ impl Agent<'_> {
                 self.cancel_job("campaign halted during download")
             }
             Err(download::DownloadError::Cancelled { .. }) => Ok(()),
+            // The network or the server is down: not the bundle's fault.
+            // Keep the partial file and try again later.
+            Err(
+                e @ (download::DownloadError::GaveUp { .. } | download::DownloadError::Io { .. }),
+            ) => {
+                warn!("ota: download paused, retrying in {DOWNLOAD_RETRY:?}: {e}");
+                self.download_retry_at = Some(Instant::now() + DOWNLOAD_RETRY);
+                Ok(())
+            }
             Err(e) => {
                 self.report(State::Rejected, None, Some(format!("download: {e}")));
                 self.j.job = None;

@@ -615,3 +615,28 @@ fn broker_tls_files_are_checked_at_start_and_named() {
     let e = agent::run(&cfg, &mut p, &AtomicBool::new(false)).unwrap_err();
     assert!(e.to_string().contains("no-such-ca.pem"), "{e}");
 }
+
+#[test]
+fn a_bundle_the_server_does_not_have_is_rejected_once_without_retrying() {
+    let fleet = Fleet::new();
+    let (cam, cfg) = fleet.camera("cam-404");
+    let before = cam.snapshot();
+    let t = fleet.spawn(cam, &cfg, NORMAL);
+    let mut a = fleet.announcement("missing");
+    a.url = format!("http://{}/bundles/nope.bundle", fleet.server.addr);
+    fleet.announce(&a);
+    wait_for("the rejected report", 10, || {
+        fleet.states("cam-404").contains(&State::Rejected)
+    });
+    fleet.stop(Duration::from_millis(500));
+    let (cam, _) = t.join().unwrap();
+    assert_eq!(
+        fleet.states("cam-404"),
+        vec![State::Downloading, State::Rejected]
+    );
+    let reports = fleet.reports();
+    let r = reports.iter().find(|r| r.state == State::Rejected).unwrap();
+    assert!(r.reason.as_deref().unwrap_or("").contains("404"), "{r:?}");
+    assert_eq!(fleet.downloads(), 1, "a 404 is not retried");
+    assert_eq!(cam.snapshot(), before);
+}
