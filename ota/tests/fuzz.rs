@@ -496,10 +496,15 @@ fn mutate_text(rng: &mut Rng, corpus: &[Vec<u8>], max_len: usize) -> Vec<u8> {
     d
 }
 
-/// A JSON-aware edit of the JSON text held in the string at `ptr`.
-fn mutate_nested(rng: &mut Rng, outer: &[u8], ptr: &str, max_len: usize) -> Option<Vec<u8>> {
+/// A JSON-aware edit of the JSON text held in the string found by
+/// following the object keys `path` (e.g. the root document's payload).
+fn mutate_nested(rng: &mut Rng, outer: &[u8], path: &[&str], max_len: usize) -> Option<Vec<u8>> {
     let mut v: Value = serde_json::from_slice(outer).ok()?;
-    let inner = v.pointer(ptr)?.as_str()?.as_bytes().to_vec();
+    let mut cur = &v;
+    for k in path {
+        cur = cur.get(*k)?;
+    }
+    let inner = cur.as_str()?.as_bytes().to_vec();
     let inner = match mutate_json(rng, &inner, max_len) {
         Some(m) if rng.u8(..4) != 0 => m,
         _ => {
@@ -509,7 +514,11 @@ fn mutate_nested(rng: &mut Rng, outer: &[u8], ptr: &str, max_len: usize) -> Opti
             b
         }
     };
-    *v.pointer_mut(ptr)? = Value::String(String::from_utf8_lossy(&inner).into_owned());
+    let mut slot = &mut v;
+    for k in path {
+        slot = slot.get_mut(*k)?;
+    }
+    *slot = Value::String(String::from_utf8_lossy(&inner).into_owned());
     Some(serde_json::to_vec(&v).unwrap())
 }
 
@@ -903,7 +912,7 @@ fn announcement_target<'a>(k: &'a Keys, trust: &'a Trust) -> Target<'a> {
         mutate: Box::new(|rng, corpus| {
             if rng.u8(..4) == 0 {
                 let item = pick(rng, corpus);
-                if let Some(m) = mutate_nested(rng, item, "/payload", 20_000) {
+                if let Some(m) = mutate_nested(rng, item, &["payload"], 20_000) {
                     return m;
                 }
             }
@@ -1043,7 +1052,7 @@ fn trust_target<'a>(k: &'a Keys, trust: &'a Trust, fx: &'a BundleFixture) -> Tar
         mutate: Box::new(|rng, corpus| {
             if rng.u8(..3) == 0 {
                 let item = pick(rng, corpus);
-                if let Some(m) = mutate_nested(rng, item, "/root/payload", 1 << 16) {
+                if let Some(m) = mutate_nested(rng, item, &["root", "payload"], 1 << 16) {
                     return m;
                 }
             }
@@ -1109,7 +1118,7 @@ fn bundle_target<'a>(k: &'a Keys, trust: &'a Trust, fx: &'a BundleFixture) -> Ta
                     join(&h, payload)
                 }
                 // The manifest inside the header, with the old signature.
-                5 => match mutate_nested(rng, header_json, "/payload", 1 << 16) {
+                5 => match mutate_nested(rng, header_json, &["payload"], 1 << 16) {
                     Some(h) => join(&h, payload),
                     None => item.to_vec(),
                 },
