@@ -69,6 +69,10 @@ pub struct AgentConfig {
     /// How long a new slot has to prove itself healthy.
     #[serde(default = "default_deadline")]
     pub health_deadline_s: u64,
+    /// Where `ota select` records the app and model slots it started
+    /// (a tmpfs: the record lives as long as the boot).
+    #[serde(default = "default_run_dir")]
+    pub run_dir: PathBuf,
     pub layout: Layout,
 }
 
@@ -98,6 +102,9 @@ fn default_max_bundle() -> u64 {
 }
 fn default_deadline() -> u64 {
     300
+}
+fn default_run_dir() -> PathBuf {
+    PathBuf::from("/run/ota")
 }
 
 impl AgentConfig {
@@ -147,15 +154,24 @@ pub trait Platform {
 pub struct LinuxPlatform {
     pub cmdline: String,
     pub reboot_command: Vec<String>,
+    /// Where `ota select` records the app and model slots it chose.
+    pub run_dir: PathBuf,
 }
 
 impl LinuxPlatform {
-    pub fn new(reboot_command: Vec<String>) -> LinuxPlatform {
+    pub fn new(reboot_command: Vec<String>, run_dir: &Path) -> LinuxPlatform {
         LinuxPlatform {
             cmdline: std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
             reboot_command,
+            run_dir: run_dir.to_path_buf(),
         }
     }
+}
+
+/// The file in which `ota select` records the slot it chose for `c` (the
+/// kernel command line only knows the rootfs).
+pub fn selected_path(run_dir: &Path, c: Component) -> PathBuf {
+    run_dir.join(format!("{}.slot", c.name()))
 }
 
 impl Platform for LinuxPlatform {
@@ -168,10 +184,16 @@ impl Platform for LinuxPlatform {
 
     fn booted(&self, c: Component) -> Option<Slot> {
         let key = format!("ota.{}=", c.name());
-        self.cmdline
+        let from_cmdline = self
+            .cmdline
             .split_whitespace()
             .find_map(|w| w.strip_prefix(key.as_str()))
-            .and_then(Slot::parse)
+            .and_then(Slot::parse);
+        from_cmdline.or_else(|| {
+            std::fs::read_to_string(selected_path(&self.run_dir, c))
+                .ok()
+                .and_then(|s| Slot::parse(s.trim()))
+        })
     }
 
     fn reboot(&mut self) -> Result<(), String> {
@@ -1082,4 +1104,33 @@ pub fn download_path(cfg: &AgentConfig) -> PathBuf {
 pub fn load_config(path: &Path) -> Result<AgentConfig, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_running_slots_come_from_the_command_line_and_ota_select() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = LinuxPlatform {
+            cmdline: "console=ttyS2 root=/dev/mmcblk0p3 ota.rootfs=B rw".into(),
+            reboot_command: Vec::new(),
+            run_dir: dir.path().to_path_buf(),
+        };
+        std::fs::write(selected_path(dir.path(), Component::App), "A\n").unwrap();
+        assert_eq!(p.booted(Component::Rootfs), Some(Slot::B));
+        assert_eq!(p.booted(Component::App), Some(Slot::A));
+        assert_eq!(p.booted(Component::Model), None);
+    }
+
+    #[test]
+    fn a_missing_reboot_command_is_an_error_not_a_silent_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = LinuxPlatform::new(Vec::new(), dir.path());
+        assert!(p.reboot().unwrap_err().contains("no reboot_command"));
+        let mut p = LinuxPlatform::new(vec!["false".into()], dir.path());
+        assert!(p.reboot().unwrap_err().contains("exited"));
+    }
 }

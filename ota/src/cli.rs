@@ -384,7 +384,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 PathBuf::from(&source)
             };
             let mut layout: Layout = cfg.layout.clone();
-            let platform = LinuxPlatform::new(Vec::new());
+            let platform = LinuxPlatform::new(Vec::new(), &cfg.run_dir);
             for c in Component::ALL {
                 if let Some(s) = agent::Platform::booted(&platform, c) {
                     layout.booted.insert(c, s);
@@ -484,7 +484,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let cfg = agent::load_config(&config).map_err(|e| anyhow!(e))?;
             let stop = Arc::new(AtomicBool::new(false));
             signal_hook_stop(&stop);
-            let mut platform = LinuxPlatform::new(reboot_command);
+            let mut platform = LinuxPlatform::new(reboot_command, &cfg.run_dir);
             let exit = agent::run(&cfg, &mut platform, &stop)?;
             tracing::info!("ota agent: {exit:?}");
         }
@@ -503,6 +503,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if let (Some(cur), Some(w)) = (&cur, &sel.write) {
                 cfg.layout.env.write(Some(cur), w)?;
             }
+            // The agent learns from this record which slot is running.
+            std::fs::create_dir_all(&cfg.run_dir)
+                .with_context(|| format!("creating {}", cfg.run_dir.display()))?;
+            let record = agent::selected_path(&cfg.run_dir, c);
+            std::fs::write(&record, format!("{}\n", sel.slot))
+                .with_context(|| format!("writing {}", record.display()))?;
             eprintln!("{c}: slot {} ({:?})", sel.slot, sel.choice);
             println!("{}", slots[sel.slot.index()].display());
         }

@@ -70,6 +70,7 @@ fn config(cam: &Camera, id: &str, store: &str, announce: &str, url_prefix: &str)
         max_bundle_bytes: 64 << 20,
         utc_offset_min: 0,
         health_deadline_s: 3,
+        run_dir: cam.path("run"),
         layout: cam.layout.clone(),
     }
 }

@@ -691,6 +691,7 @@ fn agent_config(cam: &Camera) -> AgentConfig {
         max_bundle_bytes: 64 << 20,
         utc_offset_min: 0,
         health_deadline_s: 60,
+        run_dir: cam.path("run"),
         layout: cam.layout.clone(),
     }
 }

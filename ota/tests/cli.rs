@@ -172,6 +172,11 @@ fn vendor_workflow_from_keys_to_an_installed_slot() {
     );
     assert_eq!(PathBuf::from(out.trim()), slots[1]);
     assert_eq!(store.read().unwrap().vars["ota_app_tries"], "2");
+    // The choice is recorded for the agent, which cannot see it otherwise.
+    assert_eq!(
+        std::fs::read_to_string(d.join("run/app.slot")).unwrap(),
+        "B\n"
+    );
 
     // A rotated root revokes the signer: the same bundle is refused.
     ok(
@@ -209,6 +214,7 @@ fn agent_toml(d: &Path, slots: &[PathBuf; 2], env: &[PathBuf; 2]) -> String {
 store_id = "s1"
 state_dir = "{state}"
 root_file = "{root}"
+run_dir = "{run}"
 version = "1.0.0"
 allowed_urls = ["https://updates.example/"]
 
@@ -228,6 +234,7 @@ app = ["{s0}", "{s1}"]
 "#,
         state = d.join("state").display(),
         root = d.join("root.json").display(),
+        run = d.join("run").display(),
         e0 = env[0].display(),
         e1 = env[1].display(),
         s0 = slots[0].display(),

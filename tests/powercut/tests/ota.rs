@@ -352,6 +352,7 @@ impl Rig {
             max_bundle_bytes: 64 << 20,
             utc_offset_min: 0,
             health_deadline_s: c.health_deadline_s,
+            run_dir: root.join("run"),
             layout: Layout {
                 board: "rk3588".into(),
                 env,
