@@ -52,6 +52,10 @@ pub struct AgentConfig {
     /// Where campaigns are announced (retained).
     #[serde(default = "default_announce")]
     pub announce_topic: String,
+    /// Where the vendor publishes the chain of roots after the factory
+    /// one (retained): how a rotation or a revocation reaches cameras.
+    #[serde(default = "default_roots")]
+    pub roots_topic: String,
     pub broker: Broker,
     /// Journal and download area (on the data partition).
     pub state_dir: PathBuf,
@@ -96,6 +100,9 @@ fn default_prefix() -> String {
 }
 fn default_announce() -> String {
     "ota/announce".into()
+}
+fn default_roots() -> String {
+    "ota/roots".into()
 }
 fn default_max_bundle() -> u64 {
     1 << 30
@@ -435,6 +442,9 @@ impl Agent<'_> {
             .subscribe(self.cfg.announce_topic.clone(), QoS::AtLeastOnce);
         let _ = self
             .client
+            .subscribe(self.cfg.roots_topic.clone(), QoS::AtLeastOnce);
+        let _ = self
+            .client
             .subscribe(self.cfg.health_topic(), QoS::AtMostOnce);
     }
 
@@ -472,6 +482,8 @@ impl Agent<'_> {
                     } else {
                         self.on_busy_announcement(&p.payload)?;
                     }
+                } else if p.topic == self.cfg.roots_topic {
+                    self.on_roots(&p.payload)?;
                 } else if p.topic == self.cfg.health_topic() {
                     self.gate.observe(&p.payload);
                 }
@@ -620,6 +632,20 @@ impl Agent<'_> {
         }
         self.deferred = Some(payload.to_vec());
         Ok(())
+    }
+
+    fn on_roots(&mut self, payload: &[u8]) -> Result<(), AgentError> {
+        match apply_roots(&mut self.j.trust, payload, self.platform.now()) {
+            Ok(Some(version)) => {
+                info!("ota: root of trust rotated to version {version}");
+                self.save("root rotated")
+            }
+            Ok(None) => Ok(()),
+            Err(reason) => {
+                self.notice(&format!("root chain: {reason}"));
+                Ok(())
+            }
+        }
     }
 
     fn cancel_job(&mut self, reason: &str) -> Result<(), AgentError> {
@@ -1064,6 +1090,40 @@ pub fn evaluate(cfg: &AgentConfig, j: &Journal, payload: &[u8], system_now: u64)
     Evaluation::Decided(a, v)
 }
 
+/// Apply a published chain of roots (a JSON array of signed root
+/// documents, oldest first): the ones newer than the current root are
+/// verified as a chain and taken all or nothing. Returns the new version,
+/// or `None` when nothing was newer.
+pub fn apply_roots(
+    trust: &mut Trust,
+    payload: &[u8],
+    system_now: u64,
+) -> Result<Option<u64>, String> {
+    if payload.is_empty() {
+        return Ok(None);
+    }
+    if payload.len() > 1 << 20 {
+        return Err(format!("{} bytes is too large", payload.len()));
+    }
+    let chain: Vec<Signed> =
+        serde_json::from_slice(payload).map_err(|e| format!("not a list of signed roots: {e}"))?;
+    let current = trust.root().version;
+    let mut newer = Vec::new();
+    for s in chain {
+        let root = crate::trust::Root::parse(&s.payload).map_err(|e| e.to_string())?;
+        if root.version > current {
+            newer.push(s);
+        }
+    }
+    if newer.is_empty() {
+        return Ok(None);
+    }
+    trust
+        .update_root_chain(&newer, system_now)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(trust.root().version))
+}
+
 /// Is this payload a validly signed halt of `campaign`?
 fn is_halt_of(trust: &Trust, system_now: u64, payload: &[u8], campaign: &str) -> bool {
     let Ok(signed) = serde_json::from_slice::<Signed>(payload) else {
@@ -1123,6 +1183,36 @@ mod tests {
         assert_eq!(p.booted(Component::Rootfs), Some(Slot::B));
         assert_eq!(p.booted(Component::App), Some(Slot::A));
         assert_eq!(p.booted(Component::Model), None);
+    }
+
+    #[test]
+    fn root_chains_apply_the_newer_roots_all_or_nothing() {
+        use crate::trust::{Role, Root, SecretKey, sign};
+        let k = SecretKey::from_bytes(&[1; 32]);
+        let v1 = Root::new_v1(vec![k.public_key()], 1, Vec::new(), 10_000, 100).unwrap();
+        let mut trust =
+            Trust::from_initial_root(&sign(v1.to_payload(), Role::Root, &[&k])).unwrap();
+        let s1 = sign(v1.to_payload(), Role::Root, &[&k]);
+        let mut v2 = v1.next();
+        v2.issued = 200;
+        let s2 = sign(v2.to_payload(), Role::Root, &[&k]);
+        let chain = serde_json::to_vec(&[&s1, &s2]).unwrap();
+        assert_eq!(apply_roots(&mut trust, &chain, 300), Ok(Some(2)));
+        // The same chain again: nothing newer.
+        assert_eq!(apply_roots(&mut trust, &chain, 300), Ok(None));
+        assert!(
+            apply_roots(&mut trust, b"{}", 300)
+                .unwrap_err()
+                .contains("not a list")
+        );
+        // v3 signed by a stranger: refused, trust stays at v2.
+        let stranger = SecretKey::from_bytes(&[9; 32]);
+        let mut v3 = v2.next();
+        v3.issued = 250;
+        let s3 = sign(v3.to_payload(), Role::Root, &[&stranger]);
+        let chain = serde_json::to_vec(&[&s2, &s3]).unwrap();
+        assert!(apply_roots(&mut trust, &chain, 300).is_err());
+        assert_eq!(trust.root().version, 2);
     }
 
     #[test]

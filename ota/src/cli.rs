@@ -118,6 +118,18 @@ enum Cmd {
         #[arg(long, default_value = "7d")]
         validity: humantime::Duration,
     },
+    /// Publish the chain of roots after the factory one (retained), so
+    /// that cameras rotate their root of trust.
+    PublishRoots {
+        /// host:port of the broker.
+        #[arg(long)]
+        broker: String,
+        #[arg(long, default_value = "ota/roots")]
+        topic: String,
+        /// Signed roots, version 2 first.
+        #[arg(required = true)]
+        roots: Vec<PathBuf>,
+    },
     /// Run the update agent on the camera.
     Agent {
         #[arg(long)]
@@ -477,6 +489,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 rollout::Outcome::Stopped(_) => ExitCode::from(3),
             });
         }
+        Cmd::PublishRoots {
+            broker,
+            topic,
+            roots,
+        } => {
+            // Check the chain as a camera will, before it reaches one.
+            let chain = roots
+                .iter()
+                .map(|p| read_signed(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let first = roots.first().ok_or_else(|| anyhow!("no root given"))?;
+            let first_root = Root::parse(&chain[0].payload)
+                .with_context(|| format!("root {}", first.display()))?;
+            if first_root.version < 2 {
+                bail!(
+                    "{} is version 1: publish the roots that follow it",
+                    first.display()
+                );
+            }
+            let (host, port) = broker
+                .rsplit_once(':')
+                .ok_or_else(|| anyhow!("--broker must be host:port"))?;
+            publish_retained(
+                host,
+                port.parse().context("--broker port")?,
+                &topic,
+                serde_json::to_vec(&chain)?,
+            )?;
+            println!(
+                "{topic}: {} root(s), up to version {}",
+                chain.len(),
+                first_root.version + chain.len() as u64 - 1
+            );
+        }
         Cmd::Agent {
             config,
             reboot_command,
@@ -518,6 +564,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Publish one retained message at QoS 1 and wait for its PUBACK.
+fn publish_retained(host: &str, port: u16, topic: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
+    let mut opts = MqttOptions::new(format!("ota-publish-{}", std::process::id()), host, port);
+    opts.set_max_packet_size(2 << 20, 2 << 20);
+    let (client, mut conn) = Client::new(opts, 8);
+    client.publish(topic, QoS::AtLeastOnce, true, body)?;
+    for ev in conn.iter() {
+        match ev {
+            Ok(Event::Incoming(Incoming::PubAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => bail!("broker {host}:{port}: {e}"),
+        }
+    }
+    let _ = client.disconnect();
+    Ok(())
 }
 
 fn outcome_json(o: &rollout::Outcome) -> serde_json::Value {

@@ -56,6 +56,7 @@ fn config(cam: &Camera, id: &str, store: &str, announce: &str, url_prefix: &str)
         store_id: store.into(),
         topic_prefix: "stores/{store}/cameras/{camera}".into(),
         announce_topic: announce.into(),
+        roots_topic: format!("{announce}/roots"),
         broker: Broker {
             host: addr.ip().to_string(),
             port: addr.port(),
@@ -640,4 +641,66 @@ fn a_bundle_the_server_does_not_have_is_rejected_once_without_retrying() {
     assert!(r.reason.as_deref().unwrap_or("").contains("404"), "{r:?}");
     assert_eq!(fleet.downloads(), 1, "a 404 is not retried");
     assert_eq!(cam.snapshot(), before);
+}
+
+/// Publish a chain of roots, retained, as `ota publish-roots` does.
+fn publish_roots(topic: &str, chain: &[ota::trust::Signed]) {
+    let addr = broker();
+    let opts = MqttOptions::new(unique("roots"), addr.ip().to_string(), addr.port());
+    let (client, mut conn) = Client::new(opts, 16);
+    let body = serde_json::to_vec(chain).unwrap();
+    client.publish(topic, QoS::AtLeastOnce, true, body).unwrap();
+    for ev in conn.iter() {
+        if let Ok(Event::Incoming(Incoming::PubAck(_))) = ev {
+            break;
+        }
+    }
+    let _ = client.disconnect();
+}
+
+#[test]
+fn a_rotated_root_published_on_mqtt_replaces_the_announcement_key() {
+    let fleet = Fleet::new();
+    let (cam, cfg) = fleet.camera("cam-rotate");
+    let t = fleet.spawn(cam, &cfg, NORMAL);
+    // Root v2: the old announcement key is replaced by a new one.
+    let new_key = ota::trust::SecretKey::from_bytes(&[42; 32]);
+    let old_id = fleet.vendor.keys.announcer.key_id();
+    let mut v2 = fleet.vendor.keys.root_doc().next();
+    v2.issued = now_s() - 60;
+    v2.signers.retain(|d| d.key.key_id() != old_id);
+    v2.signers.push(ota::trust::Delegation {
+        key: new_key.public_key(),
+        roles: vec![Role::Announcement],
+        expires: now_s() + 86_400,
+        note: None,
+    });
+    let signed_v2 = sign(v2.to_payload(), Role::Root, &[&fleet.vendor.keys.root]);
+    publish_roots(&cfg.roots_topic, &[signed_v2]);
+    let journal = agent::journal_path(&cfg);
+    wait_for("the rotation", 10, || {
+        ota::journal::Journal::load(&journal)
+            .ok()
+            .flatten()
+            .is_some_and(|j| j.trust.root().version == 2)
+    });
+    // The old key no longer starts anything.
+    let mut a = fleet.announcement("rotated");
+    fleet.announce(&a);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        fleet.downloads(),
+        0,
+        "an announcement by the dropped key was taken"
+    );
+    // The new one does.
+    a.seq = 2;
+    announce_now(&fleet.topic, &a, &new_key);
+    wait_for("the download", 10, || fleet.downloads() == 1);
+    fleet.stop(Duration::from_millis(300));
+    let _ = t.join().unwrap();
+    assert_eq!(
+        fleet.states("cam-rotate").first(),
+        Some(&State::Downloading)
+    );
 }

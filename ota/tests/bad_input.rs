@@ -677,6 +677,7 @@ fn agent_config(cam: &Camera) -> AgentConfig {
         store_id: "s1".into(),
         topic_prefix: "stores/{store}/cameras/{camera}".into(),
         announce_topic: "ota/announce".into(),
+        roots_topic: "ota/roots".into(),
         broker: Broker {
             host: "127.0.0.1".into(),
             port: 1,

@@ -338,6 +338,7 @@ impl Rig {
             store_id: c.store.clone(),
             topic_prefix: "stores/{store}/cameras/{camera}".into(),
             announce_topic: c.announce_topic.clone(),
+            roots_topic: format!("{}/roots", c.announce_topic),
             broker: Broker {
                 host: addr.ip().to_string(),
                 port: addr.port(),
