@@ -206,6 +206,12 @@ fn vendor_workflow_from_keys_to_an_installed_slot() {
         ],
     );
     assert!(e.contains("revoked"), "{e}");
+    // Only the roots after the factory one are published.
+    let e = fails(
+        d,
+        &["publish-roots", "--broker", "127.0.0.1:1", "root.json"],
+    );
+    assert!(e.contains("version 1"), "{e}");
 }
 
 fn agent_toml(d: &Path, slots: &[PathBuf; 2], env: &[PathBuf; 2]) -> String {
