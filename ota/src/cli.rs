@@ -292,11 +292,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out,
         } => {
             if let Some(dir) = boards_dir {
+                // A bundle names boards by their profile; a typo would
+                // make it installable nowhere.
                 for b in &boards {
-                    let p = dir.join(format!("{b}.toml"));
-                    if !p.exists() {
-                        bail!("board {b} has no profile {}", p.display());
-                    }
+                    boards::Profile::find(&dir, b)
+                        .with_context(|| format!("board {b} has no valid profile"))?;
                 }
             }
             let key = read_secret(&key)?;
