@@ -20,6 +20,7 @@ pub mod config_store;
 pub mod demo;
 pub mod detect;
 pub mod health;
+pub mod hw;
 pub mod link;
 pub mod model;
 pub mod outbox;
