@@ -192,12 +192,11 @@ fn ids_around(percent: u8) -> (String, String) {
     (low, high)
 }
 
-/// Publish a signed announcement, retained, as `ota rollout` would.
-fn announce_now(topic: &str, a: &Announcement, key: &ota::trust::SecretKey) {
+/// Publish a retained message at QoS 1 and wait for the broker's PUBACK.
+fn publish_retained(topic: &str, body: Vec<u8>) {
     let addr = broker();
-    let opts = MqttOptions::new(unique("announce"), addr.ip().to_string(), addr.port());
+    let opts = MqttOptions::new(unique("publish"), addr.ip().to_string(), addr.port());
     let (client, mut conn) = Client::new(opts, 16);
-    let body = serde_json::to_vec(&sign(a.to_payload(), Role::Announcement, &[key])).unwrap();
     client.publish(topic, QoS::AtLeastOnce, true, body).unwrap();
     for ev in conn.iter() {
         if let Ok(Event::Incoming(Incoming::PubAck(_))) = ev {
@@ -205,6 +204,12 @@ fn announce_now(topic: &str, a: &Announcement, key: &ota::trust::SecretKey) {
         }
     }
     let _ = client.disconnect();
+}
+
+/// Publish a signed announcement, retained, as `ota rollout` would.
+fn announce_now(topic: &str, a: &Announcement, key: &ota::trust::SecretKey) {
+    let signed = sign(a.to_payload(), Role::Announcement, &[key]);
+    publish_retained(topic, serde_json::to_vec(&signed).unwrap());
 }
 
 fn now_s() -> u64 {
@@ -645,17 +650,7 @@ fn a_bundle_the_server_does_not_have_is_rejected_once_without_retrying() {
 
 /// Publish a chain of roots, retained, as `ota publish-roots` does.
 fn publish_roots(topic: &str, chain: &[ota::trust::Signed]) {
-    let addr = broker();
-    let opts = MqttOptions::new(unique("roots"), addr.ip().to_string(), addr.port());
-    let (client, mut conn) = Client::new(opts, 16);
-    let body = serde_json::to_vec(chain).unwrap();
-    client.publish(topic, QoS::AtLeastOnce, true, body).unwrap();
-    for ev in conn.iter() {
-        if let Ok(Event::Incoming(Incoming::PubAck(_))) = ev {
-            break;
-        }
-    }
-    let _ = client.disconnect();
+    publish_retained(topic, serde_json::to_vec(chain).unwrap());
 }
 
 #[test]
