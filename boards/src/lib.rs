@@ -25,6 +25,17 @@ pub enum Soc {
 }
 
 impl Soc {
+    /// The name profiles and model manifests use ("rk3588").
+    pub fn name(self) -> &'static str {
+        match self {
+            Soc::Rv1106 => "rv1106",
+            Soc::Rv1126 => "rv1126",
+            Soc::Rk3568 => "rk3568",
+            Soc::Rk3588 => "rk3588",
+            Soc::Virt => "virt",
+        }
+    }
+
     /// NPU cores the SoC has (0 for none).
     pub fn npu_cores(self) -> u8 {
         match self {
@@ -183,6 +194,8 @@ pub enum ProfileError {
         path: PathBuf,
         problems: Vec<String>,
     },
+    #[error("no board profile {name:?}; this build knows: {known}")]
+    Unknown { name: String, known: String },
 }
 
 impl Profile {
@@ -339,4 +352,34 @@ pub fn load_all(dir: &Path) -> Result<Vec<Profile>, ProfileError> {
 /// The directory of the profiles shipped in this repository.
 pub fn shipped_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// The profiles shipped in this repository, built into the binaries so a
+/// camera needs no profile files beside them.
+const BUILTIN: &[(&str, &str)] = &[
+    ("qemu-arm64", include_str!("../qemu-arm64.toml")),
+    ("rk3568", include_str!("../rk3568.toml")),
+    ("rk3588", include_str!("../rk3588.toml")),
+    ("rv1106", include_str!("../rv1106.toml")),
+    ("rv1126", include_str!("../rv1126.toml")),
+];
+
+/// A shipped profile by name, or every problem with it.
+pub fn builtin(name: &str) -> Result<Profile, ProfileError> {
+    let (_, text) =
+        BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| ProfileError::Unknown {
+                name: name.to_string(),
+                known: BUILTIN
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+    Profile::parse(name, text).map_err(|problems| ProfileError::Invalid {
+        path: PathBuf::from(format!("<built-in {name}>")),
+        problems,
+    })
 }

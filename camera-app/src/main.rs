@@ -21,6 +21,68 @@ struct Cli {
     command: Command,
 }
 
+/// Which inference backend runs the model.
+#[derive(clap::Args)]
+struct BackendArgs {
+    /// `cpu` (rten, ONNX weights) or `rknn` (the board's NPU, its `.rknn`
+    /// build of the model).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendKind,
+    /// Board profile for the NPU settings (runtime library, I/O style,
+    /// cores): a built-in one, or `<boards-dir>/<board>.toml`.
+    #[arg(long, env = "CAMERA_BOARD")]
+    board: Option<String>,
+    #[arg(long, env = "CAMERA_BOARDS_DIR")]
+    boards_dir: Option<PathBuf>,
+    /// NPU runtime library instead of the profile's `npu.runtime`.
+    #[arg(long)]
+    rknn_lib: Option<PathBuf>,
+    /// NPU I/O style instead of the profile's `npu.api`.
+    #[arg(long, value_enum)]
+    npu_io: Option<NpuIo>,
+    /// `.rknn` model instead of the manifest's file for the board's SoC.
+    #[arg(long)]
+    rknn_model: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackendKind {
+    Cpu,
+    Rknn,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NpuIo {
+    InputsSet,
+    ZeroCopy,
+}
+
+impl BackendArgs {
+    fn resolve(self) -> Result<model::Backend> {
+        match self.backend {
+            BackendKind::Cpu => Ok(model::Backend::Cpu),
+            BackendKind::Rknn => {
+                let Some(name) = self.board else {
+                    bail!("--backend rknn needs --board (or CAMERA_BOARD) for the NPU settings");
+                };
+                let board = match &self.boards_dir {
+                    Some(dir) => boards::Profile::find(dir, &name)?,
+                    None => boards::builtin(&name)?,
+                };
+                Ok(model::Backend::Rknn(Box::new(model::NpuSetup {
+                    board,
+                    library: self.rknn_lib,
+                    api: self.npu_io.map(|io| match io {
+                        NpuIo::InputsSet => boards::NpuApi::InputsSet,
+                        NpuIo::ZeroCopy => boards::NpuApi::ZeroCopy,
+                    }),
+                    model: self.rknn_model,
+                })))
+            }
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Detect objects in images; one JSON object per image on stdout.
@@ -34,6 +96,8 @@ enum Command {
         classes: Vec<String>,
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        #[command(flatten)]
+        backend: BackendArgs,
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
@@ -184,8 +248,9 @@ fn main_inner(cli: Cli) -> Result<()> {
             model,
             classes,
             threads,
+            backend,
             images,
-        } => detect(models_dir, &model, classes, threads, &images),
+        } => detect(models_dir, &model, classes, threads, backend, &images),
         Command::Run {
             config,
             source,
@@ -318,6 +383,7 @@ fn detect(
     model_name: &str,
     classes: Vec<String>,
     threads: usize,
+    backend: BackendArgs,
     images: &[PathBuf],
 ) -> Result<()> {
     let manifest = Manifest::builtin(model_name)?;
@@ -327,7 +393,7 @@ fn detect(
         threads,
         ..DetectorOptions::default()
     };
-    let mut det = model::cpu_detector(&manifest, &dir, &opts)?;
+    let mut det = model::detector(&manifest, &dir, &backend.resolve()?, &opts)?;
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for path in images {

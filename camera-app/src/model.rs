@@ -6,6 +6,7 @@
 //! never committed: they are fetched from the pinned URL or copied from a
 //! mirror directory, and checked against the manifest before every load.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "cpu")]
 use crate::detect::cpu::RtenBackend;
 use crate::detect::{DecoderKind, Detector, DetectorSettings, InferError, InferenceBackend};
 use crate::preprocess::{Colorimetry, InputSpec, Preprocessor};
@@ -52,6 +54,26 @@ pub struct Manifest {
     pub decoder: DecoderSpec,
     /// Class names; index = class id.
     pub labels: Vec<String>,
+    /// NPU builds of the same weights, per SoC (`models/convert.py`).
+    #[serde(default)]
+    pub npu: BTreeMap<String, NpuModel>,
+}
+
+/// One SoC's `.rknn` build of a model. No sha256: the conversion is not
+/// bit-reproducible, and the signed OTA bundle that delivers it covers its
+/// integrity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NpuModel {
+    /// File name inside `<models dir>/<name>/`.
+    pub file: String,
+    /// The converter and its version, e.g. "rknn-toolkit2 2.5.0".
+    pub toolkit: String,
+    /// Quantisation, e.g. "int8".
+    pub dtype: String,
+    /// Agreement of the toolkit's simulator with onnxruntime (Pearson
+    /// correlation, the minimum over outputs and calibration images).
+    pub correlation: f32,
 }
 
 /// How to decode the model's outputs, with default thresholds.
@@ -110,6 +132,22 @@ pub enum ModelError {
     NoModelsDir,
     #[error(transparent)]
     Infer(#[from] InferError),
+    #[error("this build has no {backend} inference backend (cargo feature {feature:?})")]
+    NotBuilt {
+        backend: &'static str,
+        feature: &'static str,
+    },
+    #[error("board {board} has no NPU (npu.api = \"none\"): use the cpu backend")]
+    NoNpu { board: String },
+    #[error(
+        "model {name} has no NPU build for {soc} (it has: {have}); convert it with \
+         `python3 models/convert.py --soc {soc}` (see models/README.md)"
+    )]
+    NoNpuBuild {
+        name: String,
+        soc: String,
+        have: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ModelError + '_ {
@@ -148,6 +186,17 @@ impl Manifest {
         }
         if m.labels.is_empty() {
             problems.push("labels must not be empty".into());
+        }
+        for (soc, npu) in &m.npu {
+            if npu.file.contains('/') || npu.file.contains("..") || npu.file.is_empty() {
+                problems.push(format!(
+                    "npu.{soc}.file {:?} must be a plain file name",
+                    npu.file
+                ));
+            }
+            if !(0.0..=1.0).contains(&npu.correlation) {
+                problems.push(format!("npu.{soc}.correlation must be within 0..1"));
+            }
         }
         if problems.is_empty() {
             Ok(m)
@@ -383,7 +432,137 @@ pub struct DetectorOptions {
     pub colorimetry: Option<Colorimetry>,
 }
 
+/// Which inference backend runs the model.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// rten on the CPU, from the ONNX weights.
+    Cpu,
+    /// The board's NPU, from the manifest's `.rknn` build for its SoC.
+    Rknn(Box<NpuSetup>),
+}
+
+/// The NPU settings of a board, with overrides for development.
+#[derive(Debug, Clone)]
+pub struct NpuSetup {
+    pub board: boards::Profile,
+    /// Instead of the profile's `npu.runtime`.
+    pub library: Option<PathBuf>,
+    /// Instead of the profile's `npu.api`.
+    pub api: Option<boards::NpuApi>,
+    /// Instead of the manifest's file for the board's SoC.
+    pub model: Option<PathBuf>,
+}
+
+/// Build a detector for `manifest` on `backend`.
+pub fn detector(
+    manifest: &Manifest,
+    models_dir: &Path,
+    backend: &Backend,
+    opts: &DetectorOptions,
+) -> Result<Detector, ModelError> {
+    match backend {
+        Backend::Cpu => cpu_detector(manifest, models_dir, opts),
+        Backend::Rknn(setup) => rknn_detector(manifest, models_dir, setup, opts),
+    }
+}
+
+/// The NPU detector for a board.
+#[cfg(feature = "rknn")]
+pub fn rknn_detector(
+    manifest: &Manifest,
+    models_dir: &Path,
+    setup: &NpuSetup,
+    opts: &DetectorOptions,
+) -> Result<Detector, ModelError> {
+    use crate::detect::rknn::{RknnBackend, RknnOptions};
+    use crate::detect::tensor::{DType, Layout};
+
+    let mut board = setup.board.clone();
+    if let Some(api) = setup.api {
+        board.npu.api = api;
+    }
+    if let Some(lib) = &setup.library {
+        board.npu.runtime = Some(lib.display().to_string());
+    }
+    let no_npu = || ModelError::NoNpu {
+        board: board.name.clone(),
+    };
+    let rknn = RknnOptions::from_profile(&board).ok_or_else(no_npu)?;
+    let soc = board.soc.name();
+    let path = match &setup.model {
+        Some(p) => p.clone(),
+        None => {
+            let npu = manifest
+                .npu
+                .get(soc)
+                .ok_or_else(|| ModelError::NoNpuBuild {
+                    name: manifest.name.clone(),
+                    soc: soc.to_string(),
+                    have: if manifest.npu.is_empty() {
+                        "none".into()
+                    } else {
+                        manifest.npu.keys().cloned().collect::<Vec<_>>().join(", ")
+                    },
+                })?;
+            let p = models_dir.join(&manifest.name).join(&npu.file);
+            if !p.is_file() {
+                return Err(ModelError::NoNpuBuild {
+                    name: manifest.name.clone(),
+                    soc: format!("{soc} at {}", p.display()),
+                    have: manifest.npu.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+            p
+        }
+    };
+    let backend = RknnBackend::load(&path, &rknn)?;
+    // The NPU model takes raw uint8 NHWC pixels; its scale and mean/std
+    // are compiled in (models/convert.py passes them to the toolkit).
+    let input = InputSpec {
+        layout: Layout::Nhwc,
+        dtype: DType::U8,
+        quant: None,
+        scale: 1.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        ..manifest.input.clone()
+    };
+    let expected = input.shape().to_vec();
+    if backend.input().shape != expected {
+        return Err(ModelError::InputShape {
+            path: path.display().to_string(),
+            expected,
+            actual: backend.input().shape.clone(),
+        });
+    }
+    build_detector(manifest, input, Box::new(backend), opts)
+}
+
+/// The NPU detector (not in this build).
+#[cfg(not(feature = "rknn"))]
+pub fn rknn_detector(
+    _: &Manifest,
+    _: &Path,
+    _: &NpuSetup,
+    _: &DetectorOptions,
+) -> Result<Detector, ModelError> {
+    Err(ModelError::NotBuilt {
+        backend: "rknn",
+        feature: "rknn",
+    })
+}
+
+/// The CPU detector (not in this build).
+#[cfg(not(feature = "cpu"))]
+pub fn cpu_detector(_: &Manifest, _: &Path, _: &DetectorOptions) -> Result<Detector, ModelError> {
+    Err(ModelError::NotBuilt {
+        backend: "cpu",
+        feature: "cpu",
+    })
+}
+
 /// Verify the model's weights and build a CPU detector for it.
+#[cfg(feature = "cpu")]
 pub fn cpu_detector(
     manifest: &Manifest,
     models_dir: &Path,
@@ -403,9 +582,19 @@ pub fn cpu_detector(
     detector_with_backend(manifest, Box::new(backend), opts)
 }
 
-/// Build a detector for `manifest` around any backend.
+/// Build a detector for `manifest` around any backend that takes the
+/// manifest's input.
 pub fn detector_with_backend(
     manifest: &Manifest,
+    backend: Box<dyn InferenceBackend>,
+    opts: &DetectorOptions,
+) -> Result<Detector, ModelError> {
+    build_detector(manifest, manifest.input.clone(), backend, opts)
+}
+
+fn build_detector(
+    manifest: &Manifest,
+    input: InputSpec,
     backend: Box<dyn InferenceBackend>,
     opts: &DetectorOptions,
 ) -> Result<Detector, ModelError> {
@@ -426,10 +615,7 @@ pub fn detector_with_backend(
         nms_iou: opts.nms_iou.unwrap_or(manifest.decoder.nms_iou),
         classes,
     };
-    let pre = Preprocessor::new(
-        manifest.input.clone(),
-        opts.colorimetry.unwrap_or(Colorimetry::Bt601Limited),
-    );
+    let pre = Preprocessor::new(input, opts.colorimetry.unwrap_or(Colorimetry::Bt601Limited));
     Ok(Detector::new(
         pre,
         backend,

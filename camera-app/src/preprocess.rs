@@ -42,7 +42,9 @@ pub struct InputSpec {
     pub layout: Layout,
     pub dtype: DType,
     /// Pixel values are multiplied by `scale`, then `(v - mean) / std` per
-    /// channel (in the model's channel order). Ignored for `u8` inputs.
+    /// channel (in the model's channel order). A raw-pixel `u8` input (an
+    /// NPU model with its normalisation compiled in) has scale 1, mean 0
+    /// and std 1.
     #[serde(default = "one")]
     pub scale: f32,
     #[serde(default)]

@@ -7,9 +7,12 @@
 //! ([`OutputDecoder`]) turn raw outputs into boxes in original-image pixels;
 //! FastestDet's is here, YOLOv5/v8 or SSD heads go beside it.
 
+#[cfg(feature = "cpu")]
 pub mod cpu;
 pub mod fastestdet;
 pub mod nms;
+#[cfg(feature = "rknn")]
+pub mod rknn;
 pub mod tensor;
 
 use std::fmt;
