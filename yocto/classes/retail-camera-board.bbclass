@@ -51,7 +51,11 @@ RETAIL_CAMERA_DATA:rv1106-camera ?= "/dev/mtdblock5"
 
 RETAIL_CAMERA_BOARD_FILES = "${RETAIL_CAMERA_LAYERDIR}/files/boards/${RETAIL_CAMERA_BOARD}"
 
+# Recipes that only make sense for a camera board skip other machines;
+# bbappends to shared recipes (u-boot) set this to "0".
+RETAIL_CAMERA_BOARD_REQUIRED ??= "1"
+
 python () {
-    if not d.getVar('RETAIL_CAMERA_BOARD'):
+    if d.getVar('RETAIL_CAMERA_BOARD_REQUIRED') == '1' and not d.getVar('RETAIL_CAMERA_BOARD'):
         raise bb.parse.SkipRecipe("no RETAIL_CAMERA_BOARD for MACHINE %s (see classes/retail-camera-board.bbclass)" % d.getVar('MACHINE'))
 }
