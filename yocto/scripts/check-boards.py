@@ -4,12 +4,12 @@
 For every board profile in boards/ (the firmware's source of truth):
 - yocto/files/boards/<board>/fw_env.config: the [uboot_env] device, both
   offsets and the size (libubootenv / fw_printenv format);
-- yocto/files/boards/<board>/agent.toml: the agent's [layout.env] and the
+- yocto/recipes-camera/ota/files/<board>/agent.toml: the agent's [layout.env] and the
   rootfs slots ([partitions].rootfs);
 - yocto/files/boards/<board>/uboot-env.cfg, where present: the U-Boot
   config fragment (CONFIG_ENV_OFFSET, _REDUND, _SIZE) U-Boot must be built
   with so that it and Linux share the environment;
-- classes/retail-camera-board.bbclass: RETAIL_CAMERA_ROOT_A/_B/_DATA for
+- classes/retail_camera_board.bbclass: RETAIL_CAMERA_ROOT_A/_B/_DATA for
   the board's machine.
 
   check-boards.py           check, exit 1 on any difference (all reported)
@@ -93,7 +93,7 @@ def main():
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     errors = []
-    cls = open(os.path.join(LAYER, "classes", "retail-camera-board.bbclass")).read()
+    cls = open(os.path.join(LAYER, "classes", "retail_camera_board.bbclass")).read()
     boards = sorted(f[:-5] for f in os.listdir(os.path.join(REPO, "boards")) if f.endswith(".toml") and f != "Cargo.toml")
     for board in boards:
         with open(os.path.join(REPO, "boards", board + ".toml"), "rb") as f:
@@ -102,10 +102,13 @@ def main():
         e = p["uboot_env"]
         if args.write:
             os.makedirs(d, exist_ok=True)
-            for name, text in (("fw_env.config", fw_env(board, p)), ("agent.toml", agent(board, p))):
-                with open(os.path.join(d, name), "w") as f:
+            ad = os.path.join(LAYER, "recipes-camera", "ota", "files", board)
+            os.makedirs(ad, exist_ok=True)
+            for path, text in ((os.path.join(d, "fw_env.config"), fw_env(board, p)),
+                               (os.path.join(ad, "agent.toml"), agent(board, p))):
+                with open(path, "w") as f:
                     f.write(text)
-            print(f"wrote {d}/fw_env.config, agent.toml")
+                print(f"wrote {os.path.relpath(path, REPO)}")
             continue
         where = f"yocto/files/boards/{board}"
         # fw_env.config: compare the values, not the text.
@@ -118,18 +121,19 @@ def main():
             errors.append(f"{where}/fw_env.config is missing")
         # agent.toml: layout.env and rootfs slots.
         try:
-            with open(os.path.join(d, "agent.toml"), "rb") as f:
+            awhere = f"yocto/recipes-camera/ota/files/{board}"
+            with open(os.path.join(LAYER, "recipes-camera", "ota", "files", board, "agent.toml"), "rb") as f:
                 a = tomllib.load(f)
             lay = a["layout"]
             want_copies = [{"path": e["device"], "offset": o} for o in e["offsets"]]
             if lay.get("board") != board:
-                errors.append(f"{where}/agent.toml: layout.board is {lay.get('board')!r}, not {board!r}")
+                errors.append(f"{awhere}/agent.toml: layout.board is {lay.get('board')!r}, not {board!r}")
             if lay["env"]["size"] != e["size"] or lay["env"]["copies"] != want_copies:
-                errors.append(f"{where}/agent.toml: layout.env {lay['env']} differs from [uboot_env] (size {e['size']:#x}, copies {want_copies})")
+                errors.append(f"{awhere}/agent.toml: layout.env {lay['env']} differs from [uboot_env] (size {e['size']:#x}, copies {want_copies})")
             if lay["slots"]["rootfs"] != p["partitions"]["rootfs"]:
-                errors.append(f"{where}/agent.toml: layout.slots.rootfs {lay['slots']['rootfs']} differs from [partitions].rootfs {p['partitions']['rootfs']}")
+                errors.append(f"{awhere}/agent.toml: layout.slots.rootfs {lay['slots']['rootfs']} differs from [partitions].rootfs {p['partitions']['rootfs']}")
         except FileNotFoundError:
-            errors.append(f"{where}/agent.toml is missing")
+            errors.append(f"{awhere}/agent.toml is missing")
         # U-Boot config fragment, where the layer builds U-Boot's env config.
         cfg_path = os.path.join(d, "uboot-env.cfg")
         if os.path.exists(cfg_path):
@@ -143,7 +147,7 @@ def main():
         # The board class's partition devices.
         m = MACHINES.get(board)
         if m is None:
-            errors.append(f"boards/{board}.toml has no MACHINE in check-boards.py / retail-camera-board.bbclass")
+            errors.append(f"boards/{board}.toml has no MACHINE in check-boards.py / retail_camera_board.bbclass")
             continue
         parts = p["partitions"]
         for var, val in (("RETAIL_CAMERA_ROOT_A", parts["rootfs"][0]), ("RETAIL_CAMERA_ROOT_B", parts["rootfs"][1]),
@@ -152,9 +156,9 @@ def main():
             dm = re.search(rf'^{var} \?\?= "([^"]*)"', cls, re.M)
             got = mm.group(1) if mm else (dm.group(1) if dm else None)
             if got != val:
-                errors.append(f"classes/retail-camera-board.bbclass: {var} for {m} is {got!r}, boards/{board}.toml says {val!r}")
+                errors.append(f"classes/retail_camera_board.bbclass: {var} for {m} is {got!r}, boards/{board}.toml says {val!r}")
         if not re.search(rf'^RETAIL_CAMERA_BOARD:{re.escape(m)} \?= "{re.escape(board)}"', cls, re.M):
-            errors.append(f"classes/retail-camera-board.bbclass: RETAIL_CAMERA_BOARD:{m} is not {board!r}")
+            errors.append(f"classes/retail_camera_board.bbclass: RETAIL_CAMERA_BOARD:{m} is not {board!r}")
     if args.write:
         return 0
     for err in errors:

@@ -6,13 +6,13 @@ HOMEPAGE = "https://example.invalid/retail-camera"
 LICENSE = "Apache-2.0"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
 
+DEPENDS = "u-boot-mkimage-native"
+
 SRC_URI = "file://boot.cmd.in"
 S = "${UNPACKDIR}"
-
-DEPENDS = "u-boot-mkimage-native"
 INHIBIT_DEFAULT_DEPS = "1"
 
-inherit deploy kernel-arch retail-camera-board
+inherit deploy kernel-arch retail_camera_board
 
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 

@@ -6,19 +6,18 @@ durable outbox on /data."
 require recipes-camera/common/retail-camera-src.inc
 require ${BPN}-crates.inc
 
-inherit cargo cargo-update-recipe-crates systemd retail-camera-board
+inherit cargo cargo-update-recipe-crates systemd retail_camera_board
 
-SRC_URI += " \
-    file://camera-app.service \
-    file://camera-health.service \
-    file://camera-health \
-"
+SRC_URI += "file://camera-app.service \
+            file://camera-health.service \
+            file://camera-health \
+            "
 
 # One workspace member, without the embedded MQTT broker (demo and tests).
 CARGO_BUILD_FLAGS += "-p camera-app --no-default-features"
 
 # Inference backend by board (CAMERA_APP_INFERENCE in
-# classes/retail-camera-board.bbclass): "rknn" on the Rockchip boards
+# classes/retail_camera_board.bbclass): "rknn" on the Rockchip boards
 # (the runtime library is loaded at run time and comes from the vendor
 # layer: set CAMERA_APP_NPU_RUNTIME to its package), "cpu" (rten) on
 # qemu-arm64.

@@ -7,20 +7,19 @@ only a healthy camera."
 require recipes-camera/common/retail-camera-src.inc
 require ${BPN}-crates.inc
 
-inherit cargo cargo-update-recipe-crates systemd retail-camera-board
+inherit cargo cargo-update-recipe-crates systemd retail_camera_board
 
-SRC_URI += " \
-    file://ota-agent.service \
-    file://ota-select.service \
-    file://agent.toml \
-"
-# agent.toml is per board (files/boards/<board>/agent.toml in this layer).
-FILESEXTRAPATHS:prepend := "${RETAIL_CAMERA_BOARD_FILES}:"
+# agent.toml is per board (files/<board>/agent.toml, generated from
+# boards/<board>.toml by yocto/scripts/check-boards.py --write).
+SRC_URI += "file://ota-agent.service \
+            file://ota-select.service \
+            file://${RETAIL_CAMERA_BOARD}/agent.toml \
+            "
 
 CARGO_BUILD_FLAGS += "-p ota"
 
 do_install:append() {
-    install -D -m 0644 ${UNPACKDIR}/agent.toml ${D}${sysconfdir}/ota/agent.toml
+    install -D -m 0644 ${UNPACKDIR}/${RETAIL_CAMERA_BOARD}/agent.toml ${D}${sysconfdir}/ota/agent.toml
     install -D -m 0644 ${UNPACKDIR}/ota-agent.service ${D}${systemd_system_unitdir}/ota-agent.service
     install -D -m 0644 ${UNPACKDIR}/ota-select.service ${D}${systemd_system_unitdir}/ota-select.service
 }

@@ -4,7 +4,7 @@ rootfs slots chosen by the U-Boot boot-count script; writable state on \
 the data partition mounted at /data."
 LICENSE = "MIT"
 
-inherit core-image retail-camera-board
+inherit core-image retail_camera_board
 
 IMAGE_FEATURES += "read-only-rootfs"
 IMAGE_LINGUAS = ""
@@ -20,21 +20,15 @@ IMAGE_INSTALL = " \
     ${CORE_IMAGE_EXTRA_INSTALL} \
 "
 
-# Slot sizes (both rootfs slots are the same size; ota writes whole slots).
-RETAIL_CAMERA_ROOTFS_SIZE ?= "1024M"
-RETAIL_CAMERA_DATA_SIZE ?= "512M"
 IMAGE_ROOTFS_MAXSIZE ?= "1048576"
 
 # Disk image: wks files live in files/wic/ (the wrynose search path).
-RETAIL_CAMERA_WKS ??= "retail-camera.wks.in"
-RETAIL_CAMERA_WKS:rock-5b ?= "retail-camera-rockchip.wks.in"
-RETAIL_CAMERA_WKS:rock-3a ?= "retail-camera-rockchip.wks.in"
 WKS_FILE = "${RETAIL_CAMERA_WKS}"
 WICVARS:append = " RETAIL_CAMERA_ROOTFS_SIZE RETAIL_CAMERA_DATA_SIZE"
 # ext4: the update payload for a rootfs slot; wic: the factory image.
 # RV1106 boots from SPI NAND: its flash image comes from the vendor BSP.
 IMAGE_FSTYPES = "ext4 wic wic.bmap"
 IMAGE_FSTYPES:rv1106-camera = "ext4"
+# (wic depends on the do_deploy of WKS_FILE_DEPENDS: boot.scr)
 WKS_FILE_DEPENDS:append = " retail-camera-bootscript"
 IMAGE_BOOT_FILES = "boot.scr"
-do_image_wic[depends] += "retail-camera-bootscript:do_deploy"

@@ -9,9 +9,9 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7ca
 SRC_URI = "file://data.mount"
 S = "${UNPACKDIR}"
 
-inherit systemd allarch retail-camera-board
+inherit systemd retail_camera_board
 
-# allarch, but the device differs per board.
+# The device differs per board.
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 do_install() {

@@ -49,6 +49,14 @@ RETAIL_CAMERA_ROOT_A:rv1106-camera ?= "/dev/mtdblock3"
 RETAIL_CAMERA_ROOT_B:rv1106-camera ?= "/dev/mtdblock4"
 RETAIL_CAMERA_DATA:rv1106-camera ?= "/dev/mtdblock5"
 
+# Disk image (files/wic/; boards with their loader on the disk have their own).
+RETAIL_CAMERA_WKS ??= "retail-camera.wks.in"
+RETAIL_CAMERA_WKS:rock-5b ?= "retail-camera-rockchip.wks.in"
+RETAIL_CAMERA_WKS:rock-3a ?= "retail-camera-rockchip.wks.in"
+# Slot sizes (both rootfs slots the same size: ota writes whole slots).
+RETAIL_CAMERA_ROOTFS_SIZE ??= "1024M"
+RETAIL_CAMERA_DATA_SIZE ??= "512M"
+
 RETAIL_CAMERA_BOARD_FILES = "${RETAIL_CAMERA_LAYERDIR}/files/boards/${RETAIL_CAMERA_BOARD}"
 
 # Recipes that only make sense for a camera board skip other machines;
@@ -57,5 +65,5 @@ RETAIL_CAMERA_BOARD_REQUIRED ??= "1"
 
 python () {
     if d.getVar('RETAIL_CAMERA_BOARD_REQUIRED') == '1' and not d.getVar('RETAIL_CAMERA_BOARD'):
-        raise bb.parse.SkipRecipe("no RETAIL_CAMERA_BOARD for MACHINE %s (see classes/retail-camera-board.bbclass)" % d.getVar('MACHINE'))
+        raise bb.parse.SkipRecipe("no RETAIL_CAMERA_BOARD for MACHINE %s (see classes/retail_camera_board.bbclass)" % d.getVar('MACHINE'))
 }
