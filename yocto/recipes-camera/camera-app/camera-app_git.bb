@@ -1,0 +1,47 @@
+SUMMARY = "Retail camera analytics: frames in, people out"
+DESCRIPTION = "camera-app captures frames (V4L2), detects and tracks people, \
+turns tracks into retail figures and publishes them over MQTT through a \
+durable outbox on /data."
+
+require recipes-camera/common/retail-camera-src.inc
+require ${BPN}-crates.inc
+
+inherit cargo cargo-update-recipe-crates systemd retail_camera_board
+
+SRC_URI += "file://camera-app.service \
+            file://camera-health.service \
+            file://camera-health \
+            "
+
+# One workspace member, without the embedded MQTT broker (demo and tests).
+CARGO_BUILD_FLAGS += "-p camera-app --no-default-features"
+
+# Inference backend by board (CAMERA_APP_INFERENCE in
+# classes/retail_camera_board.bbclass): "rknn" on the Rockchip boards
+# (the runtime library is loaded at run time and comes from the vendor
+# layer: set CAMERA_APP_NPU_RUNTIME to its package), "cpu" (rten) on
+# qemu-arm64.
+CAMERA_APP_NPU_RUNTIME ??= ""
+PACKAGECONFIG ??= "${CAMERA_APP_INFERENCE}"
+PACKAGECONFIG[rknn] = "--features rknn,,,,${CAMERA_APP_NPU_RUNTIME}"
+PACKAGECONFIG[cpu] = "--features cpu"
+
+do_install:append() {
+    # The built-in configuration (synthetic source); the installer's copy
+    # lives on /data/camera and is seeded from this one at first start.
+    install -D -m 0644 ${S}/camera-app/src/default-config.toml ${D}${sysconfdir}/camera/config.toml
+
+    install -D -m 0644 ${UNPACKDIR}/camera-app.service ${D}${systemd_system_unitdir}/camera-app.service
+    install -D -m 0644 ${UNPACKDIR}/camera-health.service ${D}${systemd_system_unitdir}/camera-health.service
+    install -D -m 0755 ${UNPACKDIR}/camera-health ${D}${libexecdir}/camera-health
+    sed -i -e 's,@LIBEXECDIR@,${libexecdir},g' -e 's,@BINDIR@,${bindir},g' \
+        ${D}${systemd_system_unitdir}/camera-app.service \
+        ${D}${systemd_system_unitdir}/camera-health.service
+}
+
+SYSTEMD_SERVICE:${PN} = "camera-app.service camera-health.service"
+
+FILES:${PN} += "${libexecdir}/camera-health"
+CONFFILES:${PN} = "${sysconfdir}/camera/config.toml"
+# ota-select.service chooses the app and model slots before the app starts.
+RDEPENDS:${PN} = "ota"

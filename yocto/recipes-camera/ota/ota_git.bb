@@ -1,0 +1,29 @@
+SUMMARY = "Signed A/B updates for the retail camera: agent and boot-contract tools"
+DESCRIPTION = "ota verifies signed bundles while they stream into the \
+inactive slots, keeps the U-Boot boot-count contract for the app and \
+model slots (ota select) and runs the MQTT update agent that commits \
+only a healthy camera."
+
+require recipes-camera/common/retail-camera-src.inc
+require ${BPN}-crates.inc
+
+inherit cargo cargo-update-recipe-crates systemd retail_camera_board
+
+# agent.toml is per board (files/<board>/agent.toml, generated from
+# boards/<board>.toml by yocto/scripts/check-boards.py --write).
+SRC_URI += "file://ota-agent.service \
+            file://ota-select.service \
+            file://${RETAIL_CAMERA_BOARD}/agent.toml \
+            "
+
+CARGO_BUILD_FLAGS += "-p ota"
+
+do_install:append() {
+    install -D -m 0644 ${UNPACKDIR}/${RETAIL_CAMERA_BOARD}/agent.toml ${D}${sysconfdir}/ota/agent.toml
+    install -D -m 0644 ${UNPACKDIR}/ota-agent.service ${D}${systemd_system_unitdir}/ota-agent.service
+    install -D -m 0644 ${UNPACKDIR}/ota-select.service ${D}${systemd_system_unitdir}/ota-select.service
+}
+
+SYSTEMD_SERVICE:${PN} = "ota-select.service ota-agent.service"
+
+CONFFILES:${PN} = "${sysconfdir}/ota/agent.toml"
