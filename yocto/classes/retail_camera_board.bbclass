@@ -29,7 +29,8 @@ CAMERA_APP_INFERENCE ??= "cpu"
 CAMERA_APP_INFERENCE:rock-5b ?= "rknn"
 CAMERA_APP_INFERENCE:rock-3a ?= "rknn"
 CAMERA_APP_INFERENCE:rv1106-camera ?= "rknn"
-CAMERA_APP_INFERENCE:rv1126-camera ?= "rknn"
+# RV1126 (non-B): Toolkit1 runtime, another ABI (boards/rv1126.toml).
+CAMERA_APP_INFERENCE:rv1126-camera ?= "cpu"
 
 # Where U-Boot reads the kernel (the boot script's `load` interface and
 # device number) and the Linux names of the rootfs slots and the data
