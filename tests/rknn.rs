@@ -15,7 +15,7 @@ use camera_app::detect::{Detection, Detector};
 use camera_app::model::{self, Backend, DetectorOptions, Manifest, NpuModel, NpuSetup};
 use camera_app::preprocess::{Colorimetry, Preprocessor};
 use common::{images_dir, models_dir};
-use rknnrt::container::{self, Header, InputDesc};
+use rknnrt::container::{self, Header, InputDesc, OutputType};
 
 /// The stand-in runtime built for this target: `$RKNN_STANDIN_LIB`, or
 /// `librknnrt.so` in this test's target directory.
@@ -226,35 +226,63 @@ fn npu_finds_the_same_people_as_the_cpu() {
     let people: usize = want.iter().map(|(_, d)| d.len()).sum();
     assert!(people >= 5, "the images should hold people: {want:?}");
 
+    // rknn-toolkit2's hybrid quantisation (what models/convert.py ships for
+    // RK3588/RK3568) keeps FastestDet's head in fp16: the output is float16.
+    let (m16, models16) = npu_models(&tmp.path().join("fp16"), |h| {
+        for o in &mut h.outputs {
+            o.dtype = OutputType::Float16;
+        }
+    });
     let rk3588 = runtime(tmp.path(), "rk3588", "soc = \"rk3588\"\n");
+    let rk3568 = runtime(tmp.path(), "rk3568", "soc = \"rk3568\"\n");
     let rv1106 = runtime(
         tmp.path(),
         "rv1106",
         "soc = \"rv1106\"\nzero_copy_only = true\n",
     );
+    use boards::NpuApi::{InputsSet, ZeroCopy};
+    let int8 = (&m, &models);
+    let fp16 = (&m16, &models16);
     let cases = [
         (
             "rk3588",
             &rk3588,
-            boards::NpuApi::InputsSet,
-            "rknn_inputs_set, NCHW",
+            InputsSet,
+            int8,
+            "int8, rknn_inputs_set, NCHW",
         ),
         (
             "rk3588",
             &rk3588,
-            boards::NpuApi::ZeroCopy,
-            "zero-copy, NC1HWC2",
+            ZeroCopy,
+            int8,
+            "int8, zero-copy, NC1HWC2",
         ),
         (
             "rv1106",
             &rv1106,
-            boards::NpuApi::ZeroCopy,
-            "zero-copy only, NHWC",
+            ZeroCopy,
+            int8,
+            "int8, zero-copy only, NHWC",
+        ),
+        (
+            "rk3568",
+            &rk3568,
+            InputsSet,
+            fp16,
+            "fp16 head, rknn_inputs_set, f32",
+        ),
+        (
+            "rk3588",
+            &rk3588,
+            ZeroCopy,
+            fp16,
+            "fp16 head, zero-copy, NC1HWC2",
         ),
     ];
-    for (board, lib, api, what) in cases {
+    for (board, lib, api, (m, models), what) in cases {
         let backend = setup(board, lib, Some(api));
-        let mut npu = model::detector(&m, &models, &backend, &opts).expect(what);
+        let mut npu = model::detector(m, models, &backend, &opts).expect(what);
         assert_eq!(npu.backend_name(), "rknn");
         let got = detect_all(&mut npu);
         match compare(&want, &got, threshold) {

@@ -41,10 +41,12 @@ pub const FMT_NC1HWC2: i32 = 2;
 
 // rknn_tensor_type.
 pub const TYPE_FLOAT32: i32 = 0;
+pub const TYPE_FLOAT16: i32 = 1;
 pub const TYPE_INT8: i32 = 2;
 pub const TYPE_UINT8: i32 = 3;
 
 // rknn_tensor_qnt_type.
+pub const QNT_NONE: i32 = 0;
 pub const QNT_AFFINE_ASYMMETRIC: i32 = 2;
 
 #[repr(C)]

@@ -37,13 +37,26 @@ pub struct InputDesc {
     pub std: [f32; 3],
 }
 
-/// Affine int8 quantisation of one output: `real = (q - zero_point) * scale`.
+/// How one output leaves the NPU: affine int8, `real = (q - zero_point) *
+/// scale`, or float16 (rknn-toolkit2's hybrid quantisation keeps the last
+/// layers of FastestDet in fp16).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputQuant {
     pub name: String,
     pub zero_point: i32,
     pub scale: f32,
+    #[serde(default)]
+    pub dtype: OutputType,
+}
+
+/// Element type of an output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputType {
+    #[default]
+    Int8,
+    Float16,
 }
 
 /// Split a packed model into its header and ONNX bytes.
@@ -129,6 +142,7 @@ pub fn calibrate(
                 name,
                 zero_point,
                 scale,
+                dtype: OutputType::Int8,
             }
         })
         .collect();
@@ -181,6 +195,7 @@ mod tests {
             name: "o".into(),
             zero_point: -28,
             scale: 0.05,
+            dtype: OutputType::Int8,
         };
         for v in [-5.0f32, -1.23, 0.0, 0.7, 7.6] {
             let back = (f32::from(quantise(v, &q)) - q.zero_point as f32) * q.scale;

@@ -11,7 +11,8 @@ use rten_tensor::{Layout as _, NdTensor, NdTensorView};
 use serde::Deserialize;
 
 use crate::abi::{self, Context, Input, Output, TensorAttr, TensorMem};
-use crate::container::{self, Header};
+use crate::container::{self, Header, OutputQuant, OutputType};
+use half::f16;
 
 /// Behaviour of one copy of the library, from `standin.toml` beside it.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,8 +49,36 @@ impl Config {
     }
 }
 
-/// Channel block of the NC1HWC2 layout for int8 on these NPUs.
-const C2: usize = 16;
+/// Channel block of the NC1HWC2 layout: 16 int8 or 8 float16 channels
+/// (one 128-bit vector).
+fn c2_of(ty: i32) -> usize {
+    if ty == abi::TYPE_FLOAT16 { 8 } else { 16 }
+}
+
+fn elem_size(ty: i32) -> usize {
+    match ty {
+        abi::TYPE_FLOAT32 => 4,
+        abi::TYPE_FLOAT16 => 2,
+        _ => 1,
+    }
+}
+
+/// `v` as the NPU hands it over: rounded to int8 (and back) or to fp16.
+fn npu_value(v: f32, q: &OutputQuant) -> f32 {
+    match q.dtype {
+        OutputType::Int8 => (f32::from(container::quantise(v, q)) - q.zero_point as f32) * q.scale,
+        OutputType::Float16 => f16::from_f32(v).to_f32(),
+    }
+}
+
+/// One element of an output in type `ty`, appended to `out`.
+fn encode(v: f32, q: &OutputQuant, ty: i32, out: &mut Vec<u8>) {
+    match ty {
+        abi::TYPE_FLOAT32 => out.extend_from_slice(&npu_value(v, q).to_ne_bytes()),
+        abi::TYPE_FLOAT16 => out.extend_from_slice(&f16::from_f32(v).to_ne_bytes()),
+        _ => out.push(container::quantise(v, q).to_ne_bytes()[0]),
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct IoMem {
@@ -355,22 +384,15 @@ pub fn outputs_get(ctx: Context, outs: &mut [Output]) -> i32 {
             let i = o.index as usize;
             let values = c.outputs.get(i).ok_or(abi::ERR_OUTPUT_INVALID)?;
             let q = &c.header.outputs[i];
-            let bytes: Vec<u8> = if o.want_float != 0 {
-                // The NPU computes int8; its float output is dequantised.
-                values
-                    .iter()
-                    .flat_map(|&v| {
-                        let back =
-                            (f32::from(container::quantise(v, q)) - q.zero_point as f32) * q.scale;
-                        back.to_ne_bytes()
-                    })
-                    .collect()
+            let ty = if o.want_float != 0 {
+                abi::TYPE_FLOAT32
             } else {
-                values
-                    .iter()
-                    .map(|&v| container::quantise(v, q).to_ne_bytes()[0])
-                    .collect()
+                c.native_type(i)
             };
+            let mut bytes = Vec::with_capacity(values.len() * elem_size(ty));
+            for &v in values {
+                encode(v, q, ty, &mut bytes);
+            }
             if o.is_prealloc != 0 {
                 if o.buf.is_null() || (o.size as usize) < bytes.len() {
                     return Err(abi::ERR_OUTPUT_INVALID);
@@ -474,16 +496,12 @@ pub fn set_io_mem(ctx: Context, mem: *mut TensorMem, attr: TensorAttr) -> i32 {
             .ok_or(abi::ERR_PARAM_INVALID)?;
         let want = c.output_attr(i, attr.fmt);
         if !matches!(attr.fmt, abi::FMT_NCHW | abi::FMT_NHWC | abi::FMT_NC1HWC2)
-            || !matches!(attr.type_, abi::TYPE_INT8 | abi::TYPE_FLOAT32)
+            || (attr.type_ != c.native_type(i) && attr.type_ != abi::TYPE_FLOAT32)
         {
             return Err(abi::ERR_OUTPUT_INVALID);
         }
-        let elem = if attr.type_ == abi::TYPE_FLOAT32 {
-            4
-        } else {
-            1
-        };
-        if size < want.size_with_stride as usize * elem {
+        let elems = want.size_with_stride as usize / elem_size(want.type_);
+        if size < elems * elem_size(attr.type_) {
             return Err(abi::ERR_OUTPUT_INVALID);
         }
         c.out_mems[i] = Some(IoMem {
@@ -562,14 +580,23 @@ impl Ctx {
         a
     }
 
+    fn native_type(&self, i: usize) -> i32 {
+        match self.header.outputs[i].dtype {
+            OutputType::Int8 => abi::TYPE_INT8,
+            OutputType::Float16 => abi::TYPE_FLOAT16,
+        }
+    }
+
     fn output_attr(&self, i: usize, fmt: i32) -> TensorAttr {
         let [n, ch, h, w] = self.out_shapes[i];
         let q = &self.header.outputs[i];
+        let ty = self.native_type(i);
+        let c2 = c2_of(ty);
         let mut a = TensorAttr::zeroed();
         a.index = i as u32;
         let dims: Vec<usize> = match fmt {
             abi::FMT_NHWC => vec![n, h, w, ch],
-            abi::FMT_NC1HWC2 => vec![n, ch.div_ceil(C2), h, w, C2],
+            abi::FMT_NC1HWC2 => vec![n, ch.div_ceil(c2), h, w, c2],
             _ => vec![n, ch, h, w],
         };
         a.n_dims = dims.len() as u32;
@@ -577,15 +604,21 @@ impl Ctx {
             *d = v as u32;
         }
         set_name(&mut a, &q.name);
+        let elem = elem_size(ty);
         a.n_elems = (n * ch * h * w) as u32;
-        a.size = a.n_elems;
+        a.size = (n * ch * h * w * elem) as u32;
         a.fmt = fmt;
-        a.type_ = abi::TYPE_INT8;
-        a.qnt_type = abi::QNT_AFFINE_ASYMMETRIC;
-        a.zp = q.zero_point;
-        a.scale = q.scale;
+        a.type_ = ty;
+        if ty == abi::TYPE_INT8 {
+            a.qnt_type = abi::QNT_AFFINE_ASYMMETRIC;
+            a.zp = q.zero_point;
+            a.scale = q.scale;
+        } else {
+            a.qnt_type = abi::QNT_NONE;
+            a.scale = 1.0;
+        }
         a.w_stride = w as u32;
-        a.size_with_stride = dims.iter().product::<usize>() as u32;
+        a.size_with_stride = (dims.iter().product::<usize>() * elem) as u32;
         a
     }
 
@@ -601,23 +634,22 @@ impl Ctx {
         let dst = unsafe {
             std::slice::from_raw_parts_mut(mem.virt_addr.cast::<u8>(), mem.size as usize)
         };
-        let float = m.attr.type_ == abi::TYPE_FLOAT32;
+        let ty = m.attr.type_;
+        let elem = elem_size(ty);
+        let c2 = m.attr.dims.get(4).copied().unwrap_or(16).max(1) as usize;
+        let mut one = Vec::with_capacity(4);
         for c in 0..ch {
             for y in 0..h {
                 for x in 0..w {
                     let v = values[(c * h + y) * w + x];
                     let at = match m.attr.fmt {
                         abi::FMT_NHWC => (y * w + x) * ch + c,
-                        abi::FMT_NC1HWC2 => (((c / C2) * h + y) * w + x) * C2 + c % C2,
+                        abi::FMT_NC1HWC2 => (((c / c2) * h + y) * w + x) * c2 + c % c2,
                         _ => (c * h + y) * w + x,
                     };
-                    let qv = container::quantise(v, q);
-                    if float {
-                        let back = (f32::from(qv) - q.zero_point as f32) * q.scale;
-                        dst[at * 4..at * 4 + 4].copy_from_slice(&back.to_ne_bytes());
-                    } else {
-                        dst[at] = qv.to_ne_bytes()[0];
-                    }
+                    one.clear();
+                    encode(v, q, ty, &mut one);
+                    dst[at * elem..(at + 1) * elem].copy_from_slice(&one);
                 }
             }
         }

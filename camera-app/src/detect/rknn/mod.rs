@@ -156,6 +156,9 @@ struct OutputSlot {
     mem: Option<Mem>,
     /// NCHW channels/height/width of the logical tensor.
     chw: (usize, usize, usize),
+    /// Float outputs in zero-copy: the native values as f32, before
+    /// reordering.
+    scratch: Vec<f32>,
 }
 
 /// One model on the NPU.
@@ -399,18 +402,23 @@ impl RknnBackend {
             } else {
                 logical
             };
-            match (attr.type_, attr.qnt_type) {
-                (ffi::TYPE_INT8 | ffi::TYPE_UINT8, ffi::QNT_AFFINE_ASYMMETRIC | ffi::QNT_NONE) => {}
+            // int8/uint8 stay quantised; float16 outputs (hybrid
+            // quantisation keeps FastestDet's head in fp16) become f32.
+            let float = match (attr.type_, attr.qnt_type) {
+                (ffi::TYPE_INT8 | ffi::TYPE_UINT8, ffi::QNT_AFFINE_ASYMMETRIC | ffi::QNT_NONE) => {
+                    false
+                }
+                (ffi::TYPE_FLOAT16 | ffi::TYPE_FLOAT32, _) => true,
                 (t, q) => {
                     return Err(RknnError::Tensor {
                         what: format!("output {i} ({})", attr.name()),
                         reason: format!(
-                            "type {t} with quantisation {q}; this binding reads affine int8/uint8 \
-                             outputs (convert the model with int8 quantisation)"
+                            "type {t} with quantisation {q}; this binding reads affine int8/uint8, \
+                             float16 and float32 outputs"
                         ),
                     });
                 }
-            }
+            };
             let mem = if zero_copy {
                 if !matches!(attr.fmt, ffi::FMT_NC1HWC2 | ffi::FMT_NHWC | ffi::FMT_NCHW) {
                     return Err(RknnError::Tensor {
@@ -444,10 +452,10 @@ impl RknnBackend {
             } else {
                 (vec![1, c, h, w], Layout::Nchw)
             };
-            let data = if attr.type_ == ffi::TYPE_UINT8 {
-                TensorData::U8(vec![0; c * h * w])
-            } else {
-                TensorData::I8(vec![0; c * h * w])
+            let data = match attr.type_ {
+                _ if float => TensorData::F32(vec![0.0; c * h * w]),
+                ffi::TYPE_UINT8 => TensorData::U8(vec![0; c * h * w]),
+                _ => TensorData::I8(vec![0; c * h * w]),
             };
             self.outputs.push(Tensor {
                 shape,
@@ -455,7 +463,17 @@ impl RknnBackend {
                 quant,
                 data,
             });
-            self.slots.push(OutputSlot { attr, mem, chw });
+            let scratch = if float && zero_copy {
+                vec![0.0; (attr.size_with_stride.max(attr.size) / 2) as usize]
+            } else {
+                Vec::new()
+            };
+            self.slots.push(OutputSlot {
+                attr,
+                mem,
+                chw,
+                scratch,
+            });
         }
         Ok(())
     }
@@ -537,7 +555,8 @@ impl RknnBackend {
                     TensorData::F32(v) => (v.as_mut_ptr().cast(), v.len() * 4),
                 };
                 ffi::Output {
-                    want_float: 0,
+                    // Float outputs come as f32 (the runtime converts fp16).
+                    want_float: u8::from(matches!(t.data, TensorData::F32(_))),
                     is_prealloc: 1,
                     index: i as u32,
                     buf,
@@ -583,7 +602,7 @@ impl RknnBackend {
         // SAFETY: no extension argument.
         let code = unsafe { (self.api.run)(self.ctx, std::ptr::null_mut()) };
         check(&self.api, "rknn_run", code)?;
-        for (slot, out) in self.slots.iter().zip(self.outputs.iter_mut()) {
+        for (slot, out) in self.slots.iter_mut().zip(self.outputs.iter_mut()) {
             let Some(mem) = &slot.mem else { continue };
             if let Some(f) = self.api.mem_sync {
                 // SAFETY: `mem` came from rknn_create_mem on this context.
@@ -591,23 +610,53 @@ impl RknnBackend {
                 check(&self.api, "rknn_mem_sync", code)?;
             }
             let src = mem.bytes();
-            let dst: &mut [u8] = match &mut out.data {
+            let c2 = slot.attr.dims().get(4).copied().unwrap_or(16).max(1) as usize;
+            let nc1hwc2 = slot.attr.fmt == ffi::FMT_NC1HWC2;
+            match &mut out.data {
+                TensorData::F32(dst) => {
+                    let native = &mut slot.scratch;
+                    match slot.attr.type_ {
+                        ffi::TYPE_FLOAT16 => {
+                            for (d, b) in native.iter_mut().zip(src.chunks_exact(2)) {
+                                *d = half::f16::from_ne_bytes([b[0], b[1]]).to_f32();
+                            }
+                        }
+                        _ => {
+                            for (d, b) in native.iter_mut().zip(src.chunks_exact(4)) {
+                                *d = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                            }
+                        }
+                    }
+                    if nc1hwc2 {
+                        nc1hwc2_to_nchw(native, slot.chw, c2, dst);
+                    } else {
+                        let n = dst.len();
+                        dst.copy_from_slice(&native[..n]);
+                    }
+                }
                 TensorData::I8(v) => {
                     // SAFETY: i8 and u8 have the same size and layout.
-                    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len()) }
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len())
+                    };
+                    copy_native(src, slot.chw, nc1hwc2.then_some(c2), dst);
                 }
-                TensorData::U8(v) => v.as_mut_slice(),
-                TensorData::F32(_) => continue,
-            };
-            match slot.attr.fmt {
-                ffi::FMT_NC1HWC2 => {
-                    let c2 = slot.attr.dims().get(4).copied().unwrap_or(16) as usize;
-                    nc1hwc2_to_nchw(src, slot.chw, c2, dst);
-                }
-                _ => dst.copy_from_slice(&src[..dst.len()]),
+                TensorData::U8(dst) => copy_native(src, slot.chw, nc1hwc2.then_some(c2), dst),
             }
         }
         Ok(())
+    }
+}
+
+/// Copy a one-byte-per-element native output into NCHW (from NC1HWC2) or
+/// as it is (NCHW, NHWC).
+fn copy_native(src: &[u8], chw: (usize, usize, usize), c2: Option<usize>, dst: &mut [u8]) {
+    match c2 {
+        Some(c2) => nc1hwc2_to_nchw(src, chw, c2, dst),
+        None => {
+            let n = dst.len();
+            dst.copy_from_slice(&src[..n]);
+        }
     }
 }
 
@@ -632,7 +681,12 @@ impl Drop for RknnBackend {
 
 /// Rewrite an NC1HWC2 tensor (channels in blocks of `c2`, the last block
 /// padded) as NCHW.
-pub fn nc1hwc2_to_nchw(src: &[u8], (c, h, w): (usize, usize, usize), c2: usize, dst: &mut [u8]) {
+pub fn nc1hwc2_to_nchw<T: Copy>(
+    src: &[T],
+    (c, h, w): (usize, usize, usize),
+    c2: usize,
+    dst: &mut [T],
+) {
     let hw = h * w;
     for ch in 0..c {
         let (block, lane) = (ch / c2, ch % c2);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use rknnrt::container::{InputDesc, pack};
+use rknnrt::container::{InputDesc, OutputType, calibrate, write};
 
 #[derive(Parser)]
 #[command(about = "Pack an ONNX model for the RKNN stand-in runtime")]
@@ -31,6 +31,10 @@ struct Cli {
     mean: f32,
     #[arg(long, default_value_t = 255.0)]
     std: f32,
+    /// Float16 outputs, like rknn-toolkit2's hybrid quantisation leaves
+    /// FastestDet's head (the RK3588/RK3568 builds in the model manifest).
+    #[arg(long)]
+    fp16_outputs: bool,
     /// Calibration images.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -66,7 +70,13 @@ fn main() -> Result<()> {
         mean: [cli.mean; 3],
         std: [cli.std; 3],
     };
-    let bytes = pack(&onnx, &cli.soc, input, &calibration).map_err(anyhow::Error::msg)?;
+    let mut header = calibrate(&onnx, &cli.soc, input, &calibration).map_err(anyhow::Error::msg)?;
+    if cli.fp16_outputs {
+        for o in &mut header.outputs {
+            o.dtype = OutputType::Float16;
+        }
+    }
+    let bytes = write(&header, &onnx);
     std::fs::write(&cli.out, bytes).with_context(|| cli.out.display().to_string())?;
     println!("{}", cli.out.display());
     Ok(())
