@@ -443,3 +443,53 @@ fn npu_errors_name_the_problem() {
         );
     }
 }
+
+/// The service picks its backend from `camera.board`: the NPU on a board
+/// with one (the manifest's `.rknn` for its SoC), the CPU on one without,
+/// or when the config says `backend = "cpu"`.
+#[test]
+fn the_config_board_chooses_the_backend() {
+    use camera_app::config::{Config, DetectorBackend};
+    use camera_app::pipeline::build_detector;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_, models) = npu_models(tmp.path(), |_| {});
+    // The CPU path verifies the ONNX weights beside the NPU builds.
+    std::fs::copy(
+        models_dir().join("fastestdet/FastestDet.onnx"),
+        models.join("fastestdet/FastestDet.onnx"),
+    )
+    .expect("copy onnx");
+    let lib = runtime(tmp.path(), "rk3588", "");
+    let mut cfg = Config::default_config().expect("default config");
+    cfg.detector.models_dir = Some(models.clone());
+    cfg.detector.npu_runtime = Some(lib);
+
+    let backend = |cfg: &Config| build_detector(cfg).expect("detector").1.backend_name();
+    assert_eq!(backend(&cfg), "rten", "no board: CPU");
+    cfg.camera.board = Some("rk3588".into());
+    assert_eq!(backend(&cfg), "rknn", "rk3588: its NPU");
+    cfg.detector.backend = DetectorBackend::Cpu;
+    assert_eq!(backend(&cfg), "rten", "backend = cpu");
+    cfg.detector.backend = DetectorBackend::Auto;
+    cfg.camera.board = Some("qemu-arm64".into());
+    assert_eq!(backend(&cfg), "rten", "a board without an NPU");
+
+    // A config asking for the NPU where there is none is refused whole.
+    let text = "[camera]\nboard = \"qemu-arm64\"\n[source]\nkind = \"synthetic\"\n\
+                [detector]\nbackend = \"rknn\"\n";
+    let err = Config::parse(text, "test")
+        .expect_err("rknn on qemu-arm64")
+        .to_string();
+    assert!(err.contains("board qemu-arm64 has no NPU"), "{err}");
+    let err = Config::parse(
+        "[camera]\nboard = \"rk9999\"\n[source]\nkind = \"synthetic\"\n",
+        "test",
+    )
+    .expect_err("unknown board")
+    .to_string();
+    assert!(
+        err.contains("camera.board") && err.contains("rk3588"),
+        "{err}"
+    );
+}

@@ -52,6 +52,11 @@ pub struct CameraConfig {
     /// Carried by every bin and event.
     #[serde(default = "default_camera_id")]
     pub id: String,
+    /// The board's profile (a built-in name: rk3588, rk3568, rv1106,
+    /// rv1126, qemu-arm64): it decides the NPU runtime, I/O style and cores
+    /// (`boards/*.toml`). Without it the CPU runs the model.
+    #[serde(default)]
+    pub board: Option<String>,
 }
 
 fn default_camera_id() -> String {
@@ -62,6 +67,7 @@ impl Default for CameraConfig {
     fn default() -> Self {
         Self {
             id: default_camera_id(),
+            board: None,
         }
     }
 }
@@ -98,6 +104,12 @@ pub struct DetectorConfig {
     pub classes: Vec<String>,
     #[serde(default = "default_colorimetry")]
     pub colorimetry: Colorimetry,
+    #[serde(default)]
+    pub backend: DetectorBackend,
+    /// NPU runtime library instead of the board profile's (development,
+    /// or a runtime installed outside the library path).
+    #[serde(default)]
+    pub npu_runtime: Option<PathBuf>,
 }
 
 fn default_model() -> String {
@@ -123,8 +135,22 @@ impl Default for DetectorConfig {
             nms_iou: None,
             classes: default_classes(),
             colorimetry: default_colorimetry(),
+            backend: DetectorBackend::Auto,
+            npu_runtime: None,
         }
     }
+}
+
+/// Which backend runs the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorBackend {
+    /// The NPU when the board has one (and this build binds it), else the
+    /// CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Rknn,
 }
 
 /// Where results go.
@@ -261,6 +287,15 @@ impl Config {
         }
     }
 
+    /// The board profile `camera.board` names.
+    pub fn board_profile(&self) -> Result<Option<boards::Profile>, boards::ProfileError> {
+        self.camera
+            .board
+            .as_deref()
+            .map(boards::builtin)
+            .transpose()
+    }
+
     /// The built-in default.
     pub fn default_config() -> Result<Self, ConfigError> {
         Self::parse(DEFAULT_CONFIG, "built-in default")
@@ -271,6 +306,23 @@ impl Config {
         let mut p = Vec::new();
         if self.camera.id.trim().is_empty() || self.camera.id.len() > 64 {
             p.push("camera.id: must be 1 to 64 bytes".to_string());
+        }
+        match self.board_profile() {
+            Ok(Some(b)) => {
+                if self.detector.backend == DetectorBackend::Rknn
+                    && b.npu.api == boards::NpuApi::None
+                {
+                    p.push(format!(
+                        "detector.backend: rknn, but board {} has no NPU (npu.api = \"none\")",
+                        b.name
+                    ));
+                }
+            }
+            Ok(None) if self.detector.backend == DetectorBackend::Rknn => {
+                p.push("detector.backend: rknn needs camera.board for the NPU settings".into());
+            }
+            Ok(None) => {}
+            Err(e) => p.push(format!("camera.board: {e}")),
         }
         p.extend(self.tracker.problems());
         if self.output.outbox_max_bytes < 64 * 1024 {

@@ -119,7 +119,41 @@ pub fn open_source(cfg: &SourceConfig) -> Result<Box<dyn FrameSource>, SourceErr
     })
 }
 
-/// Build the CPU detector the config names.
+/// The backend the config asks for: the board's NPU when it has one and
+/// `detector.backend` allows it, else the CPU.
+pub fn choose_backend(cfg: &Config) -> Result<model::Backend, ModelError> {
+    use crate::config::DetectorBackend;
+    let d = &cfg.detector;
+    let board = cfg.board_profile().map_err(|e| ModelError::Manifest {
+        path: "camera.board".into(),
+        reason: e.to_string(),
+    })?;
+    let npu = |board: boards::Profile| {
+        model::Backend::Rknn(Box::new(model::NpuSetup {
+            board,
+            library: d.npu_runtime.clone(),
+            api: None,
+            model: None,
+        }))
+    };
+    Ok(match (d.backend, board) {
+        (DetectorBackend::Cpu, _) | (DetectorBackend::Auto, None) => model::Backend::Cpu,
+        (DetectorBackend::Auto, Some(b))
+            if b.npu.api == boards::NpuApi::None || !cfg!(feature = "rknn") =>
+        {
+            model::Backend::Cpu
+        }
+        (DetectorBackend::Auto | DetectorBackend::Rknn, Some(b)) => npu(b),
+        (DetectorBackend::Rknn, None) => {
+            return Err(ModelError::Manifest {
+                path: "detector.backend".into(),
+                reason: "rknn needs camera.board".into(),
+            });
+        }
+    })
+}
+
+/// Build the detector the config names, on the backend it chooses.
 pub fn build_detector(cfg: &Config) -> Result<(Manifest, Detector), ModelError> {
     let d = &cfg.detector;
     let manifest = Manifest::builtin(&d.model)?;
@@ -131,7 +165,7 @@ pub fn build_detector(cfg: &Config) -> Result<(Manifest, Detector), ModelError> 
         threads: d.threads,
         colorimetry: Some(d.colorimetry),
     };
-    let detector = model::cpu_detector(&manifest, &dir, &opts)?;
+    let detector = model::detector(&manifest, &dir, &choose_backend(cfg)?, &opts)?;
     Ok((manifest, detector))
 }
 
