@@ -54,6 +54,8 @@ pub enum HwSetupError {
     },
     #[error(transparent)]
     Write(HwError),
+    #[error("cannot start the hardware thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// What one step did.
