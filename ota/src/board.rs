@@ -17,15 +17,11 @@ use crate::slots::{EnvLocation, EnvStore};
 pub const INSTALLED_DIR: &str = "/usr/share/retail-camera/boards";
 
 /// The profiles' directory when neither the config nor the command line
-/// names one: the installed one, or on a build host without it, the
-/// profiles of this source tree (`boards::shipped_dir`).
+/// names one. Not `boards::shipped_dir()`: that is the build host's source
+/// path, meaningless on a camera, and baking it into the binary trips
+/// Yocto's `buildpaths` QA check. On a build host, pass `--boards-dir boards`.
 pub fn default_dir() -> PathBuf {
-    let installed = PathBuf::from(INSTALLED_DIR);
-    if installed.is_dir() {
-        return installed;
-    }
-    let shipped = boards::shipped_dir();
-    if shipped.is_dir() { shipped } else { installed }
+    PathBuf::from(INSTALLED_DIR)
 }
 
 /// Why no layout could be derived.
