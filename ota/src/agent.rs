@@ -11,7 +11,7 @@
 //! Decisions are pure functions elsewhere ([`announce`], [`boot`],
 //! [`health`]); this module is the I/O around them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -1161,9 +1161,123 @@ pub fn download_path(cfg: &AgentConfig) -> PathBuf {
     cfg.download_path()
 }
 
-pub fn load_config(path: &Path) -> Result<AgentConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+/// The board to derive the layout from, as given on the command line
+/// (`--board`, `--boards-dir`); each overrides the config's field.
+#[derive(Debug, Clone, Default)]
+pub struct BoardArgs {
+    pub board: Option<String>,
+    pub boards_dir: Option<PathBuf>,
+}
+
+/// Why an agent config could not be used; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error(
+        "{}: a board ({board}) and an explicit [layout] both given: keep one (the board's profile names the devices [layout] would)",
+        path.display()
+    )]
+    BoardAndLayout { path: PathBuf, board: String },
+    #[error(
+        "{}: [slots] goes with a board; with an explicit [layout] put them in [layout.slots]",
+        path.display()
+    )]
+    SlotsWithoutBoard { path: PathBuf },
+    #[error(
+        "{}: no layout: name the board (`board = \"rk3588\"` or --board) or give a [layout]",
+        path.display()
+    )]
+    NoLayout { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Board {
+        path: PathBuf,
+        #[source]
+        source: crate::board::BoardError,
+    },
+}
+
+/// Load an agent config whose layout is explicit (`[layout]`).
+pub fn load_config(path: &Path) -> Result<AgentConfig, ConfigError> {
+    load_config_with(path, &BoardArgs::default())
+}
+
+/// Load an agent config. The layout is either explicit (`[layout]`) or
+/// derived from a board profile: `board = "rk3588"` (or `--board`), the
+/// profiles in `boards_dir` (or `--boards-dir`, else
+/// [`crate::board::default_dir`]), and `[slots]` for the app and model
+/// slots. Both a board and a `[layout]` is refused rather than one
+/// silently winning: a wrong guess would write the wrong devices.
+pub fn load_config_with(path: &Path, args: &BoardArgs) -> Result<AgentConfig, ConfigError> {
+    let parse = |message: String| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| parse(e.to_string()))?;
+    let mut take_str = |key: &str| match table.remove(key) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(parse(format!(
+            "{key} must be a string, not {}",
+            other.type_str()
+        ))),
+    };
+    let board_cfg = take_str("board")?;
+    let dir_cfg = take_str("boards_dir")?;
+    let slots = table.remove("slots");
+    match args.board.clone().or(board_cfg) {
+        None if slots.is_some() => {
+            return Err(ConfigError::SlotsWithoutBoard {
+                path: path.to_path_buf(),
+            });
+        }
+        None if !table.contains_key("layout") => {
+            return Err(ConfigError::NoLayout {
+                path: path.to_path_buf(),
+            });
+        }
+        None => {}
+        Some(board) if table.contains_key("layout") => {
+            return Err(ConfigError::BoardAndLayout {
+                path: path.to_path_buf(),
+                board,
+            });
+        }
+        Some(board) => {
+            let other: BTreeMap<Component, [PathBuf; 2]> = slots
+                .map(|v| v.try_into().map_err(|e| parse(format!("[slots]: {e}"))))
+                .transpose()?
+                .unwrap_or_default();
+            let dir = args
+                .boards_dir
+                .clone()
+                .or(dir_cfg.map(PathBuf::from))
+                .unwrap_or_else(crate::board::default_dir);
+            let board_err = |source| ConfigError::Board {
+                path: path.to_path_buf(),
+                source,
+            };
+            let profile = crate::board::find_profile(&dir, &board).map_err(board_err)?;
+            let layout = crate::board::layout(&profile, &other).map_err(board_err)?;
+            // Back into the table, so that the rest of the config is read
+            // (and its unknown fields refused) exactly as before.
+            let value = toml::Value::try_from(&layout).map_err(|e| parse(e.to_string()))?;
+            table.insert("layout".into(), value);
+        }
+    }
+    table
+        .try_into()
+        .map_err(|e: toml::de::Error| parse(e.to_string()))
 }
 
 #[cfg(test)]
@@ -1213,6 +1327,116 @@ mod tests {
         let chain = serde_json::to_vec(&[&s2, &s3]).unwrap();
         assert!(apply_roots(&mut trust, &chain, 300).is_err());
         assert_eq!(trust.root().version, 2);
+    }
+
+    const BASE: &str = r#"camera_id = "cam-1"
+store_id = "s1"
+state_dir = "/data/ota"
+root_file = "/etc/ota/root.json"
+version = "1.0.0"
+allowed_urls = ["https://updates.example/"]
+"#;
+    const BROKER: &str = "[broker]\nhost = \"127.0.0.1\"\nport = 1883\n";
+    const SLOTS: &str = "[slots]\napp = [\"/data/app/a\", \"/data/app/b\"]\n";
+    const LAYOUT: &str = r#"[layout]
+board = "rk3588"
+[layout.env]
+size = 8192
+copies = [{ path = "/tmp/env0" }, { path = "/tmp/env1" }]
+[layout.slots]
+app = ["/data/app/a", "/data/app/b"]
+"#;
+
+    /// Write `parts` as one config and load it with `args`.
+    fn load(parts: &[&str], args: &BoardArgs) -> Result<AgentConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, parts.concat()).unwrap();
+        load_config_with(&path, args)
+    }
+
+    fn shipped() -> BoardArgs {
+        BoardArgs {
+            board: None,
+            boards_dir: Some(boards::shipped_dir()),
+        }
+    }
+
+    fn rk3588_layout() -> Layout {
+        let profile = crate::board::find_profile(&boards::shipped_dir(), "rk3588").unwrap();
+        let app = BTreeMap::from([(Component::App, ["/data/app/a".into(), "/data/app/b".into()])]);
+        crate::board::layout(&profile, &app).unwrap()
+    }
+
+    #[test]
+    fn a_config_naming_its_board_gets_the_profile_layout() {
+        let cfg = load(&[BASE, "board = \"rk3588\"\n", BROKER, SLOTS], &shipped()).unwrap();
+        assert_eq!(cfg.layout, rk3588_layout());
+        assert_eq!(cfg.layout.env.copies[1].offset, 0x3fc000);
+        // The rest of the config is read as before.
+        assert_eq!(cfg.camera_id, "cam-1");
+        assert_eq!(cfg.broker.port, 1883);
+    }
+
+    #[test]
+    fn the_command_line_board_and_directory_win_over_the_config() {
+        let cfg_dir = "boards_dir = \"/nonexistent/boards\"\n";
+        let args = BoardArgs {
+            board: Some("rk3588".into()),
+            ..shipped()
+        };
+        let text = [BASE, "board = \"rv1106\"\n", cfg_dir, BROKER, SLOTS];
+        let cfg = load(&text, &args).unwrap();
+        assert_eq!(cfg.layout, rk3588_layout());
+        // Without the override, the config's directory is used: refused there.
+        let e = load(&text, &BoardArgs::default()).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/boards"), "{e}");
+    }
+
+    #[test]
+    fn an_explicit_layout_still_works_and_excludes_a_board() {
+        let cfg = load(&[BASE, BROKER, LAYOUT], &BoardArgs::default()).unwrap();
+        assert_eq!(cfg.layout.env.size, 8192);
+        assert_eq!(cfg.layout.env.copies[0].path, Path::new("/tmp/env0"));
+
+        let e = load(&[BASE, "board = \"rk3588\"\n", BROKER, LAYOUT], &shipped()).unwrap_err();
+        assert!(matches!(e, ConfigError::BoardAndLayout { .. }), "{e:?}");
+        let args = BoardArgs {
+            board: Some("rk3588".into()),
+            ..shipped()
+        };
+        let e = load(&[BASE, BROKER, LAYOUT], &args)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("agent.toml") && e.contains("keep one"), "{e}");
+    }
+
+    #[test]
+    fn configs_without_a_layout_or_with_stray_slots_are_refused() {
+        let e = load(&[BASE, BROKER], &BoardArgs::default()).unwrap_err();
+        assert!(matches!(e, ConfigError::NoLayout { .. }), "{e:?}");
+        let e = load(&[BASE, BROKER, SLOTS], &BoardArgs::default()).unwrap_err();
+        assert!(matches!(e, ConfigError::SlotsWithoutBoard { .. }), "{e:?}");
+        let e = load(&[BASE, "board = 3588\n", BROKER], &shipped()).unwrap_err();
+        assert!(e.to_string().contains("board must be a string"), "{e}");
+        let bad_slots = "[slots]\nfirmware = [\"/a\", \"/b\"]\n";
+        let e = load(
+            &[BASE, "board = \"rk3588\"\n", BROKER, bad_slots],
+            &shipped(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("[slots]"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_board_in_the_config_names_the_known_ones() {
+        let e = load(&[BASE, "board = \"rk3399\"\n", BROKER], &shipped())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rk3399") && e.contains("rk3588, rv1106, rv1126"),
+            "{e}"
+        );
     }
 
     #[test]

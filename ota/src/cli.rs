@@ -77,6 +77,8 @@ enum Cmd {
         source: String,
         #[arg(long)]
         config: PathBuf,
+        #[command(flatten)]
+        board: BoardOpts,
     },
     /// Publish a campaign in waves, watch the reports, halt on failures.
     Rollout {
@@ -134,6 +136,8 @@ enum Cmd {
     Agent {
         #[arg(long)]
         config: PathBuf,
+        #[command(flatten)]
+        board: BoardOpts,
         /// Command that reboots the camera.
         #[arg(long, num_args = 1.., default_values = ["systemctl", "reboot"])]
         reboot_command: Vec<String>,
@@ -145,6 +149,8 @@ enum Cmd {
         config: PathBuf,
         #[arg(long)]
         component: String,
+        #[command(flatten)]
+        board: BoardOpts,
     },
     /// Benchmark: verify and write a payload vs sha256sum + cp.
     Bench {
@@ -155,6 +161,30 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+/// The board whose profile gives the agent's layout (instead of the
+/// config's `[layout]`).
+#[derive(Debug, clap::Args)]
+struct BoardOpts {
+    /// Board profile name (boards/<NAME>.toml); overrides the config's
+    /// `board`.
+    #[arg(long)]
+    board: Option<String>,
+    /// Directory of board profiles; overrides the config's `boards_dir`
+    /// (default: /usr/share/retail-camera/boards).
+    #[arg(long)]
+    boards_dir: Option<PathBuf>,
+}
+
+impl BoardOpts {
+    fn load(self, config: &Path) -> anyhow::Result<agent::AgentConfig> {
+        let args = agent::BoardArgs {
+            board: self.board,
+            boards_dir: self.boards_dir,
+        };
+        Ok(agent::load_config_with(config, &args)?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -377,8 +407,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 signers
             );
         }
-        Cmd::Install { source, config } => {
-            let cfg = agent::load_config(&config).map_err(|e| anyhow!(e))?;
+        Cmd::Install {
+            source,
+            config,
+            board,
+        } => {
+            let cfg = board.load(&config)?;
             let j = agent::open_journal(&cfg)?;
             let path = if source.starts_with("http://") || source.starts_with("https://") {
                 let dest = agent::download_path(&cfg);
@@ -525,17 +559,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Cmd::Agent {
             config,
+            board,
             reboot_command,
         } => {
-            let cfg = agent::load_config(&config).map_err(|e| anyhow!(e))?;
+            let cfg = board.load(&config)?;
             let stop = Arc::new(AtomicBool::new(false));
             signal_hook_stop(&stop);
             let mut platform = LinuxPlatform::new(reboot_command, &cfg.run_dir);
             let exit = agent::run(&cfg, &mut platform, &stop)?;
             tracing::info!("ota agent: {exit:?}");
         }
-        Cmd::Select { config, component } => {
-            let cfg = agent::load_config(&config).map_err(|e| anyhow!(e))?;
+        Cmd::Select {
+            config,
+            component,
+            board,
+        } => {
+            let cfg = board.load(&config)?;
             let c = Component::parse(&component)
                 .ok_or_else(|| anyhow!("component {component:?} is not rootfs, app or model"))?;
             let slots = cfg

@@ -2,12 +2,13 @@
 //! bundle format ([`bundle`], [`manifest`]), the A/B slot logic over the
 //! U-Boot environment ([`boot`], [`mod@env`], [`slots`]), installation
 //! ([`install`]), resumable download ([`download`]), the update agent
-//! ([`agent`], [`announce`], [`journal`], [`health`]) and staged rollouts
+//! ([`agent`], its layout from a board profile: [`board`], [`announce`], [`journal`], [`health`]) and staged rollouts
 //! ([`rollout`]). [`tls`] loads MQTT TLS settings for the agent and for
 //! camera-app. `docs/ota.md` is the guide; the `ota` binary wraps it.
 
 pub mod agent;
 pub mod announce;
+pub mod board;
 pub mod boot;
 pub mod bundle;
 pub mod download;

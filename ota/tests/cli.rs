@@ -248,3 +248,92 @@ app = ["{s0}", "{s1}"]
         s1 = slots[1].display(),
     )
 }
+
+/// A profile for a board whose devices are files in `d`.
+fn bench_profile(d: &Path) -> String {
+    format!(
+        r#"name = "bench"
+description = "test bench: devices are files"
+soc = "virt"
+target = "aarch64-unknown-linux-gnu"
+memory_budget_mib = 64
+
+[npu]
+api = "none"
+
+[capture]
+formats = ["nv12"]
+width = 640
+height = 480
+fps = 10
+
+[partitions]
+boot = "{d}/boot"
+rootfs = ["{d}/root-a", "{d}/root-b"]
+data = "{d}/data"
+
+[uboot_env]
+device = "{d}/env.img"
+offsets = [0x1000, 0x3000]
+size = 0x2000
+"#,
+        d = d.display()
+    )
+}
+
+#[test]
+fn select_takes_the_layout_from_the_board_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir(d.join("boards")).unwrap();
+    std::fs::write(d.join("boards/bench.toml"), bench_profile(d)).unwrap();
+    std::fs::write(d.join("env.img"), vec![0u8; 0x5000]).unwrap();
+    // The environment, at the profile's offsets, says rootfs B is active.
+    let store = ota::slots::EnvStore {
+        copies: [0x1000, 0x3000].map(|offset| ota::slots::EnvLocation {
+            path: d.join("env.img"),
+            offset,
+        }),
+        size: 0x2000,
+    };
+    let mut vars = ota::env::Vars::new();
+    vars.insert(
+        ota::boot::var(ota::manifest::Component::Rootfs, "active"),
+        "B".into(),
+    );
+    store.write(None, &vars).unwrap();
+    let base = agent_toml(
+        d,
+        &[d.join("app-a"), d.join("app-b")],
+        &[d.join("x"), d.join("y")],
+    );
+    let (head, _) = base.split_once("[layout]").unwrap();
+    let slots = format!(
+        "[slots]\napp = [\"{}\", \"{}\"]\n",
+        d.join("app-a").display(),
+        d.join("app-b").display()
+    );
+    std::fs::write(d.join("agent.toml"), format!("{head}{slots}")).unwrap();
+    fn select<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["select", "--config", "agent.toml", "--component", "rootfs"];
+        args.extend_from_slice(extra);
+        args
+    }
+    let out = ok(d, &select(&["--board", "bench", "--boards-dir", "boards"]));
+    assert_eq!(PathBuf::from(out.trim()), d.join("root-b"));
+
+    // The config may name the board and the directory itself.
+    let cfg = format!(
+        "board = \"bench\"\nboards_dir = \"{}\"\n{head}{slots}",
+        d.join("boards").display()
+    );
+    std::fs::write(d.join("agent.toml"), cfg).unwrap();
+    assert_eq!(PathBuf::from(ok(d, &select(&[])).trim()), d.join("root-b"));
+
+    // An unknown board names the ones there are.
+    let e = fails(d, &select(&["--board", "rk3588"]));
+    assert!(
+        e.contains("\"rk3588\" has no profile") && e.contains("known boards: bench"),
+        "{e}"
+    );
+}
