@@ -39,6 +39,8 @@ use crate::track::{Tracker, TrackerConfig};
 pub enum PipelineError {
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error("camera.board: {0}")]
+    Board(String),
     #[error("frame source: {0}")]
     Source(#[source] SourceError),
     #[error("cannot read analytics config {path}: {source}")]
@@ -336,7 +338,17 @@ impl PeopleCounter {
 pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError> {
     let analytics = cfg.analytics.as_deref().map(load_analytics).transpose()?;
     let (manifest, mut detector) = build_detector(cfg)?;
-    let mut source = open_source(&cfg.source).map_err(PipelineError::Source)?;
+    let board = cfg
+        .board_profile()
+        .map_err(|e| PipelineError::Board(e.to_string()))?;
+    // On a board, the built-in synthetic placeholder gives way to its camera.
+    let source_cfg = match &board {
+        Some(p) => crate::hw::board::source_with_board(&cfg.source, p)
+            .map_err(|e| PipelineError::Board(e.to_string()))?,
+        None => cfg.source.clone(),
+    };
+    let mut source = open_source(&source_cfg).map_err(PipelineError::Source)?;
+    let hw = board.as_ref().and_then(BoardHw::start);
     tracing::info!(
         source = %source.describe(),
         model = %manifest.name,
@@ -365,6 +377,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError>
             source.as_mut(),
             &mut out,
             stop,
+            hw.as_ref(),
         )?,
         None => {
             let mut record = FrameRecord {
@@ -380,6 +393,9 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError>
                 cfg.output.max_frames,
                 stop,
                 |frame, dets, _| {
+                    if let Some(hw) = &hw {
+                        hw.frame(frame, None, true);
+                    }
                     record.seq = frame.seq;
                     record.timestamp_us = frame.timestamp.as_micros();
                     record.width = frame.width;
@@ -399,6 +415,54 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError>
     Ok(summary)
 }
 
+/// The board's IR-cut filter and status LED, on their own thread (the LED
+/// blinks faster than frames come); the frame loop feeds it the app's state
+/// and, on boards without a light sensor, the image brightness.
+struct BoardHw {
+    shared: Arc<crate::hw::HwShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BoardHw {
+    /// Counting works without them: a line that cannot be opened is logged.
+    fn start(profile: &boards::Profile) -> Option<Self> {
+        match crate::hw::start(profile) {
+            Ok((shared, thread)) => Some(Self {
+                shared,
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                tracing::error!(board = %profile.name, error = %e, "camera hardware unavailable");
+                None
+            }
+        }
+    }
+
+    fn frame(&self, frame: &Frame, tamper: Option<&crate::health::TamperStatus>, online: bool) {
+        use crate::hw::{Status, light};
+        self.shared.set_status(if online {
+            Status::Running
+        } else {
+            Status::NoLink
+        });
+        if self.shared.wants_image_luma() {
+            let luma = tamper
+                .and_then(light::luma_from_tamper)
+                .or_else(|| light::mean_luma(frame));
+            self.shared.set_image_luma(luma);
+        }
+    }
+}
+
+impl Drop for BoardHw {
+    fn drop(&mut self) {
+        self.shared.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Detections → bins and events, each stored in the outbox (when there is
 /// one) before it is written out; with a link, the outbox drains to the
 /// broker and installers can change the analytics configuration.
@@ -410,6 +474,7 @@ fn run_counting(
     source: &mut dyn FrameSource,
     out: &mut Box<dyn Write>,
     stop: &AtomicBool,
+    hw: Option<&BoardHw>,
 ) -> Result<RunSummary, PipelineError> {
     let outbox = cfg
         .output
@@ -559,6 +624,12 @@ fn run_counting(
             }
             if let Err(e) = tamper.observe(frame, t_us, &mut tamper_events) {
                 tracing::debug!(error = %e, "tamper check skipped");
+            }
+            if let Some(hw) = hw {
+                let online = link
+                    .as_ref()
+                    .is_none_or(|l| l.stats().connected.load(Ordering::Relaxed));
+                hw.frame(frame, Some(&tamper.status()), online);
             }
             for ev in tamper_events.drain(..) {
                 tracing::warn!(kind = ?ev.kind, raised = ev.raised, "tamper");
