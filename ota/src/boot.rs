@@ -25,6 +25,9 @@ use crate::manifest::Component;
 
 /// Boots a pending slot gets before it falls back.
 pub const TRIES: u32 = 3;
+// The U-Boot script (yocto/…/boot.cmd.in) counts tries down without
+// arithmetic, for 1..9 only.
+const _: () = assert!(TRIES >= 1 && TRIES <= 9);
 
 /// The security counter variable.
 pub const COUNTER: &str = "ota_counter";
@@ -53,9 +56,11 @@ impl Slot {
     }
 
     pub fn parse(s: &str) -> Option<Slot> {
+        // Upper case only, as ota writes them: the U-Boot script compares
+        // the same strings, and both must read an environment alike.
         match s {
-            "A" | "a" => Some(Slot::A),
-            "B" | "b" => Some(Slot::B),
+            "A" => Some(Slot::A),
+            "B" => Some(Slot::B),
             _ => None,
         }
     }

@@ -30,6 +30,11 @@ do_install:append() {
     # The built-in configuration (synthetic source); the installer's copy
     # lives on /data/camera and is seeded from this one at first start.
     install -D -m 0644 ${S}/camera-app/src/default-config.toml ${D}${sysconfdir}/camera/config.toml
+    # The board decides the inference backend (its NPU), the camera device
+    # and the GPIO lines (boards/*.toml, built into camera-app).
+    sed -i -e 's,^# board = "[^"]*",board = "${RETAIL_CAMERA_BOARD}",' ${D}${sysconfdir}/camera/config.toml
+    grep -q '^board = "${RETAIL_CAMERA_BOARD}"' ${D}${sysconfdir}/camera/config.toml || \
+        bbfatal "default-config.toml has no '# board = ' line to set the board in"
 
     install -D -m 0644 ${UNPACKDIR}/camera-app.service ${D}${systemd_system_unitdir}/camera-app.service
     install -D -m 0644 ${UNPACKDIR}/camera-health.service ${D}${systemd_system_unitdir}/camera-health.service
