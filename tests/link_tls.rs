@@ -39,10 +39,17 @@ impl Write for LogWriter {
 fn capture_logs() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info,rumqttd=warn"))
-            .with_ansi(false)
-            .with_writer(|| LogWriter)
+        use tracing_subscriber::prelude::*;
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_default(tracing::Level::INFO)
+            .with_target("rumqttd", tracing::Level::WARN);
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(|| LogWriter),
+            )
+            .with(filter)
             .try_init()
             .unwrap();
     });

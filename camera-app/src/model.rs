@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -386,7 +386,21 @@ pub fn fetch(
 
 /// Stream `url` into `to`, hashing as it goes; refuse more than `limit`
 /// bytes. Returns the hex sha256.
+/// Without the `fetch` feature (camera images: models arrive in the model
+/// slot by OTA) there is no HTTP client.
+#[cfg(not(feature = "fetch"))]
+fn download(url: &str, _: &Path, _: u64) -> Result<String, ModelError> {
+    Err(ModelError::Download {
+        url: url.to_string(),
+        reason: "this build has no HTTP client (cargo feature \"fetch\"); copy the model \
+                 with --from DIR"
+            .into(),
+    })
+}
+
+#[cfg(feature = "fetch")]
 fn download(url: &str, to: &Path, limit: u64) -> Result<String, ModelError> {
+    use std::io::Write;
     let dl_err = |reason: String| ModelError::Download {
         url: url.to_string(),
         reason,
@@ -712,7 +726,9 @@ mod tests {
     }
 
     /// Serve `body` once over HTTP on 127.0.0.1 and return the URL.
+    #[cfg(feature = "fetch")]
     fn serve_once(body: Vec<u8>) -> String {
+        use std::io::Write;
         use std::net::TcpListener;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -731,6 +747,7 @@ mod tests {
         format!("http://{addr}/toy.bin")
     }
 
+    #[cfg(feature = "fetch")]
     #[test]
     fn download_checks_hash_and_lands_atomically() {
         let content = b"downloaded weights".to_vec();
@@ -745,6 +762,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "fetch")]
     #[test]
     fn download_of_wrong_bytes_leaves_nothing() {
         let m = manifest_for(b"expected bytes!!");

@@ -373,11 +373,13 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError>
             cfg,
             a,
             &manifest,
-            &mut detector,
-            source.as_mut(),
-            &mut out,
-            stop,
-            hw.as_ref(),
+            Running {
+                detector: &mut detector,
+                source: source.as_mut(),
+                out: &mut out,
+                stop,
+                hw: hw.as_ref(),
+            },
         )?,
         None => {
             let mut record = FrameRecord {
@@ -413,6 +415,15 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError>
     out.flush().map_err(out_err)?;
     tracing::info!(?summary, "pipeline finished");
     Ok(summary)
+}
+
+/// What a counting run reads from and writes to.
+struct Running<'a> {
+    detector: &'a mut Detector,
+    source: &'a mut dyn FrameSource,
+    out: &'a mut Box<dyn Write>,
+    stop: &'a AtomicBool,
+    hw: Option<&'a BoardHw>,
 }
 
 /// The board's IR-cut filter and status LED, on their own thread (the LED
@@ -470,12 +481,15 @@ fn run_counting(
     cfg: &Config,
     file_config: &AnalyticsConfig,
     manifest: &Manifest,
-    detector: &mut Detector,
-    source: &mut dyn FrameSource,
-    out: &mut Box<dyn Write>,
-    stop: &AtomicBool,
-    hw: Option<&BoardHw>,
+    io: Running<'_>,
 ) -> Result<RunSummary, PipelineError> {
+    let Running {
+        detector,
+        source,
+        out,
+        stop,
+        hw,
+    } = io;
     let outbox = cfg
         .output
         .outbox

@@ -11,8 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+// Typed resizes: the untyped `Resizer::resize` instantiates every pixel
+// type the crate has (about 1 MB of code on aarch64), we use three.
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::{U8, U8x2, U8x3};
+use fast_image_resize::{FilterType, PixelTrait, ResizeAlg, ResizeOptions, Resizer};
 use serde::{Deserialize, Serialize};
 use yuvutils_rs::{
     YuvBiPlanarImage, YuvConversionMode, YuvPackedImage, YuvRange, YuvStandardMatrix,
@@ -273,22 +276,20 @@ impl Preprocessor {
         self.small_y.resize(dw as usize * dh as usize, 0);
         self.small_uv.resize(dcw as usize * dch as usize * 2, 0);
         let alg = RESIZE_ALG;
-        resize_plane(
+        resize_plane::<U8>(
             &mut self.resizer,
             y_plane,
             (w, h, stride),
-            PixelType::U8,
             &mut self.small_y,
             (dw, dh),
             alg,
             &mut self.tight,
         )
         .map_err(|reason| PreprocessError::Resize { seq, reason })?;
-        resize_plane(
+        resize_plane::<U8x2>(
             &mut self.resizer,
             uv_plane,
             (cw, ch, stride),
-            PixelType::U8x2,
             &mut self.small_uv,
             (dcw, dch),
             alg,
@@ -340,11 +341,10 @@ impl Preprocessor {
         seq: u64,
     ) -> Result<(), PreprocessError> {
         let (dw, dh) = (self.spec.width, self.spec.height);
-        resize_plane(
+        resize_plane::<U8x3>(
             &mut self.resizer,
             data,
             (w, h, stride),
-            PixelType::U8x3,
             &mut self.small,
             (dw, dh),
             RESIZE_ALG,
@@ -449,17 +449,16 @@ const RESIZE_ALG: ResizeAlg = ResizeAlg::Convolution(FilterType::Bilinear);
 /// plane as a wider image and cropping, or, when the stride is not a whole
 /// number of pixels, by copying the rows out tight first.
 #[allow(clippy::too_many_arguments)]
-fn resize_plane(
+fn resize_plane<P: PixelTrait>(
     resizer: &mut Resizer,
     src: &[u8],
     (w, h, stride): (u32, u32, u32),
-    pt: PixelType,
     dst: &mut [u8],
     (dw, dh): (u32, u32),
     alg: ResizeAlg,
     tight: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let bpp = u32::try_from(pt.size()).map_err(|e| e.to_string())?;
+    let bpp = u32::try_from(P::size()).map_err(|e| e.to_string())?;
     let row = w * bpp;
     let (view_w, data): (u32, &[u8]) = if stride == row {
         (w, src)
@@ -487,14 +486,14 @@ fn resize_plane(
     } else {
         data
     };
-    let src_img = ImageRef::new(view_w, h, data, pt).map_err(|e| e.to_string())?;
-    let mut dst_img = Image::from_slice_u8(dw, dh, dst, pt).map_err(|e| e.to_string())?;
+    let src_img = TypedImageRef::<P>::from_buffer(view_w, h, data).map_err(|e| e.to_string())?;
+    let mut dst_img = TypedImage::<P>::from_buffer(dw, dh, dst).map_err(|e| e.to_string())?;
     let mut opts = ResizeOptions::new().resize_alg(alg);
     if view_w != w {
         opts = opts.crop(0.0, 0.0, f64::from(w), f64::from(h));
     }
     resizer
-        .resize(&src_img, &mut dst_img, &opts)
+        .resize_typed(&src_img, &mut dst_img, &opts)
         .map_err(|e| e.to_string())
 }
 

@@ -16,8 +16,9 @@
 //! exceeds `max_bytes` it is encoded again at lower quality (down to 40),
 //! then at ¾ of the size each time, down to 160 px wide.
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::U8x3;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use serde::{Deserialize, Serialize};
 use yuvutils_rs::{
     YuvBiPlanarImage, YuvConversionMode, YuvPackedImage, YuvRange, YuvStandardMatrix,
@@ -376,20 +377,17 @@ fn resize(src: &Rgb, w: u32, h: u32) -> Result<Rgb, SnapshotError> {
         to_h: h,
         reason,
     };
-    let src_img =
-        ImageRef::new(src.w, src.h, &src.px, PixelType::U8x3).map_err(|e| err(e.to_string()))?;
-    let mut dst = Image::new(w, h, PixelType::U8x3);
+    let src_img = TypedImageRef::<U8x3>::from_buffer(src.w, src.h, &src.px)
+        .map_err(|e| err(e.to_string()))?;
+    let mut px = vec![0u8; w as usize * h as usize * 3];
+    let mut dst = TypedImage::<U8x3>::from_buffer(w, h, &mut px).map_err(|e| err(e.to_string()))?;
     // Antialiased, as in preprocessing: a plain subsample would alias the
     // thin lines away.
     let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     Resizer::new()
-        .resize(&src_img, &mut dst, &opts)
+        .resize_typed(&src_img, &mut dst, &opts)
         .map_err(|e| err(e.to_string()))?;
-    Ok(Rgb {
-        w,
-        h,
-        px: dst.into_vec(),
-    })
+    Ok(Rgb { w, h, px })
 }
 
 /// Replace the box (grown by `margin` on each side, scaled by `sx`, `sy`
