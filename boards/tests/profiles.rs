@@ -106,3 +106,12 @@ fn a_missing_profile_names_its_path() {
         .to_string();
     assert!(e.contains("rk9999.toml"), "{e}");
 }
+
+#[test]
+fn built_in_profiles_are_the_shipped_files() {
+    for p in boards::load_all(&boards::shipped_dir()).expect("shipped profiles") {
+        assert_eq!(boards::builtin(&p.name).expect("built in"), p);
+    }
+    let e = boards::builtin("rk9999").expect_err("unknown").to_string();
+    assert!(e.contains("rk9999") && e.contains("rk3588") && e.contains("rv1106"), "{e}");
+}
