@@ -4,9 +4,9 @@
 A developer tool, not part of CI: it needs rknn-toolkit2, which needs
 x86-64 Linux, Python 3.11 and torch 2.4 (see models/README.md).
 
-    python3.11 -m venv /tmp/rknn-venv
-    /tmp/rknn-venv/bin/pip install -r models/requirements-rknn.txt
-    /tmp/rknn-venv/bin/python models/convert.py fastestdet \\
+    python3.11 -m venv $HOME/.venvs/rknn
+    $HOME/.venvs/rknn/bin/pip install -r models/requirements-rknn.txt
+    $HOME/.venvs/rknn/bin/python models/convert.py fastestdet \\
         --images ../shared/images --soc rk3588 --soc rk3568 --soc rv1106 \\
         --update-manifest > convert.json
 

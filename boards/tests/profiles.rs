@@ -113,5 +113,8 @@ fn built_in_profiles_are_the_shipped_files() {
         assert_eq!(boards::builtin(&p.name).expect("built in"), p);
     }
     let e = boards::builtin("rk9999").expect_err("unknown").to_string();
-    assert!(e.contains("rk9999") && e.contains("rk3588") && e.contains("rv1106"), "{e}");
+    assert!(
+        e.contains("rk9999") && e.contains("rk3588") && e.contains("rv1106"),
+        "{e}"
+    );
 }

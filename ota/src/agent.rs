@@ -1342,7 +1342,7 @@ allowed_urls = ["https://updates.example/"]
 board = "rk3588"
 [layout.env]
 size = 8192
-copies = [{ path = "/tmp/env0" }, { path = "/tmp/env1" }]
+copies = [{ path = "/dev/null/env0" }, { path = "/dev/null/env1" }]
 [layout.slots]
 app = ["/data/app/a", "/data/app/b"]
 "#;
