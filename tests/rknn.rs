@@ -385,6 +385,18 @@ fn npu_errors_name_the_problem() {
     let msg = load_err(&setup("rk3588", &good, None), &bare, &models);
     assert_has(&msg, &["no NPU build for rk3588", "models/convert.py"]);
 
+    // The manifest names an NPU build that is not installed.
+    std::fs::remove_file(models.join("fastestdet/FastestDet-rk3568.rknn")).expect("rm");
+    let rk3568 = runtime(tmp.path(), "rk3568", "soc = \"rk3568\"\n");
+    let msg = load_err(&setup("rk3568", &rk3568, None), &m, &models);
+    assert_has(
+        &msg,
+        &[
+            "FastestDet-rk3568.rknn for rk3568 is missing",
+            "convert.py --soc rk3568",
+        ],
+    );
+
     // A board without an NPU.
     let msg = load_err(&setup("qemu-arm64", &good, None), &m, &models);
     assert_has(&msg, &["qemu-arm64", "no NPU"]);

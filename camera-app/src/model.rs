@@ -148,6 +148,11 @@ pub enum ModelError {
         soc: String,
         have: String,
     },
+    #[error(
+        "the NPU build {path} for {soc} is missing: it comes with the model slot, or make it \
+         with `python3 models/convert.py --soc {soc}` (see models/README.md)"
+    )]
+    NpuFileMissing { path: String, soc: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ModelError + '_ {
@@ -520,10 +525,9 @@ pub fn rknn_detector(
                 })?;
             let p = models_dir.join(&manifest.name).join(&npu.file);
             if !p.is_file() {
-                return Err(ModelError::NoNpuBuild {
-                    name: manifest.name.clone(),
-                    soc: format!("{soc} at {}", p.display()),
-                    have: manifest.npu.keys().cloned().collect::<Vec<_>>().join(", "),
+                return Err(ModelError::NpuFileMissing {
+                    path: p.display().to_string(),
+                    soc: soc.to_string(),
                 });
             }
             p
