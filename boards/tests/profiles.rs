@@ -109,7 +109,7 @@ fn a_missing_profile_names_its_path() {
 
 #[test]
 fn built_in_profiles_are_the_shipped_files() {
-    for p in boards::load_all(&boards::shipped_dir()).expect("shipped profiles") {
+    for p in load_all(&shipped_dir()).expect("shipped profiles") {
         assert_eq!(boards::builtin(&p.name).expect("built in"), p);
     }
     let e = boards::builtin("rk9999").expect_err("unknown").to_string();

@@ -1211,7 +1211,7 @@ pub fn load_config(path: &Path) -> Result<AgentConfig, ConfigError> {
 /// Load an agent config. The layout is either explicit (`[layout]`) or
 /// derived from a board profile: `board = "rk3588"` (or `--board`), the
 /// profiles in `boards_dir` (or `--boards-dir`, else
-/// [`crate::board::default_dir`]), and `[slots]` for the app and model
+/// the profiles built into the binary), and `[slots]` for the app and model
 /// slots. Both a board and a `[layout]` is refused rather than one
 /// silently winning: a wrong guess would write the wrong devices.
 pub fn load_config_with(path: &Path, args: &BoardArgs) -> Result<AgentConfig, ConfigError> {
@@ -1258,16 +1258,16 @@ pub fn load_config_with(path: &Path, args: &BoardArgs) -> Result<AgentConfig, Co
                 .map(|v| v.try_into().map_err(|e| parse(format!("[slots]: {e}"))))
                 .transpose()?
                 .unwrap_or_default();
-            let dir = args
-                .boards_dir
-                .clone()
-                .or(dir_cfg.map(PathBuf::from))
-                .unwrap_or_else(crate::board::default_dir);
+            let dir = args.boards_dir.clone().or(dir_cfg.map(PathBuf::from));
             let board_err = |source| ConfigError::Board {
                 path: path.to_path_buf(),
                 source,
             };
-            let profile = crate::board::find_profile(&dir, &board).map_err(board_err)?;
+            let profile = match &dir {
+                Some(dir) => crate::board::find_profile(dir, &board),
+                None => crate::board::builtin_profile(&board),
+            }
+            .map_err(board_err)?;
             let layout = crate::board::layout(&profile, &other).map_err(board_err)?;
             // Back into the table, so that the rest of the config is read
             // (and its unknown fields refused) exactly as before.
@@ -1394,10 +1394,24 @@ app = ["/data/app/a", "/data/app/b"]
     }
 
     #[test]
+    fn without_a_directory_the_built_in_profile_is_used() {
+        let text = [BASE, "board = \"rk3588\"\n", BROKER, SLOTS];
+        let cfg = load(&text, &BoardArgs::default()).unwrap();
+        assert_eq!(cfg.layout, rk3588_layout());
+        let e = load(
+            &[BASE, "board = \"rk9999\"\n", BROKER],
+            &BoardArgs::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rk9999") && e.contains("rk3588"), "{e}");
+    }
+
+    #[test]
     fn an_explicit_layout_still_works_and_excludes_a_board() {
         let cfg = load(&[BASE, BROKER, LAYOUT], &BoardArgs::default()).unwrap();
         assert_eq!(cfg.layout.env.size, 8192);
-        assert_eq!(cfg.layout.env.copies[0].path, Path::new("/tmp/env0"));
+        assert_eq!(cfg.layout.env.copies[0].path, Path::new("/dev/null/env0"));
 
         let e = load(&[BASE, "board = \"rk3588\"\n", BROKER, LAYOUT], &shipped()).unwrap_err();
         assert!(matches!(e, ConfigError::BoardAndLayout { .. }), "{e:?}");

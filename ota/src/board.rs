@@ -13,15 +13,10 @@ use crate::install::Layout;
 use crate::manifest::Component;
 use crate::slots::{EnvLocation, EnvStore};
 
-/// Where the image installs the profiles.
-pub const INSTALLED_DIR: &str = "/usr/share/retail-camera/boards";
-
-/// The profiles' directory when neither the config nor the command line
-/// names one. Not `boards::shipped_dir()`: that is the build host's source
-/// path, meaningless on a camera, and baking it into the binary trips
-/// Yocto's `buildpaths` QA check. On a build host, pass `--boards-dir boards`.
-pub fn default_dir() -> PathBuf {
-    PathBuf::from(INSTALLED_DIR)
+/// The profile of board `name` built into this binary (the repository's
+/// `boards/*.toml`): what a camera uses unless a directory is named.
+pub fn builtin_profile(name: &str) -> Result<boards::Profile, BoardError> {
+    Ok(boards::builtin(name)?)
 }
 
 /// Why no layout could be derived.
