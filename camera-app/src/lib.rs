@@ -27,5 +27,6 @@ pub mod outbox;
 pub mod pipeline;
 pub mod preprocess;
 pub mod service;
+pub mod shelf;
 pub mod snapshot;
 pub mod track;

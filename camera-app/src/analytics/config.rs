@@ -196,7 +196,11 @@ pub struct Rejected {
     pub problems: Vec<String>,
 }
 
-fn points(raw: &[[f32; 2]], path: &str, problems: &mut Vec<String>) -> Option<Vec<Point>> {
+pub(crate) fn points(
+    raw: &[[f32; 2]],
+    path: &str,
+    problems: &mut Vec<String>,
+) -> Option<Vec<Point>> {
     if raw.len() > MAX_POINTS {
         problems.push(format!(
             "{path}: {} points, at most {MAX_POINTS}",
@@ -217,7 +221,12 @@ fn points(raw: &[[f32; 2]], path: &str, problems: &mut Vec<String>) -> Option<Ve
     ok.then(|| raw.iter().map(|&[x, y]| Point::new(x, y)).collect())
 }
 
-fn check_name(name: &str, path: &str, seen: &mut HashSet<String>, problems: &mut Vec<String>) {
+pub(crate) fn check_name(
+    name: &str,
+    path: &str,
+    seen: &mut HashSet<String>,
+    problems: &mut Vec<String>,
+) {
     if name.trim().is_empty() {
         problems.push(format!("{path}.name: empty"));
     } else if name.len() > MAX_NAME {

@@ -57,6 +57,11 @@ impl Polygon {
         Ok(Self { points })
     }
 
+    /// The corners, in order.
+    pub fn points(&self) -> &[Point] {
+        &self.points
+    }
+
     /// Even-odd rule.
     pub fn contains(&self, p: Point) -> bool {
         let n = self.points.len();
