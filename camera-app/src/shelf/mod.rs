@@ -5,12 +5,17 @@
 //!   explicit polygons that tile the shelf), each with the front zone where
 //!   a shopper stands, validated once with every problem named;
 //! - [`state`]: a facing's state from its estimated fill level, with
-//!   hysteresis and persistence, so one odd observation changes nothing.
+//!   hysteresis and persistence, so one odd observation changes nothing;
+//! - [`compare`]: the [`compare::ShelfState`] trait (a learned classifier
+//!   must be able to replace the comparator) and the reference comparator:
+//!   a reference averaged over frames, structure and texture scores blind
+//!   to global lighting, a shift search for camera shake.
 //!
-//! Still to come: the reference capture, the appearance comparator behind
-//! a shelf-state trait (a learned classifier must be able to replace it),
+//! Still to come: reference capture over MQTT and its storage, the gating
+//! (no track over the shelf or its front zone, no tamper, steady light),
 //! shelf interactions (stops and takes), publishing, and the evaluation
 //! scenes.
 
+pub mod compare;
 pub mod layout;
 pub mod state;

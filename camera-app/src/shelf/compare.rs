@@ -1,0 +1,413 @@
+//! How full each facing is, judged against a reference of the stocked
+//! shelf: the first [`ShelfState`] implementation (a learned classifier can
+//! take its place behind the same trait).
+//!
+//! Each facing is sampled on a small grid of its bounding box, inside its
+//! polygon. Against the reference it scores:
+//! - structure: the correlation of the z-normalised luma, blind to a
+//!   global gain and offset (lighting ±40 %);
+//! - texture: the luma's coefficient of variation relative to the
+//!   reference's. An empty facing shows the plain shelf back.
+//!
+//! A small shift search at shelf level (±`max_shift_px`) absorbs camera
+//! shake before the facings are scored.
+
+use super::layout::Shelf;
+use crate::analytics::geom::Point;
+
+/// Samples per side of a facing's grid.
+const GRID: usize = 16;
+
+/// A packed RGB image.
+#[derive(Debug, Clone, Copy)]
+pub struct RgbView<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub data: &'a [u8],
+}
+
+impl RgbView<'_> {
+    /// Luma at (x, y) in pixels, bilinear, clamped to the image.
+    fn luma(&self, x: f32, y: f32) -> f32 {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let fx = x.clamp(0.0, (w - 1) as f32);
+        let fy = y.clamp(0.0, (h - 1) as f32);
+        let (x0, y0) = (fx as usize, fy as usize);
+        let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+        let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
+        let at = |x: usize, y: usize| {
+            let i = (y * w + x) * 3;
+            let p = &self.data[i..i + 3];
+            0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])
+        };
+        let top = at(x0, y0) * (1.0 - ax) + at(x1, y0) * ax;
+        let bottom = at(x0, y1) * (1.0 - ax) + at(x1, y1) * ax;
+        top * (1.0 - ay) + bottom * ay
+    }
+}
+
+/// Why a shelf could not be judged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShelfError {
+    #[error("image is {got_w}×{got_h}, the reference was taken at {want_w}×{want_h}")]
+    Size {
+        got_w: u32,
+        got_h: u32,
+        want_w: u32,
+        want_h: u32,
+    },
+    #[error("image buffer holds {got} bytes, {want} needed for its size")]
+    Buffer { got: usize, want: usize },
+    #[error("no reference for shelf {0}")]
+    NoReference(String),
+}
+
+/// Estimates how full each facing of a shelf is.
+pub trait ShelfState: std::fmt::Debug + Send {
+    /// Fill 0..1 of each facing of `shelf` in `image`, in facing order.
+    fn fill(
+        &mut self,
+        shelf: &Shelf,
+        image: RgbView<'_>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ShelfError>;
+}
+
+/// One facing's samples: positions (pixels) and reference luma.
+#[derive(Debug, Clone)]
+struct FacingRef {
+    points: Vec<(f32, f32)>,
+    luma: Vec<f32>,
+}
+
+/// The stocked reference of one shelf.
+#[derive(Debug, Clone)]
+pub struct ShelfReference {
+    name: String,
+    size: (u32, u32),
+    facings: Vec<FacingRef>,
+}
+
+/// The reference comparator.
+#[derive(Debug, Clone)]
+pub struct ReferenceComparator {
+    references: Vec<ShelfReference>,
+    /// Camera shake searched for, in pixels.
+    pub max_shift_px: i32,
+}
+
+fn check(image: RgbView<'_>) -> Result<(), ShelfError> {
+    let want = image.width as usize * image.height as usize * 3;
+    if image.data.len() < want || image.width < 2 || image.height < 2 {
+        return Err(ShelfError::Buffer {
+            got: image.data.len(),
+            want,
+        });
+    }
+    Ok(())
+}
+
+impl ShelfReference {
+    /// Average `frames` (several, to average the sensor noise out) into
+    /// the reference of `shelf`.
+    pub fn capture(shelf: &Shelf, frames: &[RgbView<'_>]) -> Result<Self, ShelfError> {
+        let first = frames
+            .first()
+            .ok_or_else(|| ShelfError::NoReference(shelf.name.clone()))?;
+        let size = (first.width, first.height);
+        for f in frames {
+            check(*f)?;
+            if (f.width, f.height) != size {
+                return Err(ShelfError::Size {
+                    got_w: f.width,
+                    got_h: f.height,
+                    want_w: size.0,
+                    want_h: size.1,
+                });
+            }
+        }
+        let facings = shelf
+            .facings
+            .iter()
+            .map(|f| {
+                let points = sample_points(&f.polygon, size);
+                let luma = points
+                    .iter()
+                    .map(|&(x, y)| {
+                        frames.iter().map(|fr| fr.luma(x, y)).sum::<f32>() / frames.len() as f32
+                    })
+                    .collect();
+                FacingRef { points, luma }
+            })
+            .collect();
+        Ok(Self {
+            name: shelf.name.clone(),
+            size,
+            facings,
+        })
+    }
+}
+
+/// Grid points of a polygon's bounding box that lie inside it, in pixels.
+fn sample_points(poly: &crate::analytics::zone::Polygon, (w, h): (u32, u32)) -> Vec<(f32, f32)> {
+    let pts = poly.points();
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for p in pts {
+        (x0, y0, x1, y1) = (x0.min(p.x), y0.min(p.y), x1.max(p.x), y1.max(p.y));
+    }
+    let mut out = Vec::with_capacity(GRID * GRID);
+    for j in 0..GRID {
+        for i in 0..GRID {
+            let u = x0 + (x1 - x0) * (i as f32 + 0.5) / GRID as f32;
+            let v = y0 + (y1 - y0) * (j as f32 + 0.5) / GRID as f32;
+            if poly.contains(Point::new(u, v)) {
+                out.push((u * w as f32, v * h as f32));
+            }
+        }
+    }
+    out
+}
+
+/// Mean and standard deviation.
+fn stats(v: &[f32]) -> (f32, f32) {
+    let n = v.len().max(1) as f32;
+    let mean = v.iter().sum::<f32>() / n;
+    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n;
+    (mean, var.sqrt())
+}
+
+/// Correlation of two equally long series (0 when either is flat).
+fn correlation(a: &[f32], b: &[f32]) -> f32 {
+    let ((ma, sa), (mb, sb)) = (stats(a), stats(b));
+    if sa < 1e-3 || sb < 1e-3 {
+        return 0.0;
+    }
+    let n = a.len().max(1) as f32;
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - ma) * (y - mb))
+        .sum::<f32>()
+        / (n * sa * sb)
+}
+
+impl ReferenceComparator {
+    pub fn new(references: Vec<ShelfReference>) -> Self {
+        Self {
+            references,
+            max_shift_px: 3,
+        }
+    }
+
+    /// Luma of a facing's points shifted by (dx, dy).
+    fn sample(image: RgbView<'_>, f: &FacingRef, (dx, dy): (f32, f32), out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(f.points.iter().map(|&(x, y)| image.luma(x + dx, y + dy)));
+    }
+}
+
+impl ShelfState for ReferenceComparator {
+    fn fill(
+        &mut self,
+        shelf: &Shelf,
+        image: RgbView<'_>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), ShelfError> {
+        check(image)?;
+        let r = self
+            .references
+            .iter()
+            .find(|r| r.name == shelf.name)
+            .ok_or_else(|| ShelfError::NoReference(shelf.name.clone()))?;
+        if (image.width, image.height) != r.size {
+            return Err(ShelfError::Size {
+                got_w: image.width,
+                got_h: image.height,
+                want_w: r.size.0,
+                want_h: r.size.1,
+            });
+        }
+        // The shift that best matches the whole shelf: camera shake moves
+        // every facing alike, and an emptied facing must not pull it.
+        let mut cur = Vec::new();
+        let mut best = ((0.0, 0.0), f32::MIN);
+        let s = self.max_shift_px;
+        for dy in -s..=s {
+            for dx in -s..=s {
+                let shift = (dx as f32, dy as f32);
+                let mut scores: Vec<f32> = r
+                    .facings
+                    .iter()
+                    .map(|f| {
+                        Self::sample(image, f, shift, &mut cur);
+                        correlation(&cur, &f.luma)
+                    })
+                    .collect();
+                // The median facing: robust to the ones that changed.
+                scores.sort_by(f32::total_cmp);
+                let m = scores.get(scores.len() / 2).copied().unwrap_or(0.0);
+                if m > best.1 {
+                    best = (shift, m);
+                }
+            }
+        }
+        out.clear();
+        for f in &r.facings {
+            Self::sample(image, f, best.0, &mut cur);
+            let structure = correlation(&cur, &f.luma).max(0.0);
+            let ((mc, sc), (mr, sr)) = (stats(&cur), stats(&f.luma));
+            // Coefficients of variation: a global gain cancels out.
+            let (cv_cur, cv_ref) = (sc / mc.max(1.0), sr / mr.max(1.0));
+            let texture = if cv_ref < 1e-3 {
+                1.0
+            } else {
+                (cv_cur / cv_ref).min(1.0)
+            };
+            out.push((structure * texture).clamp(0.0, 1.0));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shelf::layout::{RawShelf, validate};
+
+    const W: u32 = 320;
+    const H: u32 = 160;
+
+    fn shelf() -> Shelf {
+        let raw: RawShelf = toml::from_str(
+            "name = \"s\"\npolygon = [[0.1, 0.2], [0.9, 0.2], [0.9, 0.8], [0.1, 0.8]]\n\
+             grid = [1, 4]\nfront = [[0.1, 0.8], [0.9, 0.8], [0.9, 1.0], [0.1, 1.0]]\n",
+        )
+        .expect("toml");
+        validate(&[raw]).expect("valid").remove(0)
+    }
+
+    /// A shelf of boxes of varied colours on a grey back; `empty[k]` clears
+    /// facing k (of 4, across 0.1..0.9 of the width) to the back.
+    fn scene(gain: f32, shift: (i32, i32), empty: [bool; 4], seed: u64) -> Vec<u8> {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut noise = fastrand::Rng::with_seed(seed);
+        // Product boxes on a 12-pixel grid, fixed per scene.
+        let boxes: Vec<[u8; 3]> = (0..(W / 12 + 1) * (H / 12 + 1))
+            .map(|_| [rng.u8(30..230), rng.u8(30..230), rng.u8(30..230)])
+            .collect();
+        let mut img = vec![0u8; (W * H * 3) as usize];
+        for y in 0..H as i32 {
+            for x in 0..W as i32 {
+                let (sx, sy) = (x - shift.0, y - shift.1);
+                let (u, v) = (sx as f32 / W as f32, sy as f32 / H as f32);
+                let on_shelf = (0.1..0.9).contains(&u) && (0.2..0.8).contains(&v);
+                let facing = ((u - 0.1) / 0.2).floor().clamp(0.0, 3.0) as usize;
+                let px = if on_shelf && !empty[facing] {
+                    let b =
+                        boxes[((sy.max(0) / 12) * (W as i32 / 12 + 1) + sx.max(0) / 12) as usize];
+                    // Labels: a darker stripe inside each box.
+                    if sy.rem_euclid(12) == 5 {
+                        b.map(|c| c / 2)
+                    } else {
+                        b
+                    }
+                } else {
+                    [120, 118, 115]
+                };
+                let i = ((y as u32 * W + x as u32) * 3) as usize;
+                for c in 0..3 {
+                    let n = f32::from(noise.u8(0..6)) - 3.0;
+                    img[i + c] = (f32::from(px[c]) * gain + n).clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        img
+    }
+
+    fn view(d: &[u8]) -> RgbView<'_> {
+        RgbView {
+            width: W,
+            height: H,
+            data: d,
+        }
+    }
+
+    fn comparator(s: &Shelf) -> ReferenceComparator {
+        let frames: Vec<Vec<u8>> = (0..4).map(|k| scene(1.0, (0, 0), [false; 4], k)).collect();
+        let views: Vec<RgbView<'_>> = frames.iter().map(|f| view(f)).collect();
+        ReferenceComparator::new(vec![ShelfReference::capture(s, &views).expect("reference")])
+    }
+
+    fn fills(c: &mut ReferenceComparator, s: &Shelf, img: &[u8]) -> Vec<f32> {
+        let mut out = Vec::new();
+        c.fill(s, view(img), &mut out).expect("fill");
+        out
+    }
+
+    #[test]
+    fn a_stocked_shelf_stays_full_under_light_changes_and_shake() {
+        let s = shelf();
+        let mut c = comparator(&s);
+        for (gain, shift) in [
+            (1.0, (0, 0)),
+            (1.4, (0, 0)),
+            (0.6, (0, 0)),
+            (1.0, (2, -2)),
+            (1.3, (-2, 1)),
+        ] {
+            let f = fills(&mut c, &s, &scene(gain, shift, [false; 4], 99));
+            assert!(
+                f.iter().all(|&v| v > 0.8),
+                "gain {gain} shift {shift:?}: {f:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_emptied_facing_reads_empty_and_the_others_full() {
+        let s = shelf();
+        let mut c = comparator(&s);
+        let f = fills(
+            &mut c,
+            &s,
+            &scene(1.2, (1, 1), [false, true, false, false], 5),
+        );
+        assert!(f[1] < 0.2, "{f:?}");
+        for k in [0, 2, 3] {
+            assert!(f[k] > 0.8, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn another_image_size_or_a_short_buffer_is_refused() {
+        let s = shelf();
+        let mut c = comparator(&s);
+        let small = vec![0u8; 10 * 10 * 3];
+        let e = c
+            .fill(
+                &s,
+                RgbView {
+                    width: 10,
+                    height: 10,
+                    data: &small,
+                },
+                &mut Vec::new(),
+            )
+            .expect_err("size");
+        assert!(
+            e.to_string().contains("reference was taken at 320×160"),
+            "{e}"
+        );
+        let e = c
+            .fill(
+                &s,
+                RgbView {
+                    width: W,
+                    height: H,
+                    data: &small,
+                },
+                &mut Vec::new(),
+            )
+            .expect_err("buffer");
+        assert!(matches!(e, ShelfError::Buffer { .. }), "{e}");
+    }
+}
