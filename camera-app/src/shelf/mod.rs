@@ -10,12 +10,14 @@
 //!   must be able to replace the comparator) and the reference comparator:
 //!   a reference averaged over frames, structure and texture scores blind
 //!   to global lighting, a shift search for camera shake.
+//! - [`interact`]: stops (a foot point in the front zone for a while) and
+//!   takes (a stop after which the shelf's fill drops), counted per bin.
 //!
 //! Still to come: reference capture over MQTT and its storage, the gating
 //! (no track over the shelf or its front zone, no tamper, steady light),
-//! shelf interactions (stops and takes), publishing, and the evaluation
-//! scenes.
+//! wiring into the pipeline, publishing, and the evaluation scenes.
 
 pub mod compare;
+pub mod interact;
 pub mod layout;
 pub mod state;
