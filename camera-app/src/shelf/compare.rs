@@ -60,6 +60,17 @@ pub enum ShelfError {
     Buffer { got: usize, want: usize },
     #[error("no reference for shelf {0}")]
     NoReference(String),
+    #[error(
+        "the reference of shelf {shelf} belongs to configuration version {reference}, \
+         the shelves in force are version {config}: take a new reference"
+    )]
+    Version {
+        shelf: String,
+        reference: u64,
+        config: u64,
+    },
+    #[error("reference of shelf {shelf} refused: {reason}; retry when the shelf is clear")]
+    Blocked { shelf: String, reason: String },
 }
 
 /// Estimates how full each facing of a shelf is.
@@ -80,10 +91,11 @@ struct FacingRef {
     luma: Vec<f32>,
 }
 
-/// The stocked reference of one shelf.
+/// The stocked reference of one shelf, for one configuration version.
 #[derive(Debug, Clone)]
 pub struct ShelfReference {
     name: String,
+    version: u64,
     size: (u32, u32),
     facings: Vec<FacingRef>,
 }
@@ -109,8 +121,12 @@ fn check(image: RgbView<'_>) -> Result<(), ShelfError> {
 
 impl ShelfReference {
     /// Average `frames` (several, to average the sensor noise out) into
-    /// the reference of `shelf`.
-    pub fn capture(shelf: &Shelf, frames: &[RgbView<'_>]) -> Result<Self, ShelfError> {
+    /// the reference of `shelf` as configured in `version`.
+    pub fn capture(
+        shelf: &Shelf,
+        version: u64,
+        frames: &[RgbView<'_>],
+    ) -> Result<Self, ShelfError> {
         let first = frames
             .first()
             .ok_or_else(|| ShelfError::NoReference(shelf.name.clone()))?;
@@ -142,10 +158,37 @@ impl ShelfReference {
             .collect();
         Ok(Self {
             name: shelf.name.clone(),
+            version,
             size,
             facings,
         })
     }
+}
+
+/// Why a reference cannot be taken now: a person's box (normalised
+/// `[x1, y1, x2, y2]`) overlaps the shelf or its front zone. Checked on the
+/// bounding boxes, so a shopper's arm reaching in counts.
+pub fn reference_blocked(shelf: &Shelf, people: &[[f32; 4]]) -> Option<ShelfError> {
+    let boxes = [bbox(&shelf.polygon), bbox(&shelf.front)];
+    let n = people
+        .iter()
+        .filter(|p| {
+            boxes
+                .iter()
+                .any(|b| p[0] < b[2] && b[0] < p[2] && p[1] < b[3] && b[1] < p[3])
+        })
+        .count();
+    (n > 0).then(|| ShelfError::Blocked {
+        shelf: shelf.name.clone(),
+        reason: format!("{n} person(s) overlap the shelf or its front zone"),
+    })
+}
+
+fn bbox(poly: &crate::analytics::zone::Polygon) -> [f32; 4] {
+    poly.points().iter().fold(
+        [f32::MAX, f32::MAX, f32::MIN, f32::MIN],
+        |[x1, y1, x2, y2], p| [x1.min(p.x), y1.min(p.y), x2.max(p.x), y2.max(p.y)],
+    )
 }
 
 /// Grid points of a polygon's bounding box that lie inside it, in pixels.
@@ -191,11 +234,21 @@ fn correlation(a: &[f32], b: &[f32]) -> f32 {
 }
 
 impl ReferenceComparator {
-    pub fn new(references: Vec<ShelfReference>) -> Self {
-        Self {
+    /// A comparator for the shelves of configuration `version`; a
+    /// reference taken for another version is refused (the facings it
+    /// describes may have moved).
+    pub fn new(references: Vec<ShelfReference>, version: u64) -> Result<Self, ShelfError> {
+        if let Some(r) = references.iter().find(|r| r.version != version) {
+            return Err(ShelfError::Version {
+                shelf: r.name.clone(),
+                reference: r.version,
+                config: version,
+            });
+        }
+        Ok(Self {
             references,
             max_shift_px: 3,
-        }
+        })
     }
 
     /// Luma of a facing's points shifted by (dx, dy).
@@ -334,7 +387,30 @@ mod tests {
     fn comparator(s: &Shelf) -> ReferenceComparator {
         let frames: Vec<Vec<u8>> = (0..4).map(|k| scene(1.0, (0, 0), [false; 4], k)).collect();
         let views: Vec<RgbView<'_>> = frames.iter().map(|f| view(f)).collect();
-        ReferenceComparator::new(vec![ShelfReference::capture(s, &views).expect("reference")])
+        let r = ShelfReference::capture(s, 3, &views).expect("reference");
+        ReferenceComparator::new(vec![r], 3).expect("same version")
+    }
+
+    #[test]
+    fn a_reference_of_another_version_or_with_people_in_the_way_is_refused() {
+        let s = shelf();
+        let img = scene(1.0, (0, 0), [false; 4], 1);
+        let r = ShelfReference::capture(&s, 2, &[view(&img)]).expect("reference");
+        let e = ReferenceComparator::new(vec![r], 3).expect_err("version");
+        assert!(
+            e.to_string()
+                .contains("belongs to configuration version 2, the shelves in force are version 3"),
+            "{e}"
+        );
+        // Someone standing in the front zone (0.8..1.0 high), someone far off.
+        let e = reference_blocked(&s, &[[0.4, 0.6, 0.5, 0.95], [0.0, 0.0, 0.05, 0.1]])
+            .expect("blocked");
+        assert!(e.to_string().contains("1 person(s) overlap"), "{e}");
+        assert!(
+            e.to_string().contains("retry when the shelf is clear"),
+            "{e}"
+        );
+        assert!(reference_blocked(&s, &[[0.0, 0.0, 0.05, 0.1]]).is_none());
     }
 
     fn fills(c: &mut ReferenceComparator, s: &Shelf, img: &[u8]) -> Vec<f32> {
