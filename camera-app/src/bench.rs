@@ -542,3 +542,110 @@ pub fn link_backlog(
         rounds_msgs_per_s: rates,
     })
 }
+
+/// Shelf analysis of one frame (issue 7, acceptance 4): every facing of
+/// every shelf judged against its reference.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShelfBenchReport {
+    pub frame: String,
+    pub shelves: usize,
+    pub facings: usize,
+    pub iterations: usize,
+    /// A steady camera (the usual case: no shift search).
+    pub analysis_ms: Stat,
+    /// The frame shifted by (2, 1) pixels: the shift search runs.
+    pub analysis_shaken_ms: Stat,
+}
+
+/// A 1920×1080 frame of `rows` × 2 shelves, each a 1×12 grid of boxes in
+/// varied colours, and the shelves' layout.
+fn shelf_scene(rows: usize) -> (Vec<u8>, Vec<crate::shelf::layout::Shelf>) {
+    use crate::shelf::layout::{RawShelf, validate};
+    let (w, h) = (1920usize, 1080usize);
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut img = vec![0u8; w * h * 3];
+    for (i, px) in img.chunks_exact_mut(3).enumerate() {
+        let (x, y) = (i % w, i / w);
+        // Boxes 20×30 pixels, one colour each, on a grey back.
+        let seed = (x / 20 * 7919 + y / 30 * 104_729) as u64;
+        let mut c = fastrand::Rng::with_seed(seed);
+        let edge = x % 20 == 0 || y % 30 == 0;
+        px.copy_from_slice(&if edge {
+            [110, 110, 105]
+        } else {
+            [c.u8(30..230), c.u8(30..230), c.u8(30..230)]
+        });
+        if rng.u8(0..100) == 0 {
+            px[0] = px[0].saturating_add(3);
+        }
+    }
+    let mut raw = Vec::new();
+    for r in 0..rows {
+        for col in 0..2 {
+            let (x0, x1) = (0.05 + 0.46 * col as f32, 0.49 + 0.46 * col as f32);
+            let (y0, y1) = (0.05 + 0.18 * r as f32, 0.17 + 0.18 * r as f32);
+            let (f0, f1) = (y1, (y1 + 0.05).min(1.0));
+            let text = format!(
+                "name = \"s{r}{col}\"\npolygon = [[{x0}, {y0}], [{x1}, {y0}], [{x1}, {y1}], [{x0}, {y1}]]\n\
+                 grid = [1, 12]\nfront = [[{x0}, {f0}], [{x1}, {f0}], [{x1}, {f1}], [{x0}, {f1}]]\n"
+            );
+            raw.push(toml::from_str::<RawShelf>(&text).unwrap_or_else(|e| panic!("{e}")));
+        }
+    }
+    let shelves = validate(&raw).unwrap_or_else(|e| panic!("{e:?}"));
+    (img, shelves)
+}
+
+/// Time the shelf analysis of a 1080p frame with 10 shelves × 12 facings.
+pub fn shelves(iterations: usize) -> Result<ShelfBenchReport, String> {
+    use crate::shelf::compare::{ReferenceComparator, RgbView, ShelfReference, ShelfState};
+    let (img, shelves) = shelf_scene(5);
+    let view = RgbView {
+        width: 1920,
+        height: 1080,
+        data: &img,
+    };
+    let refs = shelves
+        .iter()
+        .map(|s| ShelfReference::capture(s, 1, &[view]))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut cmp = ReferenceComparator::new(refs, 1).map_err(|e| e.to_string())?;
+    // The same frame moved by (2, 1) pixels: camera shake.
+    let (w, h) = (1920usize, 1080usize);
+    let mut shaken = vec![0u8; img.len()];
+    for y in 1..h {
+        let (src, dst) = ((y - 1) * w * 3, y * w * 3 + 2 * 3);
+        shaken[dst..(y + 1) * w * 3].copy_from_slice(&img[src..src + (w - 2) * 3]);
+    }
+    let shaken_view = RgbView {
+        width: 1920,
+        height: 1080,
+        data: &shaken,
+    };
+    let mut fills = Vec::new();
+    let mut run = |v: RgbView<'_>| -> Result<Stat, String> {
+        let mut times = Vec::with_capacity(iterations);
+        for _ in 0..iterations.max(1) {
+            let t0 = Instant::now();
+            for s in &shelves {
+                cmp.fill(s, v, &mut fills).map_err(|e| e.to_string())?;
+                if fills.iter().any(|&f| f < 0.8) {
+                    return Err(format!("a stocked shelf should read full: {fills:?}"));
+                }
+            }
+            times.push(t0.elapsed());
+        }
+        Ok(Stat::of(times))
+    };
+    let analysis_ms = run(view)?;
+    let analysis_shaken_ms = run(shaken_view)?;
+    Ok(ShelfBenchReport {
+        frame: "1920x1080 rgb".into(),
+        shelves: shelves.len(),
+        facings: shelves.iter().map(|s| s.facings.len()).sum(),
+        iterations: iterations.max(1),
+        analysis_ms,
+        analysis_shaken_ms,
+    })
+}

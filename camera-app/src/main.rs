@@ -154,6 +154,10 @@ enum Command {
         /// Rounds of --backlog; the median is reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Instead: shelf analysis of a 1080p frame with 10 shelves × 12
+        /// facings (JSON, median over --iterations).
+        #[arg(long)]
+        shelves: bool,
     },
     /// The embedded default: the whole camera against an MQTT broker it
     /// starts on 127.0.0.1, printing what arrives; `--offline`: the real
@@ -315,7 +319,13 @@ fn main_inner(cli: Cli) -> Result<()> {
             backlog,
             broker,
             rounds,
+            shelves,
         } => {
+            if shelves {
+                let report = bench::shelves(iterations).map_err(anyhow::Error::msg)?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(());
+            }
             if let Some(records) = backlog {
                 let report =
                     bench::link_backlog(records, broker, rounds).map_err(anyhow::Error::msg)?;

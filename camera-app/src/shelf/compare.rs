@@ -17,6 +17,11 @@ use crate::analytics::geom::Point;
 
 /// Samples per side of a facing's grid.
 const GRID: usize = 16;
+/// A median facing correlation this high at zero shift: the camera has not
+/// moved, no search.
+const STEADY_MATCH: f32 = 0.9;
+/// Facings the shift search looks at.
+const SEARCH_FACINGS: usize = 4;
 
 /// A packed RGB image.
 #[derive(Debug, Clone, Copy)]
@@ -280,29 +285,36 @@ impl ShelfState for ReferenceComparator {
             });
         }
         // The shift that best matches the whole shelf: camera shake moves
-        // every facing alike, and an emptied facing must not pull it.
+        // every facing alike, and an emptied facing must not pull it (the
+        // median facing decides). A steady camera matches at once; only
+        // then is the (2s+1)² search run, on a few facings spread over
+        // the shelf.
         let mut cur = Vec::new();
-        let mut best = ((0.0, 0.0), f32::MIN);
-        let s = self.max_shift_px;
-        for dy in -s..=s {
-            for dx in -s..=s {
-                let shift = (dx as f32, dy as f32);
-                let mut scores: Vec<f32> = r
-                    .facings
-                    .iter()
-                    .map(|f| {
-                        Self::sample(image, f, shift, &mut cur);
-                        correlation(&cur, &f.luma)
-                    })
-                    .collect();
-                // The median facing: robust to the ones that changed.
-                scores.sort_by(f32::total_cmp);
-                let m = scores.get(scores.len() / 2).copied().unwrap_or(0.0);
-                if m > best.1 {
-                    best = (shift, m);
+        let mut scores = Vec::with_capacity(r.facings.len());
+        let mut score = |shift: (i32, i32), step: usize, cur: &mut Vec<f32>| {
+            scores.clear();
+            for f in r.facings.iter().step_by(step) {
+                Self::sample(image, f, (shift.0 as f32, shift.1 as f32), cur);
+                scores.push(correlation(cur, &f.luma));
+            }
+            scores.sort_by(f32::total_cmp);
+            scores.get(scores.len() / 2).copied().unwrap_or(0.0)
+        };
+        let mut best = (0i32, 0i32);
+        if score(best, 1, &mut cur) < STEADY_MATCH {
+            let step = r.facings.len().div_ceil(SEARCH_FACINGS).max(1);
+            let s = self.max_shift_px;
+            let mut top = f32::MIN;
+            for dy in -s..=s {
+                for dx in -s..=s {
+                    let v = score((dx, dy), step, &mut cur);
+                    if v > top {
+                        (top, best) = (v, (dx, dy));
+                    }
                 }
             }
         }
+        let best = ((best.0 as f32, best.1 as f32), ());
         out.clear();
         for f in &r.facings {
             Self::sample(image, f, best.0, &mut cur);
