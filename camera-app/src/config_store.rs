@@ -114,18 +114,31 @@ impl ConfigStore {
             path: temp.clone(),
             source,
         })?;
-        // A temporary left by an interrupted save is simply overwritten.
-        let mut f = File::create(&temp).map_err(io_err(&temp, "create"))?;
-        f.write_all(&bytes).map_err(io_err(&temp, "write"))?;
-        // Data first: a rename made durable over unsynced data would leave
-        // an empty or torn remote-config.json after a power cut.
-        f.sync_all().map_err(io_err(&temp, "fsync"))?;
-        drop(f);
-        let path = self.path();
-        fs::rename(&temp, &path).map_err(io_err(&path, "rename"))?;
-        // The rename is durable only once the directory is.
-        sync_dir(&self.dir)
+        replace_file(&self.dir, FILE, TEMP, &bytes)
     }
+}
+
+/// Replace `dir/file` by `bytes`, durably and atomically (through
+/// `dir/temp`): after a power cut the old or the new content is there,
+/// whole.
+pub(crate) fn replace_file(
+    dir: &Path,
+    file: &str,
+    temp: &str,
+    bytes: &[u8],
+) -> Result<(), ConfigStoreError> {
+    let temp = dir.join(temp);
+    // A temporary left by an interrupted save is simply overwritten.
+    let mut f = File::create(&temp).map_err(io_err(&temp, "create"))?;
+    f.write_all(bytes).map_err(io_err(&temp, "write"))?;
+    // Data first: a rename made durable over unsynced data would leave
+    // an empty or torn file after a power cut.
+    f.sync_all().map_err(io_err(&temp, "fsync"))?;
+    drop(f);
+    let path = dir.join(file);
+    fs::rename(&temp, &path).map_err(io_err(&path, "rename"))?;
+    // The rename is durable only once the directory is.
+    sync_dir(dir)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ConfigStoreError> {

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::analytics::config::{AnalyticsConfig, Rejected};
 use crate::analytics::engine::{Engine, EngineSettings};
+use crate::analytics::geom::Point;
 use crate::analytics::report::Record;
 use crate::capture::files::{FileSource, decode_mjpeg};
 use crate::capture::synthetic::SyntheticSource;
@@ -29,10 +30,17 @@ use crate::health::{SystemProbe, TamperDetector, TamperKind};
 use crate::link::{Link, LinkHandle, remote_config};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
 use crate::outbox::{Outbox, OutboxError};
+use crate::preprocess::Colorimetry;
 use crate::service::{self, AppCamera, Shared};
+use crate::shelf::compare::{ReferenceComparator, ShelfError, ShelfReference};
+use crate::shelf::layout::Shelf;
+use crate::shelf::monitor::{
+    FrameFacts, ReferenceOutcome, RequestError, ShelfMonitor, ShelfOutput,
+};
+use crate::shelf::state::Stock;
 use crate::snapshot;
 use crate::track::appearance::{self, Appearance};
-use crate::track::{Tracker, TrackerConfig};
+use crate::track::{TrackId, Tracker, TrackerConfig};
 
 /// Errors that stop the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +191,8 @@ pub fn load_analytics(path: &Path) -> Result<AnalyticsConfig, PipelineError> {
     })
 }
 
-/// Detections → tracks → bins and events.
+/// Detections → tracks → bins and events; and the shelves watched
+/// between shoppers.
 #[derive(Debug)]
 pub struct PeopleCounter {
     tracker: Tracker,
@@ -191,6 +200,26 @@ pub struct PeopleCounter {
     settings: EngineSettings,
     records: Vec<Record>,
     appearances: Vec<Option<Appearance>>,
+    shelves: Option<ShelfMonitor>,
+    shelf_out: Vec<ShelfOutput>,
+    /// Reference requests' outcomes, for whoever asked.
+    reference_outcomes: Vec<ReferenceOutcome>,
+    /// How YUV frames become RGB for the shelves.
+    colorimetry: Colorimetry,
+    people: Vec<[f32; 4]>,
+    feet: Vec<(TrackId, Point)>,
+}
+
+/// A shelf monitor for `config`'s shelves, judged against references.
+fn shelf_monitor(config: &AnalyticsConfig) -> Option<ShelfMonitor> {
+    (!config.shelves.is_empty()).then(|| {
+        ShelfMonitor::new(
+            config.version,
+            config.shelves.clone(),
+            config.shelf_check.clone(),
+            Box::new(ReferenceComparator::empty(config.version)),
+        )
+    })
 }
 
 /// Where the bin and event sequence numbers continue from.
@@ -279,12 +308,36 @@ impl PeopleCounter {
             settings,
             records: Vec::new(),
             appearances: Vec::new(),
+            shelves: shelf_monitor(config),
+            shelf_out: Vec::new(),
+            reference_outcomes: Vec::new(),
+            colorimetry: Colorimetry::Bt601Limited,
+            people: Vec::new(),
+            feet: Vec::new(),
         }
+    }
+
+    /// How YUV frames are turned into RGB for the shelves (the detector's
+    /// setting).
+    pub fn with_colorimetry(mut self, colorimetry: Colorimetry) -> Self {
+        self.colorimetry = colorimetry;
+        self
     }
 
     /// One frame and its detections; returns the bins and events they
     /// produced.
     pub fn frame(&mut self, frame: &Frame, dets: &[Detection]) -> &[Record] {
+        self.frame_checked(frame, dets, false)
+    }
+
+    /// As [`frame`](Self::frame); `tampered`: a tamper condition is raised,
+    /// so the shelves are not judged.
+    pub fn frame_checked(
+        &mut self,
+        frame: &Frame,
+        dets: &[Detection],
+        tampered: bool,
+    ) -> &[Record] {
         self.records.clear();
         self.appearances.clear();
         self.appearances
@@ -295,7 +348,100 @@ impl PeopleCounter {
                 .update_with_appearance(dets, &self.appearances, t_us as f64 / 1e6);
         self.engine
             .update(tracks, frame.width, frame.height, t_us, &mut self.records);
+        if let Some(monitor) = &mut self.shelves {
+            let (w, h) = (frame.width.max(1) as f32, frame.height.max(1) as f32);
+            self.people.clear();
+            self.people.extend(
+                tracks
+                    .iter()
+                    .map(|t| [t.bbox.x1 / w, t.bbox.y1 / h, t.bbox.x2 / w, t.bbox.y2 / h]),
+            );
+            self.feet.clear();
+            self.feet.extend(
+                tracks
+                    .iter()
+                    .map(|t| (t.id, self.engine.anchor(t, frame.width, frame.height))),
+            );
+            let facts = FrameFacts {
+                now_us: t_us as i64,
+                people: &self.people,
+                feet: &self.feet,
+                tampered,
+                luma: crate::hw::light::mean_luma(frame).map(|l| l as f32),
+            };
+            let colorimetry = self.colorimetry;
+            let mut pixels = || match snapshot::frame_rgb(frame, colorimetry) {
+                Ok(img) => Some(img),
+                Err(e) => {
+                    tracing::warn!(error = %e, "frame skipped for the shelves");
+                    None
+                }
+            };
+            self.shelf_out.clear();
+            monitor.frame(&facts, &mut pixels, &mut self.shelf_out);
+            for o in &self.shelf_out {
+                self.engine.shelf(o, t_us, &mut self.records);
+                if let ShelfOutput::Reference(r) = o {
+                    if let ReferenceOutcome::Taken { shelves, .. } = r {
+                        for name in shelves {
+                            if let Some(i) = monitor.shelves().iter().position(|s| &s.name == name)
+                            {
+                                self.engine.shelf_reset(i);
+                            }
+                        }
+                    }
+                    self.reference_outcomes.push(r.clone());
+                }
+            }
+        }
         &self.records
+    }
+
+    /// Ask for a new reference of one shelf (all with `None`), taken over
+    /// the next clean frames; the outcome comes through
+    /// [`reference_outcomes`](Self::reference_outcomes).
+    pub fn request_shelf_reference(
+        &mut self,
+        shelf: Option<&str>,
+        now_us: i64,
+    ) -> Result<Vec<String>, RequestError> {
+        self.shelves
+            .as_mut()
+            .ok_or(RequestError::NoShelves)?
+            .request_reference(shelf, now_us)
+    }
+
+    /// Outcomes of reference requests since the last call.
+    pub fn reference_outcomes(&mut self) -> Vec<ReferenceOutcome> {
+        std::mem::take(&mut self.reference_outcomes)
+    }
+
+    /// The shelf references in force (to be stored).
+    pub fn shelf_references(&self) -> &[ShelfReference] {
+        self.shelves.as_ref().map_or(&[], |m| m.references())
+    }
+
+    /// Hand over stored references; those refused come back with the
+    /// reason (another configuration version, an unknown shelf).
+    pub fn restore_shelf_references(&mut self, refs: Vec<ShelfReference>) -> Vec<ShelfError> {
+        match &mut self.shelves {
+            Some(m) => m.restore(refs),
+            None => refs
+                .into_iter()
+                .map(|r| ShelfError::NoReference(format!("{} (no shelves configured)", r.name())))
+                .collect(),
+        }
+    }
+
+    /// The shelves and their facing states, for the snapshot overlay.
+    pub fn shelf_states(&self) -> Vec<(Shelf, Vec<Option<Stock>>)> {
+        self.shelves.as_ref().map_or_else(Vec::new, |m| {
+            m.shelves()
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), m.states(i)))
+                .collect()
+        })
     }
 
     /// Switch to a new analytics configuration between two frames: the
@@ -312,6 +458,25 @@ impl PeopleCounter {
             ..self.settings.clone()
         };
         self.engine = Engine::new(config, settings);
+        // A reference stays valid for a shelf whose geometry is unchanged
+        // (an installer moved a door line, not the shelf).
+        let old = self.shelves.take();
+        self.shelves = shelf_monitor(config);
+        if let (Some(old), Some(new)) = (old, &mut self.shelves) {
+            let carried: Vec<ShelfReference> = old
+                .references()
+                .iter()
+                .filter(|r| {
+                    let same =
+                        |m: &ShelfMonitor| m.shelves().iter().find(|s| s.name == r.name()).cloned();
+                    same(&old).is_some() && same(&old) == same(new)
+                })
+                .map(|r| r.clone().carried_to(config.version))
+                .collect();
+            for e in new.restore(carried) {
+                tracing::warn!(error = %e, "shelf reference not carried over");
+            }
+        }
         &self.records
     }
 

@@ -232,6 +232,19 @@ pub fn render(
     fit(img, opts)
 }
 
+/// `frame` as packed RGB, whatever its format (for the shelf monitor).
+pub fn frame_rgb(
+    frame: &Frame,
+    colorimetry: Colorimetry,
+) -> Result<crate::shelf::monitor::RgbImage, SnapshotError> {
+    let rgb = to_rgb(frame, colorimetry)?;
+    Ok(crate::shelf::monitor::RgbImage {
+        width: rgb.w,
+        height: rgb.h,
+        data: rgb.px,
+    })
+}
+
 /// Encode, lowering quality and then size until the JPEG fits.
 fn fit(mut img: Rgb, opts: &SnapshotOptions) -> Result<Vec<u8>, SnapshotError> {
     let qualities = std::iter::once(opts.quality)

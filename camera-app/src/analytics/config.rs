@@ -13,6 +13,8 @@ use serde::Deserialize;
 use super::geom::{Point, Polyline};
 use super::line::InSide;
 use super::zone::Polygon;
+use crate::shelf::layout::{self, RawShelf, Shelf};
+use crate::shelf::monitor::{RawShelfCheck, ShelfCheck};
 
 /// Fixed capacities of the analytics engine.
 pub const MAX_LINES: usize = 8;
@@ -44,6 +46,12 @@ pub struct RawConfig {
     /// Store occupancy from door counts.
     #[serde(default)]
     pub occupancy: Option<RawOccupancy>,
+    /// Shelves watched for out-of-stock facings and interactions.
+    #[serde(default)]
+    pub shelves: Vec<RawShelf>,
+    /// How shelves are watched.
+    #[serde(default)]
+    pub shelf_check: RawShelfCheck,
 }
 
 /// The point of a box that stands for the person.
@@ -187,6 +195,8 @@ pub struct AnalyticsConfig {
     pub heatmap: Option<(u32, u32)>,
     pub anchor: Anchor,
     pub occupancy: Option<OccupancySpec>,
+    pub shelves: Vec<Shelf>,
+    pub shelf_check: ShelfCheck,
 }
 
 /// Why a configuration was refused: every problem, each with its path.
@@ -395,6 +405,22 @@ impl AnalyticsConfig {
                 utc_offset_s: o.utc_offset_minutes * 60,
             })
         });
+        let shelves = layout::validate(&raw.shelves).unwrap_or_else(|problems| {
+            p.extend(problems);
+            Vec::new()
+        });
+        for s in &shelves {
+            if names.contains(&s.name) {
+                p.push(format!(
+                    "shelves: {:?} is also the name of a line or zone",
+                    s.name
+                ));
+            }
+        }
+        let shelf_check = raw.shelf_check.validate().unwrap_or_else(|problems| {
+            p.extend(problems);
+            ShelfCheck::default()
+        });
         if p.is_empty() {
             Ok(Self {
                 version: raw.version,
@@ -405,6 +431,8 @@ impl AnalyticsConfig {
                 heatmap,
                 anchor: raw.anchor,
                 occupancy,
+                shelves,
+                shelf_check,
             })
         } else {
             Err(Rejected { problems: p })

@@ -18,9 +18,12 @@ use super::line::{Direction, LineCounter};
 use super::occupancy::{Drift, StoreOccupancy};
 use super::report::{
     BinReport, DwellHistogram, Event, EventKind, Funnel, HeatmapReport, InOut, LineReport,
-    QueueReport, Record, StoreReport, ZoneReport,
+    QueueReport, Record, ShelfReport, StoreReport, ZoneReport,
 };
 use super::zone::{Visit, ZoneChange, ZoneTiming, ZoneTracker};
+use crate::shelf::interact::Interaction;
+use crate::shelf::monitor::ShelfOutput;
+use crate::shelf::state::Stock;
 use crate::track::{TrackId, TrackOut};
 
 /// How close (normalised) to the left, right or bottom edge a track must
@@ -210,6 +213,44 @@ pub struct Engine {
     frame_dt: f64,
     totals: BinTotals,
     visits: Vec<Visit>,
+    shelves: Vec<ShelfUnit>,
+}
+
+/// A watched shelf: its facings' states and this bin's interactions.
+#[derive(Debug)]
+struct ShelfUnit {
+    name: Arc<str>,
+    facings: Vec<Arc<str>>,
+    states: Vec<Option<Stock>>,
+    stops: u64,
+    takes: u64,
+    stop_time_us: i64,
+}
+
+impl ShelfUnit {
+    fn report(&mut self) -> ShelfReport {
+        let count = |want: Option<Stock>| self.states.iter().filter(|&&s| s == want).count() as u64;
+        let r = ShelfReport {
+            name: self.name.clone(),
+            stops: self.stops,
+            takes: self.takes,
+            avg_stop_s: (self.stops > 0)
+                .then(|| round3(self.stop_time_us as f64 / 1e6 / self.stops as f64)),
+            stocked: count(Some(Stock::Stocked)),
+            low: count(Some(Stock::Low)),
+            empty: count(Some(Stock::Empty)),
+            unknown: count(None),
+            empty_facings: self
+                .facings
+                .iter()
+                .zip(&self.states)
+                .filter(|(_, s)| **s == Some(Stock::Empty))
+                .map(|(f, _)| f.clone())
+                .collect(),
+        };
+        (self.stops, self.takes, self.stop_time_us) = (0, 0, 0);
+        r
+    }
 }
 
 impl Engine {
@@ -267,12 +308,79 @@ impl Engine {
             frame_dt: 0.0,
             totals: BinTotals::default(),
             visits: Vec::with_capacity(super::TRACK_CAPACITY),
+            shelves: config
+                .shelves
+                .iter()
+                .map(|s| ShelfUnit {
+                    name: Arc::from(s.name.as_str()),
+                    facings: s
+                        .facings
+                        .iter()
+                        .map(|f| Arc::from(f.name.as_str()))
+                        .collect(),
+                    states: vec![None; s.facings.len()],
+                    stops: 0,
+                    takes: 0,
+                    stop_time_us: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// What the shelf monitor saw at `t_us`: facing states become events
+    /// and the bin's shelf summary; stops feed the funnel's shelf
+    /// interactions.
+    pub fn shelf(&mut self, output: &ShelfOutput, t_us: u64, out: &mut Vec<Record>) {
+        match *output {
+            ShelfOutput::Change {
+                shelf,
+                facing,
+                change,
+            } => {
+                let Some(unit) = self.shelves.get_mut(shelf) else {
+                    return;
+                };
+                let Some(name) = unit.facings.get(facing).cloned() else {
+                    return;
+                };
+                unit.states[facing] = Some(change.to);
+                let kind = EventKind::Shelf {
+                    shelf: unit.name.clone(),
+                    facing: name,
+                    state: change.to,
+                    previous: change.from,
+                    fill: round3(f64::from(change.fill)),
+                    since_us: change.since_us.max(0) as u64,
+                };
+                self.events.push(out, t_us, kind);
+            }
+            ShelfOutput::Interaction(shelf, i) => {
+                let Some(unit) = self.shelves.get_mut(shelf) else {
+                    return;
+                };
+                match i {
+                    Interaction::Stop(stop) => {
+                        unit.stops += 1;
+                        unit.stop_time_us += stop.end_us - stop.start_us;
+                        self.totals.shelf_interactions += 1;
+                    }
+                    Interaction::Take { .. } => unit.takes += 1,
+                }
+            }
+            ShelfOutput::Reference(_) => {}
+        }
+    }
+
+    /// Forget the facing states of `shelf` (a new reference).
+    pub fn shelf_reset(&mut self, shelf: usize) {
+        if let Some(u) = self.shelves.get_mut(shelf) {
+            u.states.iter_mut().for_each(|s| *s = None);
         }
     }
 
     /// The point of a box that stands for the person, normalised and kept
     /// inside the frame (a line on the frame's edge must still count).
-    fn anchor(&self, t: &TrackOut, width: u32, height: u32) -> Point {
+    pub fn anchor(&self, t: &TrackOut, width: u32, height: u32) -> Point {
         let (w, h) = (width.max(1) as f32, height.max(1) as f32);
         let b = &t.bbox;
         let y = match self.anchor {
@@ -631,6 +739,7 @@ impl Engine {
                 shelf_interactions: totals.shelf_interactions,
             },
             heatmap,
+            shelves: self.shelves.iter_mut().map(ShelfUnit::report).collect(),
         }))
     }
 }

@@ -16,6 +16,7 @@ use serde::{Serialize, Serializer};
 use super::config::ZoneKind;
 use super::line::Direction;
 use super::occupancy::Drift;
+use crate::shelf::state::Stock;
 use crate::track::TrackId;
 
 /// One JSON line.
@@ -80,6 +81,29 @@ pub struct BinReport {
     pub zones: Vec<ZoneReport>,
     pub funnel: Funnel,
     pub heatmap: Option<HeatmapReport>,
+    /// Watched shelves (empty without any).
+    pub shelves: Vec<ShelfReport>,
+}
+
+/// A shelf over a bin: interactions, and its facings at the bin's end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShelfReport {
+    pub name: Arc<str>,
+    /// Shoppers who stood in the front zone at least the stop time (stops
+    /// that ended in the bin).
+    pub stops: u64,
+    /// Stops after which a facing's fill dropped.
+    pub takes: u64,
+    /// Mean stop time; null without stops.
+    pub avg_stop_s: Option<f64>,
+    /// Facings per state at the end of the bin (`unknown`: no reference
+    /// yet, or not observed since).
+    pub stocked: u64,
+    pub low: u64,
+    pub empty: u64,
+    pub unknown: u64,
+    /// Names of the empty facings.
+    pub empty_facings: Vec<Arc<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -201,5 +225,18 @@ pub enum EventKind {
         #[serde(rename = "left", serialize_with = "ser_time")]
         left_us: u64,
         dwell_s: f64,
+    },
+    /// A shelf facing's stock state took hold.
+    Shelf {
+        shelf: Arc<str>,
+        facing: Arc<str>,
+        state: Stock,
+        /// `None` for the first state after a start or a new reference.
+        previous: Option<Stock>,
+        /// Estimated fill 0..1 of the observation that settled it.
+        fill: f64,
+        /// When the first agreeing observation was made.
+        #[serde(rename = "since", serialize_with = "ser_time")]
+        since_us: u64,
     },
 }

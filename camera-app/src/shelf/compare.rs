@@ -87,17 +87,29 @@ pub trait ShelfState: std::fmt::Debug + Send {
         image: RgbView<'_>,
         out: &mut Vec<f32>,
     ) -> Result<(), ShelfError>;
+
+    /// Whether shelf `name` can be judged now (a comparator needs its
+    /// reference; a learned classifier is always ready).
+    fn ready(&self, _name: &str) -> bool {
+        true
+    }
+
+    /// The stocked look of a shelf, freshly taken. A judge that needs no
+    /// reference ignores it.
+    fn set_reference(&mut self, _reference: &ShelfReference) -> Result<(), ShelfError> {
+        Ok(())
+    }
 }
 
 /// One facing's samples: positions (pixels) and reference luma.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct FacingRef {
     points: Vec<(f32, f32)>,
     luma: Vec<f32>,
 }
 
 /// The stocked reference of one shelf, for one configuration version.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ShelfReference {
     name: String,
     version: u64,
@@ -111,6 +123,8 @@ pub struct ReferenceComparator {
     references: Vec<ShelfReference>,
     /// Camera shake searched for, in pixels.
     pub max_shift_px: i32,
+    /// The configuration version its references must belong to.
+    version: u64,
 }
 
 fn check(image: RgbView<'_>) -> Result<(), ShelfError> {
@@ -253,6 +267,7 @@ impl ReferenceComparator {
         Ok(Self {
             references,
             max_shift_px: 3,
+            version,
         })
     }
 
@@ -264,6 +279,23 @@ impl ReferenceComparator {
 }
 
 impl ShelfState for ReferenceComparator {
+    fn ready(&self, name: &str) -> bool {
+        self.references.iter().any(|r| r.name == name)
+    }
+
+    fn set_reference(&mut self, reference: &ShelfReference) -> Result<(), ShelfError> {
+        if reference.version != self.version {
+            return Err(ShelfError::Version {
+                shelf: reference.name.clone(),
+                reference: reference.version,
+                config: self.version,
+            });
+        }
+        self.references.retain(|r| r.name != reference.name);
+        self.references.push(reference.clone());
+        Ok(())
+    }
+
     fn fill(
         &mut self,
         shelf: &Shelf,
@@ -330,6 +362,37 @@ impl ShelfState for ReferenceComparator {
             out.push((structure * texture).clamp(0.0, 1.0));
         }
         Ok(())
+    }
+}
+
+impl ShelfReference {
+    /// The shelf it shows.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The configuration version it was taken for.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The same reference for configuration `version`: the shelf's
+    /// geometry is unchanged there (checked by the caller).
+    pub fn carried_to(mut self, version: u64) -> Self {
+        self.version = version;
+        self
+    }
+}
+
+/// The comparator's side of reference handling, apart from the judging.
+impl ReferenceComparator {
+    /// A comparator with no references yet, for configuration `version`.
+    pub fn empty(version: u64) -> Self {
+        Self {
+            references: Vec::new(),
+            max_shift_px: 3,
+            version,
+        }
     }
 }
 

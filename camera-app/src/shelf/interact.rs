@@ -53,10 +53,10 @@ struct ShelfWatch {
     present: BTreeMap<TrackId, i64>,
     /// Ended stops waiting for the next clean fill.
     pending: Vec<Stop>,
-    /// Total fill (sum over facings) of the last clean observation.
-    last_fill: Option<f32>,
-    /// The fill before the pending stops began.
-    fill_before: Option<f32>,
+    /// Facing fills of the last clean observation.
+    last_fill: Option<Vec<f32>>,
+    /// The facing fills before the pending stops began.
+    fill_before: Option<Vec<f32>>,
     counts: ShelfCounts,
 }
 
@@ -64,8 +64,9 @@ struct ShelfWatch {
 #[derive(Debug, Clone)]
 pub struct Interactions {
     stop_us: i64,
-    /// A take needs the shelf's summed fill to drop by this much (a
-    /// product is a fraction of one facing).
+    /// A take needs one facing's fill to drop by this much (a product is
+    /// a fraction of one facing; the noise of a sum over many facings would
+    /// hide it).
     take_drop: f32,
     shelves: Vec<ShelfWatch>,
 }
@@ -86,9 +87,9 @@ impl Interactions {
         shelves: &[Shelf],
         feet: &[(TrackId, Point)],
         now_us: i64,
-        out: &mut Vec<Interaction>,
+        out: &mut Vec<(usize, Interaction)>,
     ) {
-        for (shelf, w) in shelves.iter().zip(self.shelves.iter_mut()) {
+        for (i, (shelf, w)) in shelves.iter().zip(self.shelves.iter_mut()).enumerate() {
             for &(id, p) in feet {
                 if shelf.front.contains(p) {
                     w.present.entry(id).or_insert(now_us);
@@ -113,12 +114,12 @@ impl Interactions {
                         end_us: now_us,
                     };
                     if w.pending.is_empty() {
-                        w.fill_before = w.last_fill;
+                        w.fill_before.clone_from(&w.last_fill);
                     }
                     w.pending.push(stop);
                     w.counts.stops += 1;
                     w.counts.stop_time_us += now_us - start;
-                    out.push(Interaction::Stop(stop));
+                    out.push((i, Interaction::Stop(stop)));
                 }
             }
         }
@@ -126,25 +127,32 @@ impl Interactions {
 
     /// A clean observation of `shelf`'s facings (nobody in the way): it
     /// settles the takes of the stops that ended before it.
-    pub fn fill(&mut self, shelf: usize, fills: &[f32], out: &mut Vec<Interaction>) {
+    pub fn fill(&mut self, shelf: usize, fills: &[f32], out: &mut Vec<(usize, Interaction)>) {
         let Some(w) = self.shelves.get_mut(shelf) else {
             return;
         };
-        let total: f32 = fills.iter().filter(|v| v.is_finite()).sum();
         // Someone still there: not clean for the stops that ended.
         if w.present.is_empty() && !w.pending.is_empty() {
-            let drop = w.fill_before.map_or(0.0, |b| b - total);
+            // The largest drop of one facing.
+            let drop = w.fill_before.as_ref().map_or(0.0, |before| {
+                before
+                    .iter()
+                    .zip(fills)
+                    .filter(|(b, f)| b.is_finite() && f.is_finite())
+                    .map(|(b, f)| b - f)
+                    .fold(0.0, f32::max)
+            });
             // One drop is one take, credited to the last stop before it.
             if drop >= self.take_drop
                 && let Some(&stop) = w.pending.last()
             {
                 w.counts.takes += 1;
-                out.push(Interaction::Take { stop, drop });
+                out.push((shelf, Interaction::Take { stop, drop }));
             }
             w.pending.clear();
         }
         if w.present.is_empty() {
-            w.last_fill = Some(total);
+            w.last_fill = Some(fills.to_vec());
         }
     }
 
@@ -192,11 +200,14 @@ mod tests {
         ix.frame(&sh, &[(1, OUT)], 6 * S, &mut out);
         assert_eq!(
             out,
-            [Interaction::Stop(Stop {
-                track: 1,
-                start_us: 0,
-                end_us: 6 * S
-            })]
+            [(
+                0,
+                Interaction::Stop(Stop {
+                    track: 1,
+                    start_us: 0,
+                    end_us: 6 * S
+                })
+            )]
         );
         let c = ix.take_counts();
         assert_eq!((c[0].stops, c[0].takes), (1, 0));
@@ -217,8 +228,8 @@ mod tests {
         }
         ix.frame(&sh, &[], 4 * S, &mut out);
         ix.fill(0, &[1.0, 0.5, 1.0, 1.0], &mut out);
-        assert!(matches!(out[0], Interaction::Stop(_)), "{out:?}");
-        let Interaction::Take { stop, drop } = out[1] else {
+        assert!(matches!(out[0], (0, Interaction::Stop(_))), "{out:?}");
+        let (0, Interaction::Take { stop, drop }) = out[1] else {
             panic!("take expected: {out:?}")
         };
         assert_eq!(stop.track, 7);

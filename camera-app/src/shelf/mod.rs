@@ -20,4 +20,6 @@
 pub mod compare;
 pub mod interact;
 pub mod layout;
+pub mod monitor;
 pub mod state;
+pub mod store;
