@@ -250,7 +250,7 @@ impl Look {
             let lb = (b - b0) / (b1 - b0);
             c = match self.style {
                 Style::Stripes(n) => {
-                    if (lb * f64::from(n)) as u32 % 2 == 0 {
+                    if ((lb * f64::from(n)) as u32).is_multiple_of(2) {
                         self.label
                     } else {
                         self.accent
@@ -278,7 +278,7 @@ impl Look {
                 let row = ((lb - 0.68) / 0.32 * 3.0) as u64;
                 let line = (lb - 0.68) / 0.32 * 3.0 % 1.0;
                 let word = (a * 9.0) as u64;
-                if line < 0.55 && hash(self.text_seed ^ row, word) % 3 != 0 {
+                if line < 0.55 && !hash(self.text_seed ^ row, word).is_multiple_of(3) {
                     c = mix(c, [20.0, 20.0, 25.0], 0.8);
                 }
             }
@@ -389,9 +389,9 @@ impl<'a> ShelfPainter<'a> {
         let mut stock_images = HashMap::new();
         for i in 0..s.frames() {
             let left = units_left(s, &events, s.frame_time(i));
-            if !stock_images.contains_key(&left) {
-                let img = stock.draw(s, &left);
-                stock_images.insert(left, img);
+            if let std::collections::hash_map::Entry::Vacant(e) = stock_images.entry(left) {
+                let img = stock.draw(s, e.key());
+                e.insert(img);
             }
         }
         Ok(Self {
@@ -583,7 +583,7 @@ impl Stock {
         if fv > 1.0 - BOARD {
             let bv = (fv - (1.0 - BOARD)) / BOARD;
             if (0.4..0.6).contains(&fu) && (0.2..0.85).contains(&bv) {
-                let mark = (fu * 30.0) as u64 % 2 == 0 && (0.4..0.7).contains(&bv);
+                let mark = ((fu * 30.0) as u64).is_multiple_of(2) && (0.4..0.7).contains(&bv);
                 return if mark {
                     [60.0, 60.0, 60.0]
                 } else {
