@@ -4,8 +4,10 @@
 //! procedural shop entrance; [`render`] draws the frames with sprites cut
 //! from the shared sample photos and writes camera-app's analytics
 //! configuration and the truth (`truth.json`) beside them, for end-to-end
-//! tests of detection, tracking and analytics. A development tool: not part
-//! of the firmware.
+//! tests of detection, tracking and analytics. Shelf scenes
+//! (`tests/shelf-scenes/NAME.toml`, module [`shelf`]) show shelving in an
+//! aisle with stock changes and shoppers, for the shelf checks. A
+//! development tool: not part of the firmware.
 
 use std::path::{Path, PathBuf};
 
@@ -13,12 +15,16 @@ mod error;
 pub mod geom;
 pub mod render;
 pub mod scenario;
+pub mod shelf;
 pub mod sprites;
 pub mod truth;
 
 pub use error::SceneError;
 pub use render::render;
 pub use scenario::{Scenario, scenario_files};
+pub use shelf::{
+    ShelfScenario, ShelfTruth, render_shelves, shelf_scenario_files, shelf_scenarios_dir,
+};
 pub use truth::Truth;
 
 /// The repository's scenario directory, `tests/scenes`.

@@ -16,7 +16,7 @@ use crate::truth::{self, Truth};
 pub const JPEG_QUALITY: u8 = 90;
 
 /// Per-frame random generator, independent of rendering order.
-fn frame_rng(seed: u64, frame: usize, stream: u64) -> fastrand::Rng {
+pub(crate) fn frame_rng(seed: u64, frame: usize, stream: u64) -> fastrand::Rng {
     fastrand::Rng::with_seed(
         seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (frame as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
@@ -156,7 +156,7 @@ pub fn background(width: u32, height: u32, seed: u64) -> RgbImage {
 }
 
 /// A table of Gaussian noise samples (grey levels) for cheap sensor noise.
-fn noise_table(seed: u64, sigma: f64) -> Vec<i16> {
+pub(crate) fn noise_table(seed: u64, sigma: f64) -> Vec<i16> {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x0015_E5E0);
     (0..1 << 16)
         .map(|_| {
@@ -245,7 +245,7 @@ impl<'a> Painter<'a> {
 }
 
 /// Paste with a 2-pixel feathered border so the crop's edge is less stark.
-fn paste(dst: &mut RgbImage, src: &RgbImage, x0: i32, y0: i32) {
+pub(crate) fn paste(dst: &mut RgbImage, src: &RgbImage, x0: i32, y0: i32) {
     let (sw, sh) = (src.width() as i32, src.height() as i32);
     let (dw, dh) = (dst.width() as i32, dst.height() as i32);
     for sy in 0..sh {
@@ -273,7 +273,7 @@ fn paste(dst: &mut RgbImage, src: &RgbImage, x0: i32, y0: i32) {
     }
 }
 
-fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> SceneError + '_ {
+pub(crate) fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> SceneError + '_ {
     move |source| SceneError::Write {
         path: path.to_path_buf(),
         source,
@@ -389,7 +389,7 @@ pub fn frame_path(frames_dir: &Path, i: usize) -> PathBuf {
     frames_dir.join(format!("{i:06}.jpg"))
 }
 
-fn write_jpeg(img: &RgbImage, path: &Path) -> Result<(), SceneError> {
+pub(crate) fn write_jpeg(img: &RgbImage, path: &Path) -> Result<(), SceneError> {
     let file = std::fs::File::create(path).map_err(write_err(path))?;
     let mut w = BufWriter::new(file);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, JPEG_QUALITY)
