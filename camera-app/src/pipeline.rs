@@ -835,11 +835,18 @@ fn run_counting(
                 && shared.snapshot_wanted.swap(false, Ordering::Relaxed)
             {
                 let people: Vec<_> = dets.iter().map(|d| d.bbox).collect();
-                let shot = snapshot::render(frame, Some(&analytics), &people, &snapshot_opts)
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "cannot take a snapshot");
-                        e.to_string()
-                    });
+                let shelves = counter.shelf_states();
+                let shot = snapshot::render_with_shelves(
+                    frame,
+                    Some(&analytics),
+                    &people,
+                    &shelves,
+                    &snapshot_opts,
+                )
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "cannot take a snapshot");
+                    e.to_string()
+                });
                 if tx.try_send(shot).is_err() {
                     tracing::warn!("snapshot dropped: the link is busy");
                 }

@@ -31,6 +31,8 @@ use crate::analytics::zone::Polygon;
 use crate::capture::{Frame, FrameLayoutError, PixelFormat};
 use crate::detect::BBox;
 use crate::preprocess::Colorimetry;
+use crate::shelf::layout::Shelf;
+use crate::shelf::state::Stock;
 
 /// Below this quality lines and zone outlines smear; shrink instead.
 const MIN_QUALITY: u8 = 40;
@@ -210,6 +212,30 @@ pub fn render(
     people: &[BBox],
     opts: &SnapshotOptions,
 ) -> Result<Vec<u8>, SnapshotError> {
+    render_with_shelves(frame, analytics, people, &[], opts)
+}
+
+/// Outline colours of a facing by its state (`None`: not judged yet, no
+/// reference).
+pub fn stock_colour(state: Option<Stock>) -> [u8; 3] {
+    match state {
+        Some(Stock::Stocked) => [40, 200, 70],
+        Some(Stock::Low) => [255, 170, 0],
+        Some(Stock::Empty) => [235, 30, 30],
+        None => [150, 150, 150],
+    }
+}
+
+/// As [`render`], with each shelf's facings outlined in the colour of
+/// their state ([`stock_colour`]; an empty facing is also crossed out) and
+/// the shelf's front zone dotted.
+pub fn render_with_shelves(
+    frame: &Frame,
+    analytics: Option<&AnalyticsConfig>,
+    people: &[BBox],
+    shelves: &[(Shelf, Vec<Option<Stock>>)],
+    opts: &SnapshotOptions,
+) -> Result<Vec<u8>, SnapshotError> {
     if !opts.enabled {
         return Err(SnapshotError::Disabled);
     }
@@ -229,6 +255,7 @@ pub fn render(
     if let Some(a) = analytics {
         draw_shapes(&mut img, a);
     }
+    draw_shelves(&mut img, shelves);
     fit(img, opts)
 }
 
@@ -542,6 +569,48 @@ fn draw_shapes(img: &mut Rgb, a: &AnalyticsConfig) {
         };
         zone_mask(img.w, img.h, &z.polygon, &mut mask);
         outline(img, &mask, &pen);
+    }
+}
+
+/// Facings in their state's colour, front zones dotted.
+fn draw_shelves(img: &mut Rgb, shelves: &[(Shelf, Vec<Option<Stock>>)]) {
+    let (fw, fh) = (img.w as f32, img.h as f32);
+    let to_px = |p: &Point| ((p.x * fw).round() as i32, (p.y * fh).round() as i32);
+    let width = (img.w / 480).max(2) as i32;
+    for (shelf, states) in shelves {
+        for (k, f) in shelf.facings.iter().enumerate() {
+            let state = states.get(k).copied().flatten();
+            let pen = Pen {
+                colour: stock_colour(state),
+                width,
+            };
+            let pts: Vec<(i32, i32)> = f.polygon.points().iter().map(to_px).collect();
+            for (i, &p) in pts.iter().enumerate() {
+                pen.line(img, p, pts[(i + 1) % pts.len()]);
+            }
+            if state == Some(Stock::Empty) && pts.len() == 4 {
+                pen.line(img, pts[0], pts[2]);
+                pen.line(img, pts[1], pts[3]);
+            }
+        }
+        let pen = Pen {
+            colour: [60, 140, 255],
+            width,
+        };
+        let pts: Vec<(i32, i32)> = shelf.front.points().iter().map(to_px).collect();
+        for (i, &p) in pts.iter().enumerate() {
+            let q = pts[(i + 1) % pts.len()];
+            // Dotted: every other tenth of the edge.
+            for j in (0..10).step_by(2) {
+                let at = |u: f32| {
+                    (
+                        p.0 + ((q.0 - p.0) as f32 * u).round() as i32,
+                        p.1 + ((q.1 - p.1) as f32 * u).round() as i32,
+                    )
+                };
+                pen.line(img, at(j as f32 / 10.0), at((j + 1) as f32 / 10.0));
+            }
+        }
     }
 }
 

@@ -403,3 +403,55 @@ fn snapshot_cost_1080p_nv12() {
         times[5]
     );
 }
+
+#[test]
+fn facings_are_outlined_in_the_colour_of_their_state() {
+    let (w, h) = (1280u32, 720u32);
+    let grey = image::RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
+    let analytics = AnalyticsConfig::parse(
+        "version = 2\n[[shelves]]\nname = \"s\"\n\
+         polygon = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.5], [0.1, 0.5]]\ngrid = [1, 4]\n\
+         front = [[0.1, 0.5], [0.9, 0.5], [0.9, 0.8], [0.1, 0.8]]\n",
+    )
+    .expect("config");
+    let states = vec![
+        Some(Stock::Stocked),
+        Some(Stock::Low),
+        Some(Stock::Empty),
+        None,
+    ];
+    let shelves = vec![(analytics.shelves[0].clone(), states)];
+    let out = decode(
+        &render_with_shelves(
+            &rgb_frame(&grey),
+            Some(&analytics),
+            &[],
+            &shelves,
+            &enabled(),
+        )
+        .expect("render"),
+    );
+    let px = |x: f32, y: f32| {
+        out.get_pixel((x * w as f32) as u32, (y * h as f32) as u32)
+            .0
+    };
+    const TOL: u8 = 40;
+    // The top edge of each facing (0.2 wide from 0.1), in its colour.
+    assert!(near(px(0.2, 0.1), [40, 200, 70], TOL), "{:?}", px(0.2, 0.1));
+    assert!(near(px(0.4, 0.1), [255, 170, 0], TOL), "{:?}", px(0.4, 0.1));
+    assert!(near(px(0.6, 0.1), [235, 30, 30], TOL), "{:?}", px(0.6, 0.1));
+    assert!(
+        near(px(0.8, 0.1), [150, 150, 150], TOL),
+        "{:?}",
+        px(0.8, 0.1)
+    );
+    // The empty facing is crossed out (its centre), the others are not.
+    assert!(near(px(0.6, 0.3), [235, 30, 30], TOL), "{:?}", px(0.6, 0.3));
+    assert!(near(px(0.2, 0.3), [128, 128, 128], 6), "{:?}", px(0.2, 0.3));
+    // The front zone's bottom edge, dotted in blue.
+    assert!(
+        near(px(0.22, 0.8), [60, 140, 255], TOL),
+        "{:?}",
+        px(0.22, 0.8)
+    );
+}
