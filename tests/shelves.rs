@@ -451,3 +451,61 @@ fn shelf_scenes_are_judged_end_to_end() {
     assert!(stop_error <= 0.10, "stops {ss} vs {ts}");
     assert!(take_error <= 0.10, "takes {st} vs {tt}");
 }
+
+/// Development aid: the comparator's fills for one scene over time
+/// (`SHELF_SCENE=name cargo test -p camera-app --test shelves -- --ignored
+/// --nocapture`), reference from the first frame, one row per 2 s.
+#[test]
+#[ignore = "a development aid, not a check"]
+fn print_fills_of_one_scene() {
+    use camera_app::shelf::compare::{ReferenceComparator, RgbView, ShelfReference, ShelfState};
+    let name = std::env::var("SHELF_SCENE").unwrap_or_else(|_| "one_shelf_emptied".into());
+    let path = scenegen::shelf::shelf_scenarios_dir().join(format!("{name}.toml"));
+    let scenario = ShelfScenario::load(&path).expect("scenario");
+    let work = tempfile::tempdir().expect("tempdir");
+    let truth = render_shelves(&scenario, &common::images_dir(), work.path()).expect("render");
+    let analytics =
+        pipeline::load_analytics(&work.path().join("analytics.toml")).expect("analytics");
+    let frame = |i: usize| {
+        image::open(scenegen::render::frame_path(&work.path().join("frames"), i))
+            .expect("frame")
+            .into_rgb8()
+    };
+    let first = frame(0);
+    fn view(img: &image::RgbImage) -> RgbView<'_> {
+        RgbView {
+            width: img.width(),
+            height: img.height(),
+            data: img.as_raw(),
+        }
+    }
+    let refs = analytics
+        .shelves
+        .iter()
+        .map(|s| ShelfReference::capture(s, analytics.version, &[view(&first)]).expect("ref"))
+        .collect();
+    let mut c = ReferenceComparator::new(refs, analytics.version).expect("comparator");
+    let mut out = Vec::new();
+    for i in (0..truth.frames).step_by(2 * truth.fps as usize) {
+        let img = frame(i);
+        let t = i as f64 / f64::from(truth.fps);
+        for s in &analytics.shelves {
+            c.fill(s, view(&img), &mut out).expect("fill");
+            let row: Vec<String> = s
+                .facings
+                .iter()
+                .zip(&out)
+                .map(|(f, v)| {
+                    let want = truth.fill_at(&s.name, &f.name, t).unwrap_or(f64::NAN);
+                    let occ = if truth.occluded_at(&s.name, &f.name, t) {
+                        "*"
+                    } else {
+                        ""
+                    };
+                    format!("{v:.2}/{want:.2}{occ}")
+                })
+                .collect();
+            println!("{t:5.1} {:<6} {}", s.name, row.join(" "));
+        }
+    }
+}
