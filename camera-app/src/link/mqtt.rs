@@ -154,17 +154,13 @@ impl Link {
             acks: Vec::new(),
             link: self,
         };
+        let from_camera = FromCamera {
+            snapshots: snap_rx,
+            shelf_replies: shelf_rx,
+        };
         let thread = std::thread::Builder::new()
             .name("mqtt-link".into())
-            .spawn(move || {
-                runtime.block_on(worker.run(
-                    shutdown_rx,
-                    FromCamera {
-                        snapshots: snap_rx,
-                        shelf_replies: shelf_rx,
-                    },
-                ))
-            })
+            .spawn(move || runtime.block_on(worker.run(shutdown_rx, from_camera)))
             .map_err(LinkError::Runtime)?;
         Ok(LinkHandle {
             wake,

@@ -209,7 +209,10 @@ mod tests {
             (b"\xff\xfe", "not JSON"),
             (b"[\"left\"]", "JSON object"),
             (b"\"left\"", "JSON object"),
-            (b"{\"shelf\": 3}", "shelf: invalid type: integer `3`"),
+            (
+                b"{\"shelf\": 3}",
+                "shelf: invalid type: integer `3`, expected a string",
+            ),
             (b"{\"shelves\": \"left\"}", "unknown field `shelves`"),
             (b"{\"shelf\": \" \"}", "shelf: is empty"),
             (b"{\"id\": 7}", "id: invalid type"),
