@@ -426,3 +426,184 @@ fn run_with_an_outbox_continues_sequence_numbers_across_runs() {
     let written: Vec<serde_json::Value> = first.into_iter().chain(second).collect();
     assert_eq!(stored, written);
 }
+
+/// An analytics configuration with one shelf, `left`, watched over the
+/// synthetic pattern (nobody in view), quick to reference.
+const SHELF_ANALYTICS: &str = r#"version = 3
+bin_minutes = 1
+
+[shelf_check]
+clear_s = 0.2
+reference_frames = 2
+
+[[shelves]]
+name = "left"
+polygon = [[0.05, 0.1], [0.45, 0.1], [0.45, 0.6], [0.05, 0.6]]
+grid = [2, 3]
+front = [[0.05, 0.7], [0.45, 0.7], [0.45, 0.95], [0.05, 0.95]]
+"#;
+
+fn shelf_camera_config(dir: &Path, source: &str, link: &str) -> std::path::PathBuf {
+    let analytics = dir.join("analytics.toml");
+    std::fs::write(&analytics, SHELF_ANALYTICS).expect("write analytics");
+    write_config(
+        dir,
+        &format!(
+            "analytics = {analytics:?}\n\n[source]\nkind = \"synthetic\"\nwidth = 320\nheight = 240\n\
+             format = \"yuyv\"\nfps = 10\n{source}\n\n[detector]\nmodels_dir = {:?}\n\n\
+             [output]\npath = {:?}\noutbox = {:?}\n\n{link}",
+            models_dir(),
+            dir.join("records.jsonl"),
+            dir.join("outbox.redb"),
+        ),
+    )
+}
+
+/// Issue 7 over MQTT: a malformed request and an unknown shelf are refused
+/// at once with the reason; a valid one is accepted, then taken, and the
+/// reference is on flash; health stops naming the shelf. A second run
+/// takes the stored reference back.
+#[test]
+fn shelf_reference_over_mqtt_is_taken_and_stored() {
+    use common::mqtt::{Subscriber, broker, unique};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tmp");
+    let addr = broker();
+    let camera = unique("shelfcam");
+    let prefix = format!("stores/test/cameras/{camera}");
+    let cfg = shelf_camera_config(
+        dir.path(),
+        "realtime = true\nframes = 300",
+        &format!(
+            "[camera]\nid = {camera:?}\n\n[link]\nbroker = \"127.0.0.1\"\nport = {}\nstore = \"test\"\n\
+             health_interval_s = 1\ndrain_s = 1\nreconnect_min_ms = 50\nreconnect_max_s = 1\n",
+            addr.port()
+        ),
+    );
+    let sub = Subscriber::start(&format!("{prefix}/#"));
+    let child = camera_app()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start camera-app");
+    let status = format!("{prefix}/status");
+    let results = format!("{prefix}/shelves/reference/result");
+    let request = format!("{prefix}/shelves/reference/request");
+    sub.wait_for("the birth message", Duration::from_secs(20), |m| {
+        m.iter().any(|m| m.topic == status)
+    });
+    // `wait_for` holds the subscriber's lock: look only at what it hands over.
+    let find = |seen: &[common::mqtt::Message], id: &str, state: &str| {
+        seen.iter()
+            .filter(|m| m.topic == results)
+            .map(common::mqtt::Message::json)
+            .find(|r| r["id"] == id && r["state"] == state)
+    };
+    let result_with = |id: &str, state: &str| find(&sub.messages(), id, state);
+    let wait_result = |id: &str, state: &str, limit: u64| {
+        sub.wait_for(
+            &format!("{id} {state}"),
+            Duration::from_secs(limit),
+            |seen| find(seen, id, state).is_some(),
+        );
+        result_with(id, state).expect("seen")
+    };
+    sub.publish(&request, br#"{"id": "bad", "shelf": 3}"#.to_vec());
+    sub.publish(&request, br#"{"id": "unknown", "shelf": "nope"}"#.to_vec());
+    sub.publish(&request, br#"{"id": "r1", "shelf": "left"}"#.to_vec());
+
+    let bad = wait_result("bad", "failed", 10);
+    assert_eq!(bad["ok"], false);
+    let reason = bad["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("malformed request: shelf: invalid type"),
+        "{reason}"
+    );
+    let unknown = wait_result("unknown", "failed", 10);
+    assert_eq!(
+        unknown["reason"], r#"no shelf named "nope" (configured: left)"#,
+        "{unknown}"
+    );
+    assert_eq!(unknown["config_version"], 3);
+    let accepted = wait_result("r1", "accepted", 10);
+    assert_eq!(accepted["ok"], true);
+    assert_eq!(accepted["shelves"], serde_json::json!(["left"]));
+    let taken = wait_result("r1", "taken", 10);
+    assert_eq!(taken["ok"], true, "{taken}");
+    assert_eq!(taken["shelves"], serde_json::json!(["left"]));
+    assert_eq!(taken["config_version"], 3);
+    assert!(result_with("r1", "failed").is_none());
+    assert!(sub.on(&results).iter().all(|m| !m.retain));
+    // Stored before the result went out.
+    let stored = dir.path().join("shelf-references.bin");
+    assert!(stored.is_file(), "{} missing", stored.display());
+    let health = format!("{prefix}/health");
+    sub.wait_for(
+        "health without shelves lacking a reference",
+        Duration::from_secs(5),
+        |m| {
+            m.iter()
+                .filter(|m| m.topic == health)
+                .any(|m| m.json()["shelves_without_reference"] == serde_json::json!([]))
+        },
+    );
+    let first_health = sub.on(&health)[0].json();
+    assert_eq!(
+        first_health["shelves_without_reference"],
+        serde_json::json!(["left"])
+    );
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().expect("camera-app exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+
+    // The next start uses the stored reference: nothing to take.
+    let cfg = shelf_camera_config(dir.path(), "frames = 3", "");
+    let out = run(camera_app()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "camera_app=info"));
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("shelf references restored restored=1 refused=0"),
+        "{err}"
+    );
+}
+
+/// `run --shelf-reference all` without a link: taken at the start and
+/// stored; a corrupt stored file is logged and replaced, never fatal.
+#[test]
+fn shelf_reference_from_the_command_line_replaces_a_corrupt_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let stored = dir.path().join("shelf-references.bin");
+    std::fs::write(&stored, b"not references").expect("write");
+    let cfg = shelf_camera_config(dir.path(), "frames = 10", "");
+    let out = run(camera_app()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--shelf-reference", "all"])
+        .env("RUST_LOG", "camera_app=info"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("ignoring the stored shelf references"),
+        "{err}"
+    );
+    assert!(err.contains("not a shelf reference file"), "{err}");
+    assert!(err.contains("state=Taken"), "{err}");
+    let refs = camera_app::shelf::store::ReferenceStore::new(dir.path())
+        .load()
+        .expect("a valid file now");
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0].name(), "left");
+    assert_eq!(refs[0].version(), 3);
+}

@@ -129,6 +129,10 @@ enum Command {
         /// sequence numbers continue from the ones stored there.
         #[arg(long)]
         outbox: Option<PathBuf>,
+        /// Take a new reference of this shelf (`all`: every shelf) over
+        /// the first clean frames; stored beside the outbox.
+        #[arg(long, value_name = "SHELF|all")]
+        shelf_reference: Option<String>,
     },
     /// Per-stage timings as JSON (medians and p95 in ms).
     Bench {
@@ -275,6 +279,7 @@ fn main_inner(cli: Cli) -> Result<()> {
             models_dir,
             camera_id,
             outbox,
+            shelf_reference,
         } => {
             let mut cfg = match config {
                 Some(p) => Config::load(&p)?,
@@ -306,7 +311,12 @@ fn main_inner(cli: Cli) -> Result<()> {
                 signal_hook::flag::register(signal, stop.clone())
                     .context("installing the signal handler")?;
             }
-            let summary = pipeline::run(&cfg, &stop)?;
+            let opts = pipeline::RunOptions {
+                shelf_reference: shelf_reference
+                    .as_deref()
+                    .map(pipeline::RunOptions::shelf_reference_arg),
+            };
+            let summary = pipeline::run_with(&cfg, &opts, &stop)?;
             eprintln!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }

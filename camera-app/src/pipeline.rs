@@ -27,7 +27,9 @@ use crate::config::{Config, SourceConfig};
 use crate::config_store::ConfigStore;
 use crate::detect::{Detection, Detector};
 use crate::health::{SystemProbe, TamperDetector, TamperKind};
-use crate::link::{Link, LinkHandle, remote_config};
+use crate::link::{
+    Link, LinkHandle, ReferenceState, ShelfReferenceReply, ShelfReferenceRequest, remote_config,
+};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
 use crate::outbox::{Outbox, OutboxError};
 use crate::preprocess::Colorimetry;
@@ -38,6 +40,7 @@ use crate::shelf::monitor::{
     FrameFacts, ReferenceOutcome, RequestError, ShelfMonitor, ShelfOutput,
 };
 use crate::shelf::state::Stock;
+use crate::shelf::store::ReferenceStore;
 use crate::snapshot;
 use crate::track::appearance::{self, Appearance};
 use crate::track::{TrackId, Tracker, TrackerConfig};
@@ -433,6 +436,12 @@ impl PeopleCounter {
         }
     }
 
+    /// Configured shelves with no reference in force (for the health
+    /// report); `None` when no shelves are configured.
+    pub fn shelves_without_reference(&self) -> Option<Vec<&str>> {
+        self.shelves.as_ref().map(ShelfMonitor::without_reference)
+    }
+
     /// The shelves and their facing states, for the snapshot overlay.
     pub fn shelf_states(&self) -> Vec<(Shelf, Vec<Option<Stock>>)> {
         self.shelves.as_ref().map_or_else(Vec::new, |m| {
@@ -493,6 +502,24 @@ impl PeopleCounter {
     }
 }
 
+/// What a run is asked to do besides its configuration (command-line
+/// actions, not settings).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Take a shelf reference at the first frame (`--shelf-reference`).
+    pub shelf_reference: Option<ShelfReferenceRequest>,
+}
+
+impl RunOptions {
+    /// `--shelf-reference SHELF|all`: one shelf by name, or every shelf.
+    pub fn shelf_reference_arg(arg: &str) -> ShelfReferenceRequest {
+        ShelfReferenceRequest {
+            id: None,
+            shelf: (arg != "all").then(|| arg.to_string()),
+        }
+    }
+}
+
 /// Run the configured pipeline to the end of the source (or
 /// `output.max_frames`), writing JSON lines to the configured output:
 /// bins and events when an analytics configuration is given, detections
@@ -501,6 +528,15 @@ impl PeopleCounter {
 /// `stop` ends the run between two frames (SIGTERM): the last bin is closed
 /// and stored, and the link gets `drain_s` to deliver what waits.
 pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError> {
+    run_with(cfg, &RunOptions::default(), stop)
+}
+
+/// As [`run`], with the actions `opts` asks for.
+pub fn run_with(
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+) -> Result<RunSummary, PipelineError> {
     let analytics = cfg.analytics.as_deref().map(load_analytics).transpose()?;
     let (manifest, mut detector) = build_detector(cfg)?;
     let board = cfg
@@ -544,9 +580,16 @@ pub fn run(cfg: &Config, stop: &AtomicBool) -> Result<RunSummary, PipelineError>
                 out: &mut out,
                 stop,
                 hw: hw.as_ref(),
+                opts,
             },
         )?,
         None => {
+            if opts.shelf_reference.is_some() {
+                tracing::error!(
+                    "no shelf reference taken: shelves come with an analytics configuration \
+                     (--analytics), and there is none"
+                );
+            }
             let mut record = FrameRecord {
                 seq: 0,
                 timestamp_us: 0,
@@ -589,6 +632,7 @@ struct Running<'a> {
     out: &'a mut Box<dyn Write>,
     stop: &'a AtomicBool,
     hw: Option<&'a BoardHw>,
+    opts: &'a RunOptions,
 }
 
 /// The board's IR-cut filter and status LED, on their own thread (the LED
@@ -654,6 +698,7 @@ fn run_counting(
         out,
         stop,
         hw,
+        opts,
     } = io;
     let outbox = cfg
         .output
@@ -670,16 +715,10 @@ fn run_counting(
     let (configs_tx, configs) = std::sync::mpsc::channel();
     let mut analytics = file_config.clone();
     let mut link = None;
-    if let (Some(link_cfg), Some(outbox)) = (&cfg.link, &outbox) {
-        // Beside the outbox, on the data partition; `outbox.redb` alone
-        // has an empty parent, which is the working directory.
-        let dir = cfg
-            .output
-            .outbox
-            .as_deref()
-            .and_then(Path::parent)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+    // The remote configuration and the shelf references live beside the
+    // outbox, on the data partition.
+    let data_dir = cfg.output.outbox.as_deref().map(data_dir);
+    if let (Some(link_cfg), Some(outbox), Some(dir)) = (&cfg.link, &outbox, data_dir) {
         let store = ConfigStore::open(dir)?;
         let text = cfg
             .analytics
@@ -755,7 +794,18 @@ fn run_counting(
         link = Some(handle);
     }
     let mut counter =
-        PeopleCounter::continuing(&analytics, &cfg.tracker, &cfg.camera.id, manifest, seqs);
+        PeopleCounter::continuing(&analytics, &cfg.tracker, &cfg.camera.id, manifest, seqs)
+            .with_colorimetry(cfg.detector.colorimetry);
+    let mut shelf_refs = ShelfReferences {
+        // Without an outbox there is no data partition: references live
+        // in memory only.
+        store: data_dir.map(ReferenceStore::new),
+        replies: link.as_ref().map(LinkHandle::shelf_replies),
+        pending: None,
+    };
+    shelf_refs.restore(&mut counter);
+    shared.metrics().shelves_without_reference = without_reference(&counter);
+    let mut first_request = opts.shelf_reference.clone();
     // Durable first, then written out: a record on stdout is one the
     // camera will not lose.
     let emit = |out: &mut Box<dyn Write>, r: &Record| -> std::io::Result<()> {
@@ -783,6 +833,7 @@ fn run_counting(
             let mut emitted = false;
             let t_us = frame.timestamp.as_micros();
             // Accepted over MQTT since the last frame: in force from this one.
+            let mut reconfigured = false;
             while let Ok(desired) = configs.try_recv() {
                 tracing::info!(
                     version = desired.version,
@@ -796,19 +847,35 @@ fn run_counting(
                 // An installer who changes the lines has looked at the view:
                 // it becomes the tamper reference.
                 tamper.relearn(t_us, &mut tamper_events);
+                reconfigured = true;
             }
-            for r in counter.frame(frame, dets) {
-                emit(out, r)?;
-                emitted = true;
+            if reconfigured {
+                shelf_refs.reconfigured(&counter, analytics.version);
             }
+            // Asked since the last frame (the command line's at the first).
+            for request in first_request
+                .take()
+                .into_iter()
+                .chain(shared.take_shelf_requests())
+            {
+                shelf_refs.request(&mut counter, request, t_us as i64, analytics.version);
+            }
+            // Before the counter: a tampered view is no view of the shelves.
             if let Err(e) = tamper.observe(frame, t_us, &mut tamper_events) {
                 tracing::debug!(error = %e, "tamper check skipped");
             }
+            let tamper_status = tamper.status();
+            let tampered = tamper_status.covered || tamper_status.defocused || tamper_status.moved;
+            for r in counter.frame_checked(frame, dets, tampered) {
+                emit(out, r)?;
+                emitted = true;
+            }
+            let references_changed = shelf_refs.outcomes(&mut counter, analytics.version);
             if let Some(hw) = hw {
                 let online = link
                     .as_ref()
                     .is_none_or(|l| l.stats().connected.load(Ordering::Relaxed));
-                hw.frame(frame, Some(&tamper.status()), online);
+                hw.frame(frame, Some(&tamper_status), online);
             }
             for ev in tamper_events.drain(..) {
                 tracing::warn!(kind = ?ev.kind, raised = ev.raised, "tamper");
@@ -854,7 +921,10 @@ fn run_counting(
             let mut m = shared.metrics();
             m.tracks_active = counter.active_tracks() as u32;
             m.inference.record(info.inference);
-            m.tamper = tamper.status();
+            m.tamper = tamper_status;
+            if reconfigured || references_changed {
+                m.shelves_without_reference = without_reference(&counter);
+            }
             drop(m);
             if let (true, Some(l)) = (emitted, &link) {
                 l.wake();
@@ -870,12 +940,190 @@ fn run_counting(
     for r in counter.finish() {
         emit(out, r).map_err(out_err)?;
     }
+    shelf_refs.abandon(
+        "the camera stopped before the reference was taken; request it again",
+        analytics.version,
+    );
     if let (Some(l), Some(o)) = (link, &outbox) {
         l.wake();
         drain(o, cfg.link.as_ref().map_or(0, |c| c.drain_s));
         l.stop();
     }
     Ok(summary)
+}
+
+/// The shelves without a reference, as the health report names them.
+fn without_reference(counter: &PeopleCounter) -> Option<Vec<String>> {
+    counter
+        .shelves_without_reference()
+        .map(|names| names.into_iter().map(str::to_string).collect())
+}
+
+/// Shelf reference requests in the frame loop: from the link and the
+/// command line to the counter; their results back to whoever asked (the
+/// link, and the log), and references taken to the store.
+struct ShelfReferences {
+    /// `shelf-references.bin` beside the outbox; none without an outbox.
+    store: Option<ReferenceStore>,
+    /// Results to publish on `shelves/reference/result`.
+    replies: Option<tokio::sync::mpsc::Sender<ShelfReferenceReply>>,
+    /// The id of the request in progress (`Some(None)`: one without an id).
+    pending: Option<Option<String>>,
+}
+
+impl ShelfReferences {
+    /// At start: the stored references of the shelves as configured. A
+    /// reference or a file that cannot be used is logged, never fatal.
+    fn restore(&self, counter: &mut PeopleCounter) {
+        let Some(store) = &self.store else { return };
+        let refs = match store.load() {
+            Ok(refs) => refs,
+            Err(e) => {
+                tracing::error!(error = %e, "ignoring the stored shelf references");
+                return;
+            }
+        };
+        if refs.is_empty() {
+            return;
+        }
+        let stored = refs.len();
+        let refused = counter.restore_shelf_references(refs);
+        for e in &refused {
+            tracing::warn!(error = %e, path = %store.path().display(), "stored shelf reference not used");
+        }
+        tracing::info!(
+            restored = stored - refused.len(),
+            refused = refused.len(),
+            "shelf references restored"
+        );
+    }
+
+    /// Hand a request to the counter and say whether it is accepted. A new
+    /// request replaces the one in progress, which is reported failed.
+    fn request(
+        &mut self,
+        counter: &mut PeopleCounter,
+        request: ShelfReferenceRequest,
+        now_us: i64,
+        version: u64,
+    ) {
+        match counter.request_shelf_reference(request.shelf.as_deref(), now_us) {
+            Ok(shelves) => {
+                self.abandon("replaced by a newer request", version);
+                self.pending = Some(request.id.clone());
+                self.reply(ShelfReferenceReply::new(
+                    request.id,
+                    ReferenceState::Accepted,
+                    shelves,
+                    None,
+                    version,
+                ));
+            }
+            Err(e) => {
+                self.reply(ShelfReferenceReply::failed(
+                    request.id,
+                    e.to_string(),
+                    version,
+                ));
+            }
+        }
+    }
+
+    /// After a frame: report what became of the request in progress, and
+    /// store references taken. True when references changed.
+    fn outcomes(&mut self, counter: &mut PeopleCounter, version: u64) -> bool {
+        let mut taken = false;
+        for outcome in counter.reference_outcomes() {
+            let reply = match outcome {
+                ReferenceOutcome::Waiting { shelves, reason } => ShelfReferenceReply::new(
+                    self.pending.clone().flatten(),
+                    ReferenceState::Waiting,
+                    shelves,
+                    Some(reason),
+                    version,
+                ),
+                ReferenceOutcome::Taken {
+                    shelves,
+                    version: taken_for,
+                } => {
+                    taken = true;
+                    self.save(counter);
+                    ShelfReferenceReply::new(
+                        self.pending.take().flatten(),
+                        ReferenceState::Taken,
+                        shelves,
+                        None,
+                        taken_for,
+                    )
+                }
+                ReferenceOutcome::Failed { shelves, reason } => ShelfReferenceReply::new(
+                    self.pending.take().flatten(),
+                    ReferenceState::Failed,
+                    shelves,
+                    Some(reason),
+                    version,
+                ),
+            };
+            self.reply(reply);
+        }
+        taken
+    }
+
+    /// A new analytics configuration is in force: the counter carried the
+    /// references of unchanged shelves over to it; a capture in progress
+    /// ended with the old configuration.
+    fn reconfigured(&mut self, counter: &PeopleCounter, version: u64) {
+        self.abandon(
+            &format!(
+                "the analytics configuration changed to version {version} before the \
+                 reference was taken; request it again"
+            ),
+            version,
+        );
+        self.save(counter);
+    }
+
+    /// The request in progress will not finish: say so.
+    fn abandon(&mut self, reason: &str, version: u64) {
+        if let Some(id) = self.pending.take() {
+            self.reply(ShelfReferenceReply::failed(id, reason.into(), version));
+        }
+    }
+
+    fn save(&self, counter: &PeopleCounter) {
+        let Some(store) = &self.store else { return };
+        match store.save(counter.shelf_references()) {
+            Ok(()) => tracing::debug!(
+                path = %store.path().display(),
+                references = counter.shelf_references().len(),
+                "shelf references stored"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot store the shelf references"),
+        }
+    }
+
+    /// Logged, and published when there is a link.
+    fn reply(&self, reply: ShelfReferenceReply) {
+        if reply.ok {
+            tracing::info!(id = ?reply.id, state = ?reply.state, shelves = ?reply.shelves, reason = ?reply.reason, "shelf reference");
+        } else {
+            tracing::warn!(id = ?reply.id, shelves = ?reply.shelves, reason = ?reply.reason, "shelf reference failed");
+        }
+        if let Some(tx) = &self.replies
+            && tx.try_send(reply).is_err()
+        {
+            tracing::warn!("shelf reference result dropped: the link is busy");
+        }
+    }
+}
+
+/// The directory of the outbox file: `outbox.redb` alone has an empty
+/// parent, which is the working directory.
+fn data_dir(outbox: &Path) -> &Path {
+    outbox
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// At the end of a finite input, give the link a while to deliver what is

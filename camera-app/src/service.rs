@@ -4,8 +4,9 @@
 //!
 //! The link runs on its own thread; the frame loop owns the tracker and the
 //! analytics engine. They meet here: counters behind a mutex the frame loop
-//! updates once per frame, a channel of accepted configurations the frame
-//! loop drains before each frame, and a flag asking for a snapshot.
+//! updates once per frame, a channel of accepted configurations and a
+//! queue of shelf reference requests the frame loop drains before each
+//! frame, and a flag asking for a snapshot.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
@@ -16,7 +17,7 @@ use serde_json::json;
 
 use crate::config_store::ConfigStore;
 use crate::health::{HealthInputs, HealthReport, LatencyWindow, SystemProbe, TamperStatus};
-use crate::link::{Camera, Desired};
+use crate::link::{Camera, Desired, ShelfReferenceRequest};
 use crate::outbox::Outbox;
 use crate::pipeline::RunSummary;
 
@@ -28,6 +29,9 @@ pub struct Metrics {
     pub tracks_active: u32,
     pub inference: LatencyWindow,
     pub tamper: TamperStatus,
+    /// Configured shelves with no reference in force; `None` without
+    /// shelves.
+    pub shelves_without_reference: Option<Vec<String>>,
 }
 
 impl Default for Metrics {
@@ -38,6 +42,7 @@ impl Default for Metrics {
             // About a minute of frames at 15 fps.
             inference: LatencyWindow::new(1024),
             tamper: TamperStatus::default(),
+            shelves_without_reference: None,
         }
     }
 }
@@ -50,7 +55,12 @@ pub struct Shared {
     pub snapshot_wanted: AtomicBool,
     /// Version of the analytics configuration in force.
     pub config_version: AtomicU64,
+    /// Shelf reference requests from the link, for the frame loop.
+    pub shelf_requests: Mutex<Vec<ShelfReferenceRequest>>,
 }
+
+/// Requests waiting for the frame loop beyond this are refused.
+const MAX_QUEUED_SHELF_REQUESTS: usize = 16;
 
 impl Shared {
     pub fn metrics(&self) -> std::sync::MutexGuard<'_, Metrics> {
@@ -60,6 +70,16 @@ impl Shared {
     /// The frame loop's counters so far, whatever became of the frames.
     pub fn progress(&self, s: &RunSummary) {
         self.metrics().summary = *s;
+    }
+
+    /// The shelf reference requests queued since the last call.
+    pub fn take_shelf_requests(&self) -> Vec<ShelfReferenceRequest> {
+        std::mem::take(
+            &mut *self
+                .shelf_requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 }
 
@@ -122,7 +142,12 @@ impl Camera for AppCamera {
             outbox_evictions: outbox.evicted,
         };
         let report = HealthReport::build(&inputs, &m.inference, &system, &m.tamper);
-        serde_json::to_value(report).unwrap_or_default()
+        let mut value = serde_json::to_value(report).unwrap_or_default();
+        // Only on a camera that watches shelves.
+        if let (Some(names), Some(o)) = (&m.shelves_without_reference, value.as_object_mut()) {
+            o.insert("shelves_without_reference".into(), json!(names));
+        }
+        value
     }
 
     fn apply(&mut self, desired: &Desired) -> Result<(), String> {
@@ -145,6 +170,22 @@ impl Camera for AppCamera {
             return Err("snapshots are disabled on this camera (snapshot.enabled)".into());
         }
         self.shared.snapshot_wanted.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn shelf_reference(&mut self, request: ShelfReferenceRequest) -> Result<(), String> {
+        let mut queue = self
+            .shared
+            .shelf_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if queue.len() >= MAX_QUEUED_SHELF_REQUESTS {
+            return Err(format!(
+                "{} requests are already waiting for the camera; try again shortly",
+                queue.len()
+            ));
+        }
+        queue.push(request);
         Ok(())
     }
 }

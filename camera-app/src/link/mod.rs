@@ -4,6 +4,7 @@
 //! - [`session`]: sans-IO delivery bookkeeping (which PUBACK releases which
 //!   outbox record) and reconnect backoff;
 //! - [`remote_config`]: the pure decision on a `config/set` payload;
+//! - [`shelf_reference`]: shelf reference requests and their results;
 //! - [`mqtt`]: the event loop (rumqttc) that drains the outbox, answers
 //!   requests and publishes status and health.
 //!
@@ -18,6 +19,7 @@ use serde::Deserialize;
 pub mod mqtt;
 pub mod remote_config;
 pub mod session;
+pub mod shelf_reference;
 /// TLS settings and their loading live in the `ota` crate, which the
 /// update agent shares.
 pub use ota::tls;
@@ -26,6 +28,7 @@ pub mod topics;
 
 pub use mqtt::{Camera, Link, LinkHandle};
 pub use remote_config::{ConfigResult, Desired};
+pub use shelf_reference::{ReferenceState, ShelfReferenceReply, ShelfReferenceRequest};
 pub use topics::Topics;
 
 /// `[link]` in the application config.

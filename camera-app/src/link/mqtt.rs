@@ -1,7 +1,7 @@
 //! The MQTT event loop: connects (with backoff and jitter), publishes the
 //! retained birth message, drains the outbox at QoS 1 and removes records
-//! on PUBACK, answers `config/set` and `snapshot/request`, and publishes
-//! health. It runs on its own thread with a single-threaded tokio runtime,
+//! on PUBACK, answers `config/set`, `snapshot/request` and
+//! `shelves/reference/request`, and publishes health. It runs on its own thread with a single-threaded tokio runtime,
 //! so the frame loop never waits for the network.
 //!
 //! Each connection uses a fresh rumqttc client: rumqttc's own in-flight
@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::remote_config::{self, ConfigResult, Desired};
 use super::session::{Backoff, Delivery};
+use super::shelf_reference::{ShelfReferenceReply, ShelfReferenceRequest};
 use super::topics::{Inbound, Topics};
 use super::{LinkConfig, LinkError, tls};
 use crate::outbox::Outbox;
@@ -37,6 +38,14 @@ pub trait Camera: Send + 'static {
     /// An installer asked for a snapshot. `Ok` means one will come through
     /// [`LinkHandle::snapshots`]; `Err` says why not.
     fn snapshot(&mut self) -> Result<(), String>;
+    /// An installer asked for a new shelf reference. `Ok` means it was
+    /// handed to the frame loop, whose results come through
+    /// [`LinkHandle::shelf_replies`]; `Err` says why not (and is sent back
+    /// as a failed result).
+    fn shelf_reference(&mut self, request: ShelfReferenceRequest) -> Result<(), String> {
+        let _ = request;
+        Err("this camera does not watch shelves".into())
+    }
 }
 
 /// A requested snapshot: the JPEG, or why there is none.
@@ -67,6 +76,7 @@ pub struct LinkHandle {
     wake: Arc<Notify>,
     shutdown: watch::Sender<bool>,
     snapshots: mpsc::Sender<Snapshot>,
+    shelf_replies: mpsc::Sender<ShelfReferenceReply>,
     stats: Arc<LinkStats>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -80,6 +90,12 @@ impl LinkHandle {
     /// Where the pipeline sends a requested snapshot (a JPEG).
     pub fn snapshots(&self) -> mpsc::Sender<Snapshot> {
         self.snapshots.clone()
+    }
+
+    /// Where the frame loop sends results of shelf reference requests
+    /// (published on `shelves/reference/result`).
+    pub fn shelf_replies(&self) -> mpsc::Sender<ShelfReferenceReply> {
+        self.shelf_replies.clone()
     }
 
     pub fn stats(&self) -> &Arc<LinkStats> {
@@ -123,6 +139,9 @@ impl Link {
         let wake = Arc::new(Notify::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (snap_tx, snap_rx) = mpsc::channel(1);
+        // A request gives at most three results (accepted, waiting, its
+        // end); room for a handful of requests at once.
+        let (shelf_tx, shelf_rx) = mpsc::channel(32);
         let stats = Arc::new(LinkStats::default());
         let worker = Worker {
             delivery: Delivery::new(usize::from(self.config.inflight)),
@@ -135,14 +154,19 @@ impl Link {
             acks: Vec::new(),
             link: self,
         };
+        let from_camera = FromCamera {
+            snapshots: snap_rx,
+            shelf_replies: shelf_rx,
+        };
         let thread = std::thread::Builder::new()
             .name("mqtt-link".into())
-            .spawn(move || runtime.block_on(worker.run(shutdown_rx, snap_rx)))
+            .spawn(move || runtime.block_on(worker.run(shutdown_rx, from_camera)))
             .map_err(LinkError::Runtime)?;
         Ok(LinkHandle {
             wake,
             shutdown,
             snapshots: snap_tx,
+            shelf_replies: shelf_tx,
             stats,
             thread: Some(thread),
         })
@@ -193,6 +217,12 @@ struct Worker {
     acks: Vec<u64>,
 }
 
+/// What the frame loop hands the link to publish.
+struct FromCamera {
+    snapshots: mpsc::Receiver<Snapshot>,
+    shelf_replies: mpsc::Receiver<ShelfReferenceReply>,
+}
+
 /// How a connection ended.
 enum Ended {
     Shutdown,
@@ -200,13 +230,9 @@ enum Ended {
 }
 
 impl Worker {
-    async fn run(
-        mut self,
-        mut shutdown: watch::Receiver<bool>,
-        mut snapshots: mpsc::Receiver<Snapshot>,
-    ) {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>, mut from_camera: FromCamera) {
         loop {
-            match self.connection(&mut shutdown, &mut snapshots).await {
+            match self.connection(&mut shutdown, &mut from_camera).await {
                 Ended::Shutdown => break,
                 Ended::Lost => {}
             }
@@ -225,7 +251,7 @@ impl Worker {
     async fn connection(
         &mut self,
         shutdown: &mut watch::Receiver<bool>,
-        snapshots: &mut mpsc::Receiver<Snapshot>,
+        from_camera: &mut FromCamera,
     ) -> Ended {
         let (client, eventloop) = AsyncClient::new(
             self.options.clone(),
@@ -264,7 +290,7 @@ impl Worker {
                     let report = self.camera.health().to_string();
                     self.publish(&client, self.topics.health(), QoS::AtMostOnce, false, report.into_bytes());
                 }
-                Some(shot) = snapshots.recv() => match shot {
+                Some(shot) = from_camera.snapshots.recv() => match shot {
                     Ok(jpeg) => {
                         tracing::info!(bytes = jpeg.len(), "publishing snapshot");
                         self.publish(&client, self.topics.snapshot(), QoS::AtLeastOnce, false, jpeg);
@@ -274,6 +300,9 @@ impl Worker {
                         self.publish(&client, self.topics.snapshot_result(), QoS::AtLeastOnce, false, result.into_bytes());
                     }
                 },
+                Some(reply) = from_camera.shelf_replies.recv() => {
+                    self.publish_shelf_reply(&client, &reply);
+                }
                 _ = shutdown.changed() => break Ended::Shutdown,
             }
             if connected {
@@ -315,12 +344,13 @@ impl Worker {
         self.backoff.reset();
         self.stats.connected.store(true, Ordering::Relaxed);
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
-        // Configurations wait at the broker while the camera is away;
-        // snapshot requests do not (QoS 0): a picture is for whoever is
-        // looking now, not days later.
+        // Configurations and shelf reference requests wait at the broker
+        // while the camera is away; snapshot requests do not (QoS 0): a
+        // picture is for whoever is looking now, not days later.
         for (topic, qos) in [
             (self.topics.config_set(), QoS::AtLeastOnce),
             (self.topics.snapshot_request(), QoS::AtMostOnce),
+            (self.topics.shelf_reference_request(), QoS::AtLeastOnce),
         ] {
             if let Err(e) = client.try_subscribe(topic.clone(), qos) {
                 tracing::warn!(%topic, error = %e, "cannot subscribe");
@@ -388,8 +418,9 @@ impl Worker {
             {
                 tracing::error!(
                     prefix = %self.topics,
-                    "the broker refused a subscription: config/set or snapshot/request will not \
-                     reach this camera; check the broker's access rules"
+                    "the broker refused a subscription: config/set, snapshot/request or \
+                     shelves/reference/request will not reach this camera; check the broker's \
+                     access rules"
                 );
             }
             Event::Incoming(Packet::Publish(p)) => {
@@ -424,8 +455,51 @@ impl Worker {
                     result.to_string().into_bytes(),
                 );
             }
+            Some(Inbound::ShelfReferenceRequest) => self.on_shelf_reference(client, p),
             None => tracing::debug!(topic = %p.topic, "ignoring a message"),
         }
+    }
+
+    /// A request is read here; the frame loop answers it. What cannot be
+    /// handed over is answered at once.
+    fn on_shelf_reference(&mut self, client: &AsyncClient, p: &Publish) {
+        let version = self.link.running.0;
+        let refused = if p.retain {
+            // A retained request would come back at every connection and
+            // take a reference whatever the shelf then looks like.
+            Some(ShelfReferenceReply::failed(
+                None,
+                "retained requests are ignored: publish it without the retain flag".into(),
+                version,
+            ))
+        } else {
+            match ShelfReferenceRequest::parse(&p.payload) {
+                Ok(request) => {
+                    let id = request.id.clone();
+                    tracing::info!(shelf = ?request.shelf, ?id, "shelf reference requested");
+                    self.camera
+                        .shelf_reference(request)
+                        .err()
+                        .map(|reason| ShelfReferenceReply::failed(id, reason, version))
+                }
+                Err(r) => Some(ShelfReferenceReply::failed(
+                    r.id,
+                    format!("malformed request: {}", r.reason),
+                    version,
+                )),
+            }
+        };
+        if let Some(reply) = refused {
+            tracing::warn!(reason = ?reply.reason, "shelf reference request refused");
+            self.publish_shelf_reply(client, &reply);
+        }
+    }
+
+    fn publish_shelf_reply(&mut self, client: &AsyncClient, reply: &ShelfReferenceReply) {
+        // Serialising our own type into memory cannot fail.
+        let body = serde_json::to_vec(reply).unwrap_or_default();
+        let topic = self.topics.shelf_reference_result();
+        self.publish(client, topic, QoS::AtLeastOnce, false, body);
     }
 
     fn on_config_set(&mut self, client: &AsyncClient, p: &Publish) {

@@ -24,6 +24,7 @@ pub struct Topics {
 pub enum Inbound {
     ConfigSet,
     SnapshotRequest,
+    ShelfReferenceRequest,
 }
 
 impl Topics {
@@ -93,6 +94,12 @@ impl Topics {
     pub fn snapshot_result(&self) -> String {
         self.under("snapshot/result")
     }
+    pub fn shelf_reference_request(&self) -> String {
+        self.under("shelves/reference/request")
+    }
+    pub fn shelf_reference_result(&self) -> String {
+        self.under("shelves/reference/result")
+    }
 
     /// Classify a message the camera received.
     pub fn inbound(&self, topic: &str) -> Option<Inbound> {
@@ -100,6 +107,7 @@ impl Topics {
         match leaf {
             "config/set" => Some(Inbound::ConfigSet),
             "snapshot/request" => Some(Inbound::SnapshotRequest),
+            "shelves/reference/request" => Some(Inbound::ShelfReferenceRequest),
             _ => None,
         }
     }
@@ -148,6 +156,11 @@ mod tests {
             t.inbound("shop/c1/snapshot/request"),
             Some(Inbound::SnapshotRequest)
         );
+        assert_eq!(
+            t.inbound("shop/c1/shelves/reference/request"),
+            Some(Inbound::ShelfReferenceRequest)
+        );
+        assert_eq!(t.inbound("shop/c1/shelves/reference/result"), None);
         assert_eq!(t.inbound("shop/c10/config/set"), None);
         assert_eq!(t.inbound("shop/c1/config/state"), None);
         assert_eq!(t.inbound("other/config/set"), None);
