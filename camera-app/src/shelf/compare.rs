@@ -917,32 +917,6 @@ fn facing_fill(f: &FacingPrep, reference: &FacingRef, cur: &[[f32; 3]], gain: Ga
         total += score * n;
         weight += n;
     }
-    if std::env::var_os("SHELF_DEBUG").is_some() {
-        let mut rows = String::new();
-        for (i, (&w, (&c, &r))) in f
-            .weights
-            .iter()
-            .zip(cur.iter().zip(&reference.rgb))
-            .enumerate()
-        {
-            if w > 0.0 && colour_score(c, r, 1.0) > 0.2 {
-                rows += &format!(
-                    "[w{w} ref {:.0},{:.0},{:.0} cur {:.0},{:.0},{:.0} s{:.2}] ",
-                    r[0],
-                    r[1],
-                    r[2],
-                    c[0],
-                    c[1],
-                    c[2],
-                    colour_score(c, r, 1.0)
-                );
-            }
-        }
-        eprintln!(
-            "DEBUG fill {:.2}: {rows}",
-            if weight > 0.0 { total / weight } else { 0.0 }
-        );
-    }
     if weight > 0.0 { total / weight } else { 0.0 }
 }
 
