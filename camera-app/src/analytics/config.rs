@@ -409,10 +409,10 @@ impl AnalyticsConfig {
             p.extend(problems);
             Vec::new()
         });
-        for s in &shelves {
+        for (i, s) in raw.shelves.iter().enumerate() {
             if names.contains(&s.name) {
                 p.push(format!(
-                    "shelves: {:?} is also the name of a line or zone",
+                    "shelves[{i}].name: {:?} is also the name of a line or zone",
                     s.name
                 ));
             }
@@ -651,5 +651,51 @@ polygon = [[0.0, 0.0], [2.0, 0.0], [0.0, 1.0]]
 "#;
         let err = AnalyticsConfig::parse(text).expect_err("invalid");
         assert_eq!(err.problems.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn bad_shelves_are_refused_with_every_reason() {
+        // A shelf reaching outside the frame, facings that overlap and
+        // leave a gap, a shelf named like a zone, a bad setting.
+        let text = r#"
+version = 5
+[[zones]]
+name = "aisle"
+polygon = [[0.0, 0.6], [1.0, 0.6], [1.0, 1.0], [0.0, 1.0]]
+[[shelves]]
+name = "tall"
+polygon = [[0.1, -0.1], [0.5, -0.1], [0.5, 0.4], [0.1, 0.4]]
+grid = [2, 3]
+front = [[0.1, 0.4], [0.5, 0.4], [0.5, 0.6], [0.1, 0.6]]
+[[shelves]]
+name = "aisle"
+polygon = [[0.6, 0.1], [0.9, 0.1], [0.9, 0.4], [0.6, 0.4]]
+front = [[0.6, 0.4], [0.9, 0.4], [0.9, 0.6], [0.6, 0.6]]
+[[shelves.facings]]
+name = "a"
+polygon = [[0.6, 0.1], [0.8, 0.1], [0.8, 0.4], [0.6, 0.4]]
+[[shelves.facings]]
+name = "b"
+polygon = [[0.7, 0.1], [0.85, 0.1], [0.85, 0.4], [0.7, 0.4]]
+[shelf_check]
+persistence = 0
+"#;
+        let err = AnalyticsConfig::parse(text).expect_err("invalid");
+        let all = err.problems.join("\n");
+        for want in [
+            "shelves[0].polygon[0]: (0.1, -0.1) is outside 0..1",
+            "shelves[1].name: \"aisle\" is also the name of a line or zone",
+            "shelves[1].facings[0] and facings[1] overlap (a and b)",
+            "shelves[1].facings: do not tile the shelf",
+            "shelf_check: persistence 0 must be 1 to 100",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        // Unknown fields are named, as for lines and zones.
+        let err = AnalyticsConfig::parse(
+            "version = 1\n[[shelves]]\nname = \"s\"\npolygon = []\nfront = []\nrows = 2\n",
+        )
+        .expect_err("unknown field");
+        assert!(err.problems[0].contains("unknown field `rows`"), "{err}");
     }
 }
