@@ -450,6 +450,20 @@ fn shelf_scenes_are_judged_end_to_end() {
     );
     assert!(stop_error <= 0.10, "stops {ss} vs {ts}");
     assert!(take_error <= 0.10, "takes {st} vs {tt}");
+    // And per shelf: within 10 % (exact below ten).
+    for r in &results {
+        for (name, v) in &r.interactions {
+            assert!(
+                v.1.abs_diff(v.0) * 10 <= v.0 && v.3.abs_diff(v.2) * 10 <= v.2,
+                "{}/{name}: stops {}/{} takes {}/{}",
+                r.name,
+                v.1,
+                v.0,
+                v.3,
+                v.2
+            );
+        }
+    }
 }
 
 /// Development aid: the comparator's fills for one scene over time

@@ -47,10 +47,28 @@ impl ShelfCounts {
     }
 }
 
+/// A track that left the front zone less than this ago, near where a new
+/// track appears, was the same shopper (the tracker lost and found them):
+/// one stop, not two.
+const BRIDGE_US: i64 = 1_500_000;
+/// ... within this distance (normalised image units).
+const BRIDGE_DIST: f32 = 0.1;
+
+/// A track gone from the front zone, not yet counted (it may come back
+/// under another id).
+#[derive(Debug, Clone, Copy)]
+struct Leaving {
+    track: TrackId,
+    start_us: i64,
+    end_us: i64,
+    at: Point,
+}
+
 #[derive(Debug, Clone, Default)]
 struct ShelfWatch {
-    /// Tracks in the front zone now, and since when.
-    present: BTreeMap<TrackId, i64>,
+    /// Tracks in the front zone now: since when, and where last.
+    present: BTreeMap<TrackId, (i64, Point)>,
+    leaving: Vec<Leaving>,
     /// Ended stops waiting for the next clean fill.
     pending: Vec<Stop>,
     /// Facing fills of the last clean observation.
@@ -91,34 +109,65 @@ impl Interactions {
     ) {
         for (i, (shelf, w)) in shelves.iter().zip(self.shelves.iter_mut()).enumerate() {
             for &(id, p) in feet {
-                if shelf.front.contains(p) {
-                    w.present.entry(id).or_insert(now_us);
+                if !shelf.front.contains(p) {
+                    continue;
                 }
+                if let Some(entry) = w.present.get_mut(&id) {
+                    entry.1 = p;
+                    continue;
+                }
+                // A new track where one just left: the same shopper.
+                let start = match w.leaving.iter().position(|l| {
+                    now_us - l.end_us <= BRIDGE_US
+                        && (l.at.x - p.x).hypot(l.at.y - p.y) <= BRIDGE_DIST
+                }) {
+                    Some(k) => w.leaving.swap_remove(k).start_us,
+                    None => now_us,
+                };
+                w.present.insert(id, (start, p));
             }
-            let gone: Vec<(TrackId, i64)> = w
+            let gone: Vec<TrackId> = w
                 .present
-                .iter()
-                .filter(|(id, _)| {
+                .keys()
+                .filter(|id| {
                     !feet
                         .iter()
                         .any(|(f, p)| f == *id && shelf.front.contains(*p))
                 })
-                .map(|(&id, &t)| (id, t))
+                .copied()
                 .collect();
-            for (id, start) in gone {
-                w.present.remove(&id);
-                if now_us - start >= self.stop_us {
-                    let stop = Stop {
+            for id in gone {
+                if let Some((start_us, at)) = w.present.remove(&id) {
+                    w.leaving.push(Leaving {
                         track: id,
-                        start_us: start,
+                        start_us,
                         end_us: now_us,
+                        at,
+                    });
+                }
+            }
+            // Left for good: a stop if it lasted.
+            let stop_us = self.stop_us;
+            let mut k = 0;
+            while k < w.leaving.len() {
+                let l = w.leaving[k];
+                if now_us - l.end_us <= BRIDGE_US {
+                    k += 1;
+                    continue;
+                }
+                w.leaving.swap_remove(k);
+                if l.end_us - l.start_us >= stop_us {
+                    let stop = Stop {
+                        track: l.track,
+                        start_us: l.start_us,
+                        end_us: l.end_us,
                     };
                     if w.pending.is_empty() {
                         w.fill_before.clone_from(&w.last_fill);
                     }
                     w.pending.push(stop);
                     w.counts.stops += 1;
-                    w.counts.stop_time_us += now_us - start;
+                    w.counts.stop_time_us += l.end_us - l.start_us;
                     out.push((i, Interaction::Stop(stop)));
                 }
             }
@@ -131,8 +180,10 @@ impl Interactions {
         let Some(w) = self.shelves.get_mut(shelf) else {
             return;
         };
-        // Someone still there: not clean for the stops that ended.
-        if w.present.is_empty() && !w.pending.is_empty() {
+        // Someone still there (or just gone, maybe coming back): not
+        // clean for the stops that ended.
+        let settled = w.present.is_empty() && w.leaving.is_empty();
+        if settled && !w.pending.is_empty() {
             // The largest drop of one facing.
             let drop = w.fill_before.as_ref().map_or(0.0, |before| {
                 before
@@ -151,7 +202,7 @@ impl Interactions {
             }
             w.pending.clear();
         }
-        if w.present.is_empty() {
+        if settled {
             w.last_fill = Some(fills.to_vec());
         }
     }
@@ -198,6 +249,11 @@ mod tests {
             );
         }
         ix.frame(&sh, &[(1, OUT)], 6 * S, &mut out);
+        assert!(
+            out.is_empty(),
+            "not yet: they may come back under another id"
+        );
+        ix.frame(&sh, &[(1, OUT)], 8 * S, &mut out);
         assert_eq!(
             out,
             [(
@@ -228,6 +284,9 @@ mod tests {
         }
         ix.frame(&sh, &[], 4 * S, &mut out);
         ix.fill(0, &[1.0, 0.5, 1.0, 1.0], &mut out);
+        assert!(out.is_empty(), "the stop is not settled yet: {out:?}");
+        ix.frame(&sh, &[], 6 * S, &mut out);
+        ix.fill(0, &[1.0, 0.5, 1.0, 1.0], &mut out);
         assert!(matches!(out[0], (0, Interaction::Stop(_))), "{out:?}");
         let (0, Interaction::Take { stop, drop }) = out[1] else {
             panic!("take expected: {out:?}")
@@ -247,8 +306,51 @@ mod tests {
             ix.frame(&sh, &[(3, IN)], t * S, &mut out);
         }
         ix.frame(&sh, &[], 4 * S, &mut out);
+        ix.frame(&sh, &[], 6 * S, &mut out);
         ix.fill(0, &[0.95, 1.0, 1.0, 1.0], &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(ix.take_counts()[0].takes, 0);
+    }
+
+    #[test]
+    fn a_shopper_the_tracker_lost_and_found_is_one_stop() {
+        let sh = shelves();
+        let mut ix = Interactions::new(1, 3.0, 0.3);
+        let mut out = Vec::new();
+        // Track 4 stands 2 s, is lost, and comes back as track 9 half a
+        // second later at the same place for 2 s more: one stop of 4.5 s.
+        for t in 0..4 {
+            ix.frame(&sh, &[(4, IN)], t * S / 2, &mut out);
+        }
+        ix.frame(&sh, &[], 2 * S, &mut out);
+        for t in 5..10 {
+            ix.frame(&sh, &[(9, IN)], t * S / 2, &mut out);
+        }
+        ix.frame(&sh, &[(9, OUT)], 5 * S, &mut out);
+        ix.frame(&sh, &[], 7 * S, &mut out);
+        assert_eq!(
+            out,
+            [(
+                0,
+                Interaction::Stop(Stop {
+                    track: 9,
+                    start_us: 0,
+                    end_us: 5 * S
+                })
+            )]
+        );
+        // Someone else far along the zone is not the lost one.
+        let mut ix = Interactions::new(1, 3.0, 0.3);
+        let mut out = Vec::new();
+        for t in 0..4 {
+            ix.frame(&sh, &[(4, IN)], t * S / 2, &mut out);
+        }
+        let far = Point::new(0.85, 0.6);
+        for t in 4..12 {
+            ix.frame(&sh, &[(9, far)], t * S / 2, &mut out);
+        }
+        ix.frame(&sh, &[], 8 * S, &mut out);
+        ix.frame(&sh, &[], 10 * S, &mut out);
+        assert_eq!(out.len(), 1, "only track 9 stayed 3 s: {out:?}");
     }
 }
