@@ -1,21 +1,26 @@
-//! Shelves in the camera's view: which facings are stocked, low or empty.
+//! Shelves in the camera's view: which facings are stocked, low or empty,
+//! and how often shoppers stop at and take from each shelf (issue 7).
 //!
-//! Issue 7, started. Here so far, sans-IO:
+//! All sans-IO; the pipeline (`pipeline::PeopleCounter`) feeds frames,
+//! tracks and the tamper state in, and turns what comes out into events
+//! and bins:
 //! - [`layout`]: shelves as polygons divided into facings (a grid or
 //!   explicit polygons that tile the shelf), each with the front zone where
 //!   a shopper stands, validated once with every problem named;
-//! - [`state`]: a facing's state from its estimated fill level, with
-//!   hysteresis and persistence, so one odd observation changes nothing;
-//! - [`compare`]: the [`compare::ShelfState`] trait (a learned classifier
-//!   must be able to replace the comparator) and the reference comparator:
-//!   a reference averaged over frames, structure and texture scores blind
-//!   to global lighting, a shift search for camera shake.
+//! - [`compare`]: the [`compare::ShelfState`] trait (the seam where a
+//!   learned classifier replaces the comparator) and the reference
+//!   comparator: a reference averaged over frames, judged on the samples
+//!   that can change, blind to global lighting, with a shift search for
+//!   camera shake;
+//! - [`state`]: a facing's state from its fill level, with hysteresis and
+//!   persistence, so one odd observation changes nothing;
 //! - [`interact`]: stops (a foot point in the front zone for a while) and
-//!   takes (a stop after which the shelf's fill drops), counted per bin.
-//!
-//! Still to come: reference capture over MQTT and its storage, the gating
-//! (no track over the shelf or its front zone, no tamper, steady light),
-//! wiring into the pipeline, publishing, and the evaluation scenes.
+//!   takes (a stop after which a facing's fill drops);
+//! - [`monitor`]: when a shelf may be looked at (nobody in the way, no
+//!   tamper, steady light, once per interval) and reference captures
+//!   (refused with the reason while someone is in the way, retried);
+//! - [`store`]: references on flash, with the configuration version they
+//!   belong to.
 
 pub mod compare;
 pub mod interact;
