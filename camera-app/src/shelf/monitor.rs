@@ -980,4 +980,49 @@ mod tests {
                 .any(|m| m.contains("empty_below (0.7) must be below low_below (0.6)"))
         );
     }
+
+    /// Another judge behind the same trait: a stand-in for a learned
+    /// classifier, which needs no reference (here: a facing is as full as
+    /// its mean brightness is above the back's).
+    #[derive(Debug)]
+    struct BrightnessJudge;
+
+    impl ShelfState for BrightnessJudge {
+        fn fill(
+            &mut self,
+            shelf: &Shelf,
+            image: RgbView<'_>,
+            out: &mut Vec<f32>,
+        ) -> Result<(), ShelfError> {
+            out.clear();
+            for f in &shelf.facings {
+                let c = f
+                    .polygon
+                    .points()
+                    .iter()
+                    .fold((0.0, 0.0), |a, p| (a.0 + p.x / 4.0, a.1 + p.y / 4.0));
+                let (x, y) = (
+                    (c.0 * image.width as f32) as usize,
+                    (c.1 * image.height as f32) as usize,
+                );
+                let px = &image.data[(y * image.width as usize + x) * 3..][..3];
+                out.push(if px == [110, 108, 104] { 0.0 } else { 1.0 });
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_judge_without_references_replaces_the_comparator() {
+        let mut r = Run {
+            m: ShelfMonitor::new(4, shelves(), check(), Box::new(BrightnessJudge)),
+            out: Vec::new(),
+            images: 0,
+        };
+        assert!(r.m.without_reference().is_empty(), "ready without one");
+        r.frames(0, 4, &[], &image([false; 4], 1.0));
+        assert_eq!(r.changes().len(), 4, "{:?}", r.out);
+        r.frames(4, 8, &[], &image([false, false, true, false], 1.0));
+        assert_eq!(r.changes()[4..], [(2, Stock::Empty)]);
+    }
 }
