@@ -180,28 +180,7 @@ fn generated_scenes_are_counted_end_to_end() {
     common::shared_dir();
     let work = tempfile::tempdir().expect("tempdir");
     let files = scene_files();
-    // Two workers: CI has two cores and the detector runs on one.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
-    let mut results: Vec<SceneResult> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let files = &files;
-                let work = work.path();
-                s.spawn(move || {
-                    files
-                        .iter()
-                        .skip(w)
-                        .step_by(workers)
-                        .map(|f| evaluate(f, work))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker"))
-            .collect()
-    });
+    let mut results = common::in_workers(&files, |f| evaluate(f, work.path()));
     results.sort_by(|a, b| a.name.cmp(&b.name));
 
     println!(

@@ -140,3 +140,28 @@ pub fn compare(
 }
 #[cfg(feature = "embedded-broker")]
 pub mod mqtt;
+
+/// `f` on every item, on up to four threads (the detector runs on one;
+/// CI has two cores). Results come back in no particular order.
+pub fn in_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                s.spawn(move || {
+                    items
+                        .iter()
+                        .skip(w)
+                        .step_by(workers)
+                        .map(f)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    })
+}

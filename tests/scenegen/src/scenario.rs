@@ -302,34 +302,12 @@ pub struct Heatmap {
 impl Scenario {
     /// Read, parse and check a scenario file.
     pub fn load(path: &Path) -> Result<Self, SceneError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SceneError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Self::parse(&name, &text, path)
+        load_checked(path)
     }
 
     /// Parse and check scenario text; `path` only names it in errors.
     pub fn parse(name: &str, text: &str, path: &Path) -> Result<Self, SceneError> {
-        let mut s: Self = toml::from_str(text).map_err(|source| SceneError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        s.name = name.to_string();
-        s.path = path.to_path_buf();
-        let problems = s.problems();
-        if problems.is_empty() {
-            Ok(s)
-        } else {
-            Err(SceneError::Invalid {
-                path: path.to_path_buf(),
-                problem: problems.join("; "),
-            })
-        }
+        parse_checked(name, text, path)
     }
 
     /// Number of frames.
@@ -351,7 +329,7 @@ impl Scenario {
             * f64::from(self.height)
     }
 
-    fn problems(&self) -> Vec<String> {
+    fn check(&self) -> Vec<String> {
         let mut p = Vec::new();
         if !(16..=4096).contains(&self.width) || !(16..=4096).contains(&self.height) {
             p.push(format!(
@@ -483,6 +461,59 @@ pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>, SceneError> {
     }
     files.sort();
     Ok(files)
+}
+
+/// A scenario file: named after its file, checked after parsing.
+pub(crate) trait ScenarioFile: serde::de::DeserializeOwned {
+    fn set_origin(&mut self, name: &str, path: &Path);
+    /// Every problem, named.
+    fn problems(&self) -> Vec<String>;
+}
+
+/// Read, parse and check a scenario file.
+pub(crate) fn load_checked<T: ScenarioFile>(path: &Path) -> Result<T, SceneError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SceneError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parse_checked(&name, &text, path)
+}
+
+/// Parse and check scenario text; `path` only names it in errors.
+pub(crate) fn parse_checked<T: ScenarioFile>(
+    name: &str,
+    text: &str,
+    path: &Path,
+) -> Result<T, SceneError> {
+    let mut s: T = toml::from_str(text).map_err(|source| SceneError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    s.set_origin(name, path);
+    let problems = s.problems();
+    if problems.is_empty() {
+        Ok(s)
+    } else {
+        Err(SceneError::Invalid {
+            path: path.to_path_buf(),
+            problem: problems.join("; "),
+        })
+    }
+}
+
+impl ScenarioFile for Scenario {
+    fn set_origin(&mut self, name: &str, path: &Path) {
+        self.name = name.to_string();
+        self.path = path.to_path_buf();
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.check()
+    }
 }
 
 #[cfg(test)]

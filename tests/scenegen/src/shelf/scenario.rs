@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::SceneError;
 use crate::geom::{self, Point};
-use crate::scenario::{Key, Person, Waypoint, position};
+use crate::scenario::{Key, Person, ScenarioFile, Waypoint, load_checked, parse_checked, position};
 use crate::sprites::SPRITES;
 
 /// Slack for comparing times.
@@ -289,34 +289,12 @@ pub struct StockEvent {
 impl ShelfScenario {
     /// Read, parse and check a shelf scenario file.
     pub fn load(path: &Path) -> Result<Self, SceneError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SceneError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Self::parse(&name, &text, path)
+        load_checked(path)
     }
 
     /// Parse and check scenario text; `path` only names it in errors.
     pub fn parse(name: &str, text: &str, path: &Path) -> Result<Self, SceneError> {
-        let mut s: Self = toml::from_str(text).map_err(|source| SceneError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        s.name = name.to_string();
-        s.path = path.to_path_buf();
-        let problems = s.problems();
-        if problems.is_empty() {
-            Ok(s)
-        } else {
-            Err(SceneError::Invalid {
-                path: path.to_path_buf(),
-                problem: problems.join("; "),
-            })
-        }
+        parse_checked(name, text, path)
     }
 
     /// Number of frames.
@@ -454,7 +432,7 @@ impl ShelfScenario {
             .map_or((0, 0), |s| (s.dx, s.dy))
     }
 
-    fn problems(&self) -> Vec<String> {
+    fn check(&self) -> Vec<String> {
         let mut p = Vec::new();
         if !(16..=4096).contains(&self.width) || !(16..=4096).contains(&self.height) {
             p.push(format!(
@@ -734,6 +712,17 @@ pub fn shelf_scenarios_dir() -> PathBuf {
 /// Every `*.toml` shelf scenario in `dir`, sorted by name.
 pub fn shelf_scenario_files(dir: &Path) -> Result<Vec<PathBuf>, SceneError> {
     crate::scenario::scenario_files(dir)
+}
+
+impl ScenarioFile for ShelfScenario {
+    fn set_origin(&mut self, name: &str, path: &Path) {
+        self.name = name.to_string();
+        self.path = path.to_path_buf();
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.check()
+    }
 }
 
 #[cfg(test)]
