@@ -229,18 +229,66 @@ impl<'a> Painter<'a> {
             paste(&mut img, &sprite, x0, y0);
         }
         if s.noise_sigma > 0.0 {
-            let mut rng = frame_rng(s.seed, i, 2);
-            let n = self.noise.len();
-            let row_len = img.width() as usize * 3;
-            for row in img.chunks_mut(row_len) {
-                let off = rng.usize(0..n);
-                for (k, v) in row.iter_mut().enumerate() {
-                    let d = self.noise[(off + k) % n];
-                    *v = (i16::from(*v) + d).clamp(0, 255) as u8;
-                }
-            }
+            add_noise(&mut img, &self.noise, &mut frame_rng(s.seed, i, 2));
         }
         img
+    }
+}
+
+/// Write `frames` frames made by `frame` into `out_dir/frames/` as JPEG, on
+/// up to 8 threads, after removing the frames of an earlier render (a
+/// longer one's would be read as part of this one).
+pub(crate) fn write_frames(
+    out_dir: &Path,
+    frames: usize,
+    frame: impl Fn(usize) -> RgbImage + Sync,
+) -> Result<(), SceneError> {
+    let frames_dir = out_dir.join("frames");
+    std::fs::create_dir_all(&frames_dir).map_err(write_err(&frames_dir))?;
+    let stale = std::fs::read_dir(&frames_dir).map_err(write_err(&frames_dir))?;
+    for entry in stale {
+        let path = entry.map_err(write_err(&frames_dir))?.path();
+        if path.extension().is_some_and(|e| e == "jpg") {
+            std::fs::remove_file(&path).map_err(write_err(&path))?;
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8);
+    let frame = &frame;
+    let frames_dir = &frames_dir;
+    let results: Vec<Result<(), SceneError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                scope.spawn(move || -> Result<(), SceneError> {
+                    for i in (k..frames).step_by(threads) {
+                        write_jpeg(&frame(i), &frame_path(frames_dir, i))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+/// Sensor noise: each row offset into the shared noise table, per frame.
+pub(crate) fn add_noise(img: &mut RgbImage, table: &[i16], rng: &mut fastrand::Rng) {
+    let n = table.len();
+    let row_len = img.width() as usize * 3;
+    for row in img.chunks_mut(row_len) {
+        let off = rng.usize(0..n);
+        for (k, v) in row.iter_mut().enumerate() {
+            let d = table[(off + k) % n];
+            *v = (i16::from(*v) + d).clamp(0, 255) as u8;
+        }
     }
 }
 
@@ -287,44 +335,8 @@ pub fn render(s: &Scenario, images_dir: &Path, out_dir: &Path) -> Result<Truth, 
         path: s.path.clone(),
         problem,
     })?;
-    let frames_dir = out_dir.join("frames");
-    std::fs::create_dir_all(&frames_dir).map_err(write_err(&frames_dir))?;
-    // Stale frames of a longer earlier render would be read as part of this one.
-    let stale = std::fs::read_dir(&frames_dir).map_err(write_err(&frames_dir))?;
-    for entry in stale {
-        let path = entry.map_err(write_err(&frames_dir))?.path();
-        if path.extension().is_some_and(|e| e == "jpg") {
-            std::fs::remove_file(&path).map_err(write_err(&path))?;
-        }
-    }
     let painter = Painter::new(s, &crops, &sprite_images)?;
-    let frames = s.frames();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(8);
-    let results: Vec<Result<(), SceneError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|k| {
-                let painter = &painter;
-                let frames_dir = &frames_dir;
-                scope.spawn(move || -> Result<(), SceneError> {
-                    for i in (k..frames).step_by(threads) {
-                        let path = frame_path(frames_dir, i);
-                        write_jpeg(&painter.frame(i), &path)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    });
-    results.into_iter().collect::<Result<(), _>>()?;
+    write_frames(out_dir, s.frames(), |i| painter.frame(i))?;
 
     let analytics_path = out_dir.join("analytics.toml");
     let text = toml::to_string(&s.analytics).map_err(|e| SceneError::Invalid {

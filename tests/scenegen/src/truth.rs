@@ -145,14 +145,35 @@ pub(crate) fn placements(
     keys: &[Vec<Key>],
     t: f64,
 ) -> Vec<Placement> {
-    let (fw, fh) = (f64::from(s.width), f64::from(s.height));
+    place(
+        (s.width, s.height),
+        |id| s.people[id].sprite,
+        |y| s.sprite_height_px(y),
+        crops,
+        keys,
+        t,
+    )
+}
+
+/// Sprite rectangles for every scene kind: each person's sprite (`sprite`
+/// of their index) `height_px(foot y)` tall on their foot point at `t`,
+/// farthest first.
+pub(crate) fn place(
+    (width, height): (u32, u32),
+    sprite: impl Fn(usize) -> usize,
+    height_px: impl Fn(f64) -> f64,
+    crops: &[Crop],
+    keys: &[Vec<Key>],
+    t: f64,
+) -> Vec<Placement> {
+    let (fw, fh) = (f64::from(width), f64::from(height));
     let mut out: Vec<Placement> = keys
         .iter()
         .enumerate()
         .filter_map(|(id, k)| {
             let foot = position(k, t)?;
-            let crop = crops[s.people[id].sprite];
-            let h = s.sprite_height_px(foot.y).max(1.0);
+            let crop = crops[sprite(id)];
+            let h = height_px(foot.y).max(1.0);
             let w = (h * crop.aspect()).max(1.0);
             Some(Placement {
                 id,
@@ -168,13 +189,16 @@ pub(crate) fn placements(
     out
 }
 
-fn clip(p: &Placement, w: u32, h: u32) -> Option<[i32; 4]> {
-    let (w, h) = (w as i32, h as i32);
-    let x0 = p.x0.clamp(0, w);
-    let y0 = p.y0.clamp(0, h);
-    let x1 = (p.x0 + p.w).clamp(0, w);
-    let y1 = (p.y0 + p.h).clamp(0, h);
-    (x1 > x0 && y1 > y0).then_some([x0, y0, x1, y1])
+impl Placement {
+    /// The rectangle clipped to the frame, `[x0, y0, x1, y1]`, if any.
+    pub fn clipped(&self, w: u32, h: u32) -> Option<[i32; 4]> {
+        let (w, h) = (w as i32, h as i32);
+        let x0 = self.x0.clamp(0, w);
+        let y0 = self.y0.clamp(0, h);
+        let x1 = (self.x0 + self.w).clamp(0, w);
+        let y1 = (self.y0 + self.h).clamp(0, h);
+        (x1 > x0 && y1 > y0).then_some([x0, y0, x1, y1])
+    }
 }
 
 /// The truth of a scenario; `crops` are the sprites' rectangles (for their
@@ -228,7 +252,7 @@ pub fn compute(s: &Scenario, crops: &[Crop]) -> Result<Truth, String> {
     let mut frames_people = Vec::with_capacity(frames);
     for i in 0..frames {
         let placed = placements(s, crops, &keys, frame_time(s, i));
-        let rects: Vec<Option<[i32; 4]>> = placed.iter().map(|p| clip(p, w, h)).collect();
+        let rects: Vec<Option<[i32; 4]>> = placed.iter().map(|p| p.clipped(w, h)).collect();
         for (n, r) in rects.iter().enumerate() {
             if let Some([x0, y0, x1, y1]) = *r {
                 for y in y0..y1 {

@@ -20,7 +20,7 @@ use image::{Rgb, RgbImage};
 
 use crate::SceneError;
 use crate::geom::Point;
-use crate::render::{frame_path, write_err, write_jpeg};
+use crate::render::write_err;
 use crate::sprites;
 
 pub mod render;
@@ -82,43 +82,8 @@ pub fn render_shelves(
 ) -> Result<ShelfTruth, SceneError> {
     let (crops, sprite_images) = sprites::load(images_dir)?;
     let truth = truth::compute(s, &crops).map_err(invalid(s))?;
-    let frames_dir = out_dir.join("frames");
-    std::fs::create_dir_all(&frames_dir).map_err(write_err(&frames_dir))?;
-    // Stale frames of a longer earlier render would be read as part of this one.
-    let stale = std::fs::read_dir(&frames_dir).map_err(write_err(&frames_dir))?;
-    for entry in stale {
-        let path = entry.map_err(write_err(&frames_dir))?.path();
-        if path.extension().is_some_and(|e| e == "jpg") {
-            std::fs::remove_file(&path).map_err(write_err(&path))?;
-        }
-    }
     let painter = render::ShelfPainter::new(s, &crops, &sprite_images)?;
-    let frames = s.frames();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(8);
-    let results: Vec<Result<(), SceneError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|k| {
-                let painter = &painter;
-                let frames_dir = &frames_dir;
-                scope.spawn(move || -> Result<(), SceneError> {
-                    for i in (k..frames).step_by(threads) {
-                        write_jpeg(&painter.frame(i), &frame_path(frames_dir, i))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    });
-    results.into_iter().collect::<Result<(), _>>()?;
+    crate::render::write_frames(out_dir, s.frames(), |i| painter.frame(i))?;
 
     let analytics_path = out_dir.join("analytics.toml");
     std::fs::write(&analytics_path, analytics_toml(s)).map_err(write_err(&analytics_path))?;

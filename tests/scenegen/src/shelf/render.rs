@@ -18,7 +18,7 @@ use super::scenario::{EPS, ShelfScenario, ShelfSpec, StockChange, StockEvent};
 use super::truth::placements;
 use crate::SceneError;
 use crate::geom::Point;
-use crate::render::{frame_rng, noise_table, paste};
+use crate::render::{add_noise, frame_rng, noise_table, paste};
 use crate::scenario::Key;
 use crate::sprites::Crop;
 
@@ -440,16 +440,7 @@ impl<'a> ShelfPainter<'a> {
             img = shifted(&img, dx, dy);
         }
         if s.noise > 0.0 {
-            let mut rng = frame_rng(s.seed, i, 2);
-            let n = self.noise.len();
-            let row_len = img.width() as usize * 3;
-            for row in img.chunks_mut(row_len) {
-                let off = rng.usize(0..n);
-                for (k, v) in row.iter_mut().enumerate() {
-                    let d = self.noise[(off + k) % n];
-                    *v = (i16::from(*v) + d).clamp(0, 255) as u8;
-                }
-            }
+            add_noise(&mut img, &self.noise, &mut frame_rng(s.seed, i, 2));
         }
         img
     }

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::{EPS, ShelfScenario, StockChange, StockEvent};
 use crate::geom::{self, Point};
-use crate::scenario::{Key, position};
+use crate::scenario::Key;
 use crate::sprites::Crop;
+pub(crate) use crate::truth::Placement;
 
 /// Everything a test may check, written as `truth.json`. Times are seconds
 /// from frame 0; frame `i` is at `i / fps`.
@@ -153,30 +154,6 @@ impl ShelfTruth {
     }
 }
 
-/// A sprite's place at one time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Placement {
-    pub id: usize,
-    pub foot: Point,
-    /// Unclipped sprite rectangle, pixels.
-    pub x0: i32,
-    pub y0: i32,
-    pub w: i32,
-    pub h: i32,
-}
-
-impl Placement {
-    /// The rectangle clipped to the frame, `[x0, y0, x1, y1]`, if any.
-    pub fn clipped(&self, w: u32, h: u32) -> Option<[i32; 4]> {
-        let (w, h) = (w as i32, h as i32);
-        let x0 = self.x0.clamp(0, w);
-        let y0 = self.y0.clamp(0, h);
-        let x1 = (self.x0 + self.w).clamp(0, w);
-        let y1 = (self.y0 + self.h).clamp(0, h);
-        (x1 > x0 && y1 > y0).then_some([x0, y0, x1, y1])
-    }
-}
-
 /// Where each present shopper's sprite goes at `t`, farthest first.
 pub(crate) fn placements(
     s: &ShelfScenario,
@@ -184,27 +161,14 @@ pub(crate) fn placements(
     keys: &[Vec<Key>],
     t: f64,
 ) -> Vec<Placement> {
-    let (fw, fh) = (f64::from(s.width), f64::from(s.height));
-    let mut out: Vec<Placement> = keys
-        .iter()
-        .enumerate()
-        .filter_map(|(id, k)| {
-            let foot = position(k, t)?;
-            let crop = crops[s.people[id].sprite];
-            let h = s.sprite_height_px(foot.y).max(1.0);
-            let w = (h * crop.aspect()).max(1.0);
-            Some(Placement {
-                id,
-                foot,
-                x0: (foot.x * fw - w / 2.0).round() as i32,
-                y0: (foot.y * fh - h).round() as i32,
-                w: w.round() as i32,
-                h: h.round() as i32,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.foot.y.total_cmp(&b.foot.y).then(a.id.cmp(&b.id)));
-    out
+    crate::truth::place(
+        (s.width, s.height),
+        |id| s.people[id].sprite,
+        |y| s.sprite_height_px(y),
+        crops,
+        keys,
+        t,
+    )
 }
 
 /// Whether an axis-aligned rectangle and a convex polygon overlap with a
