@@ -1,8 +1,10 @@
 //! The real [`Device`]: ioctls on a device node, buffers mapped with mmap.
 //!
-//! Kernel structs and request codes come from `v4l` (bindgen over
-//! `<linux/videodev2.h>`), so their sizes are right on every target,
-//! including 32-bit ARM where `timeval` and pointers are narrower.
+//! Kernel structs and request codes come from `v4l` (`moq-v4l`: `v4l`'s
+//! bindings of `<linux/videodev2.h>` checked in, so no bindgen). They use
+//! fixed-width integers and `libc`'s `timeval`, so their sizes are right on
+//! every target, including 32-bit ARM where `timeval` and pointers are
+//! narrower: the asserts below hold them to the kernel's.
 
 use std::ffi::CString;
 use std::io;
@@ -12,7 +14,7 @@ use std::path::Path;
 use std::ptr;
 use std::time::Duration;
 
-use v4l::v4l_sys::{
+use v4l::sys::{
     V4L2_CAP_DEVICE_CAPS, v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE,
     v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE, v4l2_buffer, v4l2_capability,
     v4l2_field_V4L2_FIELD_ANY, v4l2_format, v4l2_memory_V4L2_MEMORY_MMAP, v4l2_plane,
@@ -26,6 +28,17 @@ use super::{BufType, Caps, Dequeued, Device, Negotiated, Opener};
 const BUF_FLAG_ERROR: u32 = 0x0000_0040;
 /// `VIDEO_MAX_PLANES`.
 const MAX_PLANES: usize = 8;
+
+// The kernel's sizes (`pahole` on the UAPI headers): 64-bit, and 32-bit
+// ARM with a 32-bit `time_t` (the sizes are in the ioctl request codes
+// too, which the kernel checks).
+const WIDE: bool = cfg!(target_pointer_width = "64");
+const _: () = assert!(size_of::<v4l2_buffer>() == if WIDE { 88 } else { 68 });
+const _: () = assert!(size_of::<v4l2_plane>() == if WIDE { 64 } else { 60 });
+const _: () = assert!(size_of::<v4l2_format>() == if WIDE { 208 } else { 204 });
+const _: () = assert!(size_of::<v4l2_capability>() == 104);
+const _: () = assert!(size_of::<v4l2_requestbuffers>() == 20);
+const _: () = assert!(size_of::<v4l2_streamparm>() == 204);
 
 /// Opens real device nodes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -345,9 +358,8 @@ impl Device for SysDevice {
 mod tests {
     use super::*;
 
-    /// Request codes as the kernel headers spell them for this target. A
-    /// bindgen run against the wrong headers (host instead of the target
-    /// sysroot) gives 64-bit struct sizes on 32-bit ARM and fails here.
+    /// Request codes as the kernel headers spell them for this target.
+    /// Bindings with 64-bit struct sizes on 32-bit ARM fail here.
     #[test]
     fn request_codes_match_the_kernel_abi() {
         let wide = cfg!(target_pointer_width = "64");
