@@ -7,7 +7,7 @@ use std::cell::Cell;
 
 use camera_app::bench::{CROWD_FRAME, CROWD_START_US, crowd, crowd_appearances, crowd_engine};
 use camera_app::detect::Detection;
-use camera_app::track::{Tracker, TrackerConfig};
+use camera_core::track::{Tracker, TrackerConfig};
 
 struct Counting;
 

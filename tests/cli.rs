@@ -600,7 +600,7 @@ fn shelf_reference_from_the_command_line_replaces_a_corrupt_file() {
     );
     assert!(err.contains("not a shelf reference file"), "{err}");
     assert!(err.contains("state=Taken"), "{err}");
-    let refs = camera_app::shelf::store::ReferenceStore::new(dir.path())
+    let refs = camera_app::reference_store::ReferenceStore::new(dir.path())
         .load()
         .expect("a valid file now");
     assert_eq!(refs.len(), 1);

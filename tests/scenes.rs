@@ -14,11 +14,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use camera_app::analytics::report::{EventKind, Record};
 use camera_app::capture::files::{DEFAULT_START_US, FileSource, FilesConfig};
 use camera_app::config::Config;
 use camera_app::pipeline::{self, PeopleCounter};
-use camera_app::track::TrackerConfig;
+use camera_core::analytics::report::{EventKind, Record};
+use camera_core::track::TrackerConfig;
 use scenegen::{Scenario, Truth};
 
 /// Scenes whose point is that nothing extra is counted.

@@ -21,14 +21,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use camera_app::analytics::report::{EventKind, Record};
 use camera_app::capture::files::{DEFAULT_START_US, FileSource, FilesConfig};
 use camera_app::config::Config;
 use camera_app::health::TamperDetector;
 use camera_app::pipeline::{self, PeopleCounter};
-use camera_app::shelf::monitor::ReferenceOutcome;
-use camera_app::shelf::state::Stock;
-use camera_app::track::TrackerConfig;
+use camera_core::analytics::report::{EventKind, Record};
+use camera_core::shelf::monitor::ReferenceOutcome;
+use camera_core::shelf::state::Stock;
+use camera_core::track::TrackerConfig;
 use scenegen::shelf::{ShelfScenario, ShelfTruth, render_shelves, shelf_scenario_files};
 
 /// Truth states use the camera's default boundaries, without hysteresis.
@@ -452,7 +452,7 @@ fn shelf_scenes_are_judged_end_to_end() {
 #[test]
 #[ignore = "a development aid, not a check"]
 fn print_fills_of_one_scene() {
-    use camera_app::shelf::compare::{ReferenceComparator, RgbView, ShelfReference, ShelfState};
+    use camera_core::shelf::compare::{ReferenceComparator, RgbView, ShelfReference, ShelfState};
     let name = std::env::var("SHELF_SCENE").unwrap_or_else(|_| "one_shelf_emptied".into());
     let path = scenegen::shelf::shelf_scenarios_dir().join(format!("{name}.toml"));
     let scenario = ShelfScenario::load(&path).expect("scenario");

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::process::Command;
 
-use camera_app::track::assign::Assigner;
+use camera_core::track::assign::Assigner;
 
 type Boxes = HashMap<u64, Vec<(u64, [f32; 4])>>;
 

@@ -306,17 +306,17 @@ rows = 18
 "#;
 
 /// The analytics engine over [`CROWD_ANALYTICS`].
-pub fn crowd_engine() -> crate::analytics::engine::Engine {
-    use crate::analytics::config::AnalyticsConfig;
-    use crate::analytics::engine::{Engine, EngineSettings};
+pub fn crowd_engine() -> camera_core::analytics::engine::Engine {
+    use camera_core::analytics::engine::{Engine, EngineSettings};
+    use camera_core::config::AnalyticsConfig;
     // The constant is valid; a test checks it.
     let config = AnalyticsConfig::parse(CROWD_ANALYTICS).unwrap_or_else(|e| panic!("{e}"));
     Engine::new(&config, EngineSettings::default())
 }
 
 /// The crowd's appearances: person `i` wears two colours of its own.
-pub fn crowd_appearances(out: &mut Vec<Option<crate::track::appearance::Appearance>>) {
-    use crate::track::appearance::BINS;
+pub fn crowd_appearances(out: &mut Vec<Option<camera_core::track::appearance::Appearance>>) {
+    use camera_core::track::appearance::BINS;
     out.clear();
     out.extend((0..100usize).map(|i| {
         let mut a = [0.0; BINS];
@@ -346,7 +346,7 @@ fn bench_appearance(iterations: usize) -> Stat {
         let t0 = Instant::now();
         let described = dets
             .iter()
-            .filter_map(|d| crate::track::appearance::describe(&frame, &d.bbox))
+            .filter_map(|d| camera_core::track::appearance::describe(&frame, &d.bbox))
             .count();
         times.push(t0.elapsed());
         std::hint::black_box(described);
@@ -355,7 +355,7 @@ fn bench_appearance(iterations: usize) -> Stat {
 }
 
 fn bench_analytics(iterations: usize) -> Stat {
-    use crate::track::{Tracker, TrackerConfig};
+    use camera_core::track::{Tracker, TrackerConfig};
     let mut tracker = Tracker::new(TrackerConfig::default());
     let mut engine = crowd_engine();
     let mut dets = Vec::with_capacity(100);
@@ -380,7 +380,7 @@ fn bench_analytics(iterations: usize) -> Stat {
 }
 
 fn bench_tracker(iterations: usize) -> Stat {
-    use crate::track::{Tracker, TrackerConfig};
+    use camera_core::track::{Tracker, TrackerConfig};
     let mut tracker = Tracker::new(TrackerConfig::default());
     let mut dets = Vec::with_capacity(100);
     let mut times = Vec::with_capacity(iterations);
@@ -415,9 +415,9 @@ mod tests {
     #[test]
     fn the_crowd_analytics_config_is_valid() {
         assert!(
-            crate::analytics::config::AnalyticsConfig::parse(CROWD_ANALYTICS).is_ok(),
+            camera_core::config::AnalyticsConfig::parse(CROWD_ANALYTICS).is_ok(),
             "{:?}",
-            crate::analytics::config::AnalyticsConfig::parse(CROWD_ANALYTICS)
+            camera_core::config::AnalyticsConfig::parse(CROWD_ANALYTICS)
         );
     }
 
@@ -564,8 +564,8 @@ pub struct ShelfBenchReport {
 
 /// A 1920×1080 frame of `rows` × 2 shelves, each a 1×12 grid of boxes in
 /// varied colours, and the shelves' layout.
-fn shelf_scene(rows: usize) -> (Vec<u8>, Vec<crate::shelf::layout::Shelf>) {
-    use crate::shelf::layout::{RawShelf, validate};
+fn shelf_scene(rows: usize) -> (Vec<u8>, Vec<camera_core::shelf::layout::Shelf>) {
+    use camera_core::shelf::layout::{RawShelf, validate};
     let (w, h) = (1920usize, 1080usize);
     let mut rng = fastrand::Rng::with_seed(11);
     let mut img = vec![0u8; w * h * 3];
@@ -606,7 +606,7 @@ fn shelf_scene(rows: usize) -> (Vec<u8>, Vec<crate::shelf::layout::Shelf>) {
 /// one (two shifted frames in turn: every iteration searches the shift of
 /// every shelf). Every facing must read stocked.
 pub fn shelves(iterations: usize) -> Result<ShelfBenchReport, String> {
-    use crate::shelf::compare::{ReferenceComparator, RgbView, ShelfReference, ShelfState};
+    use camera_core::shelf::compare::{ReferenceComparator, RgbView, ShelfReference, ShelfState};
     let (img, shelves) = shelf_scene(5);
     let view = RgbView {
         width: 1920,

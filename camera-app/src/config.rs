@@ -28,7 +28,7 @@ pub struct Config {
     pub source: SourceConfig,
     /// Tracker tuning; the defaults suit a door camera at 5–25 fps.
     #[serde(default)]
-    pub tracker: crate::track::TrackerConfig,
+    pub tracker: camera_core::track::TrackerConfig,
     #[serde(default)]
     pub detector: DetectorConfig,
     #[serde(default)]
@@ -471,7 +471,7 @@ classes = ["person", "unicorn"]
         assert_eq!(c.tracker.lost_timeout_s, 3.0);
         assert_eq!(
             c.tracker.high_score,
-            crate::track::TrackerConfig::default().high_score
+            camera_core::track::TrackerConfig::default().high_score
         );
         let err = Config::parse(
             "[source]\nkind = \"synthetic\"\n[tracker]\nlow_score = 0.8\nhigh_score = 0.5\nappearance_full = 0.4\nmax_height_ratio = 0.5\n",

@@ -10,7 +10,6 @@
 //! - [`pipeline`]: source → detector, writing detections as JSON lines;
 //! - [`bench`] and [`demo`]: the `bench` and `demo` commands.
 
-pub mod analytics;
 pub mod bench;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
@@ -26,7 +25,6 @@ pub mod model;
 pub mod outbox;
 pub mod pipeline;
 pub mod preprocess;
+pub mod reference_store;
 pub mod service;
-pub mod shelf;
 pub mod snapshot;
-pub mod track;

@@ -393,11 +393,11 @@ fn main_inner(cli: Cli) -> Result<()> {
             let file = std::fs::File::open(&mot_det)
                 .with_context(|| format!("cannot open {}", mot_det.display()))?;
             let out = std::io::BufWriter::new(std::io::stdout().lock());
-            camera_app::track::mot::track_file(
+            camera_core::track::mot::track_file(
                 std::io::BufReader::new(file),
                 out,
                 fps,
-                camera_app::track::TrackerConfig::default(),
+                camera_core::track::TrackerConfig::default(),
             )
             .with_context(|| mot_det.display().to_string())?;
             Ok(())

@@ -15,10 +15,6 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::analytics::config::{AnalyticsConfig, Rejected};
-use crate::analytics::engine::{Engine, EngineSettings};
-use crate::analytics::geom::Point;
-use crate::analytics::report::Record;
 use crate::capture::files::{FileSource, decode_mjpeg};
 use crate::capture::synthetic::SyntheticSource;
 use crate::capture::v4l2::V4l2Source;
@@ -33,17 +29,21 @@ use crate::link::{
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
 use crate::outbox::{Outbox, OutboxError};
 use crate::preprocess::Colorimetry;
+use crate::reference_store::ReferenceStore;
 use crate::service::{self, AppCamera, Shared};
-use crate::shelf::compare::{ReferenceComparator, ShelfError, ShelfReference};
-use crate::shelf::layout::Shelf;
-use crate::shelf::monitor::{
+use crate::snapshot;
+use camera_core::analytics::engine::{Engine, EngineSettings};
+use camera_core::analytics::report::Record;
+use camera_core::config::{AnalyticsConfig, Rejected};
+use camera_core::geom::Point;
+use camera_core::shelf::compare::{ReferenceComparator, ShelfError, ShelfReference};
+use camera_core::shelf::layout::Shelf;
+use camera_core::shelf::monitor::{
     FrameFacts, ReferenceOutcome, RequestError, ShelfMonitor, ShelfOutput,
 };
-use crate::shelf::state::Stock;
-use crate::shelf::store::ReferenceStore;
-use crate::snapshot;
-use crate::track::appearance::{self, Appearance};
-use crate::track::{TrackId, Tracker, TrackerConfig};
+use camera_core::shelf::state::Stock;
+use camera_core::track::appearance::{self, Appearance};
+use camera_core::track::{TrackId, Tracker, TrackerConfig};
 
 /// Errors that stop the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -370,7 +370,7 @@ impl PeopleCounter {
                 people: &self.people,
                 feet: &self.feet,
                 tampered,
-                luma: crate::hw::light::mean_luma(frame).map(|l| l as f32),
+                luma: camera_core::frame::mean_luma(frame).map(|l| l as f32),
             };
             let colorimetry = self.colorimetry;
             let mut pixels = || match snapshot::frame_rgb(frame, colorimetry) {
@@ -668,7 +668,7 @@ impl BoardHw {
         if self.shared.wants_image_luma() {
             let luma = tamper
                 .and_then(light::luma_from_tamper)
-                .or_else(|| light::mean_luma(frame));
+                .or_else(|| camera_core::frame::mean_luma(frame));
             self.shared.set_image_luma(luma);
         }
     }

@@ -24,15 +24,15 @@ use yuvutils_rs::{
     YuvBiPlanarImage, YuvConversionMode, YuvPackedImage, YuvRange, YuvStandardMatrix,
 };
 
-use crate::analytics::config::AnalyticsConfig;
-use crate::analytics::geom::Point;
-use crate::analytics::line::InSide;
-use crate::analytics::zone::Polygon;
 use crate::capture::{Frame, FrameLayoutError, PixelFormat};
 use crate::detect::BBox;
 use crate::preprocess::Colorimetry;
-use crate::shelf::layout::Shelf;
-use crate::shelf::state::Stock;
+use camera_core::config::AnalyticsConfig;
+use camera_core::config::InSide;
+use camera_core::geom::Point;
+use camera_core::geom::Polygon;
+use camera_core::shelf::layout::Shelf;
+use camera_core::shelf::state::Stock;
 
 /// Below this quality lines and zone outlines smear; shrink instead.
 const MIN_QUALITY: u8 = 40;
@@ -263,9 +263,9 @@ pub fn render_with_shelves(
 pub fn frame_rgb(
     frame: &Frame,
     colorimetry: Colorimetry,
-) -> Result<crate::shelf::monitor::RgbImage, SnapshotError> {
+) -> Result<camera_core::shelf::monitor::RgbImage, SnapshotError> {
     let rgb = to_rgb(frame, colorimetry)?;
-    Ok(crate::shelf::monitor::RgbImage {
+    Ok(camera_core::shelf::monitor::RgbImage {
         width: rgb.w,
         height: rgb.h,
         data: rgb.px,

@@ -56,16 +56,15 @@
 
 pub mod latency;
 pub mod system;
-pub mod tamper;
 
 use serde::Serialize;
 
-pub use latency::{LatencyStats, LatencyWindow};
-pub use system::{ClockSync, SystemProbe, SystemSnapshot};
-pub use tamper::{
+pub use camera_core::tamper::{
     TamperConfig, TamperConfigError, TamperDetector, TamperError, TamperEvent, TamperKind,
     TamperMeasures, TamperStatus,
 };
+pub use latency::{LatencyStats, LatencyWindow};
+pub use system::{ClockSync, SystemProbe, SystemSnapshot};
 
 /// This build's version.
 pub const FIRMWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,7 +5,7 @@
 //! board without one falls back to the image's mean luma (0..=255), with
 //! [`IMAGE_THRESHOLDS`]. The tamper detector already measures the mean luma
 //! of every frame, so the frame loop passes that on
-//! ([`luma_from_tamper`]); [`mean_luma`] samples a frame itself only when
+//! ([`luma_from_tamper`]); [`camera_core::frame::mean_luma`] samples a frame itself only when
 //! tamper checks are off.
 //!
 //! The image is a weak proxy: auto-exposure holds the mean luma up until
@@ -16,7 +16,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::capture::{Frame, PixelFormat};
 use crate::health::TamperStatus;
 
 /// Levels at or below `night_below` are night, at or above `day_above` day;
@@ -148,52 +147,12 @@ pub fn luma_from_tamper(status: &TamperStatus) -> Option<u32> {
         .then(|| m.luma_mean.round().clamp(0.0, 255.0) as u32)
 }
 
-/// Sample points per axis: enough for a mean, cheap at any resolution.
-const GRID: u32 = 32;
-
-/// The mean luma (0..=255) of `frame`, sampled on a 32×32 grid; `None` for
-/// compressed or malformed frames.
-pub fn mean_luma(frame: &Frame) -> Option<u32> {
-    frame.check().ok()?;
-    let (bpp, rgb) = match frame.format {
-        PixelFormat::Nv12 => (1, None),
-        PixelFormat::Yuyv => (2, None),
-        PixelFormat::Rgb24 => (3, Some([0, 1, 2])),
-        PixelFormat::Bgr24 => (3, Some([2, 1, 0])),
-        PixelFormat::Mjpeg => return None,
-    };
-    let (nx, ny) = (GRID.min(frame.width), GRID.min(frame.height));
-    let d = &frame.data;
-    let mut sum = 0u64;
-    for j in 0..ny {
-        // Centres of equal bands, so the edges weigh no more than the middle.
-        let y = ((2 * j + 1) * frame.height / (2 * ny)) as usize;
-        let row = y * frame.stride as usize;
-        for i in 0..nx {
-            let x = ((2 * i + 1) * frame.width / (2 * nx)) as usize;
-            let o = row + x * bpp;
-            let v = match rgb {
-                None => u32::from(*d.get(o)?),
-                Some([r, g, b]) => {
-                    let px = d.get(o..o + 3)?;
-                    // BT.601 weights in 8-bit fixed point, as tamper uses.
-                    (77 * u32::from(px[r]) + 150 * u32::from(px[g]) + 29 * u32::from(px[b]) + 128)
-                        >> 8
-                }
-            };
-            sum += u64::from(v);
-        }
-    }
-    Some((sum / u64::from(nx * ny)) as u32)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::capture::Timestamp;
     use crate::health::TamperMeasures;
 
     fn sensor_file(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -268,80 +227,6 @@ mod tests {
         assert_eq!(light.thresholds, IMAGE_THRESHOLDS);
         assert_eq!(light.level(Some(42)).unwrap(), Some(42));
         assert_eq!(light.level(None).unwrap(), None);
-    }
-
-    fn frame(format: PixelFormat, width: u32, height: u32, stride: u32, data: Vec<u8>) -> Frame {
-        Frame {
-            seq: 0,
-            timestamp: Timestamp(0),
-            width,
-            height,
-            stride,
-            format,
-            data,
-        }
-    }
-
-    #[test]
-    fn mean_luma_of_nv12_and_yuyv_reads_only_the_luma() {
-        // Left half 200, right half 40, chroma 255 (which must not count).
-        let (w, h) = (64u32, 32u32);
-        let mut nv12 = vec![255u8; (w * h * 3 / 2) as usize];
-        for y in 0..h {
-            for x in 0..w {
-                nv12[(y * w + x) as usize] = if x < w / 2 { 200 } else { 40 };
-            }
-        }
-        assert_eq!(
-            mean_luma(&frame(PixelFormat::Nv12, w, h, w, nv12)),
-            Some(120)
-        );
-
-        let mut yuyv = vec![255u8; (w * 2 * h) as usize];
-        for y in 0..h {
-            for x in 0..w {
-                yuyv[(y * w * 2 + x * 2) as usize] = 10;
-            }
-        }
-        assert_eq!(
-            mean_luma(&frame(PixelFormat::Yuyv, w, h, w * 2, yuyv)),
-            Some(10)
-        );
-    }
-
-    #[test]
-    fn mean_luma_of_rgb_weighs_green_most_and_skips_padding() {
-        let (w, h, stride) = (40u32, 20u32, 40 * 3 + 8);
-        let mut rgb = vec![0u8; (stride * h) as usize];
-        for y in 0..h {
-            for x in 0..w {
-                let o = (y * stride + x * 3) as usize;
-                rgb[o + 1] = 255; // pure green
-            }
-            // Padding past the row, bright: must not be sampled.
-            for p in w * 3..stride {
-                rgb[(y * stride + p) as usize] = 255;
-            }
-        }
-        let green = mean_luma(&frame(PixelFormat::Rgb24, w, h, stride, rgb.clone())).unwrap();
-        assert_eq!(green, 149); // (150 · 255 + 128) >> 8
-        // The same bytes read as BGR are still green in the middle byte.
-        assert_eq!(
-            mean_luma(&frame(PixelFormat::Bgr24, w, h, stride, rgb)),
-            Some(149)
-        );
-    }
-
-    #[test]
-    fn compressed_or_short_frames_have_no_luma() {
-        assert_eq!(
-            mean_luma(&frame(PixelFormat::Mjpeg, 64, 32, 0, vec![0; 100])),
-            None
-        );
-        assert_eq!(
-            mean_luma(&frame(PixelFormat::Nv12, 64, 32, 64, vec![0; 100])),
-            None
-        );
     }
 
     #[test]

@@ -17,18 +17,16 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod mqtt;
-pub mod remote_config;
 pub mod session;
-pub mod shelf_reference;
 /// TLS settings and their loading live in the `ota` crate, which the
 /// update agent shares.
 pub use ota::tls;
 pub use ota::tls::TlsConfig;
 pub mod topics;
 
+pub use camera_core::config::remote::{self as remote_config, ConfigResult, Desired};
+pub use camera_core::shelf::request::{ReferenceState, ShelfReferenceReply, ShelfReferenceRequest};
 pub use mqtt::{Camera, Link, LinkHandle};
-pub use remote_config::{ConfigResult, Desired};
-pub use shelf_reference::{ReferenceState, ShelfReferenceReply, ShelfReferenceRequest};
 pub use topics::Topics;
 
 /// `[link]` in the application config.

@@ -19,12 +19,12 @@ use rumqttc::{
 use serde_json::json;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::remote_config::{self, ConfigResult, Desired};
 use super::session::{Backoff, Delivery};
-use super::shelf_reference::{ShelfReferenceReply, ShelfReferenceRequest};
 use super::topics::{Inbound, Topics};
 use super::{LinkConfig, LinkError, tls};
 use crate::outbox::Outbox;
+use camera_core::config::remote::{self as remote_config, ConfigResult, Desired};
+use camera_core::shelf::request::{ShelfReferenceReply, ShelfReferenceRequest};
 
 /// What the link needs from the rest of the camera.
 pub trait Camera: Send + 'static {

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Frame, FrameSource, PixelFormat, SourceError, SourceStats, Timestamp};
+use super::{Frame, FrameSource, PixelFormat, SourceError, SourceStats};
 
 /// Settings of a V4L2 source.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -455,7 +455,7 @@ impl<O: Opener> V4l2Source<O> {
             seq,
             // Wall clock at dequeue: buffer timestamps are CLOCK_MONOTONIC
             // and results are reported in wall-clock bins.
-            timestamp: Timestamp::now(),
+            timestamp: super::now(),
             width: s.fmt.width,
             height: s.fmt.height,
             stride,

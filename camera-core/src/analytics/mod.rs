@@ -3,9 +3,7 @@
 //! the image (0..1) so a configuration survives a change of resolution.
 
 pub mod bins;
-pub mod config;
 pub mod engine;
-pub mod geom;
 pub mod heatmap;
 pub mod line;
 pub mod occupancy;

@@ -29,7 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::layout::Shelf;
-use crate::analytics::geom::Point;
+use crate::geom::Point;
 
 /// Samples per side of a facing's grid.
 const GRID: usize = 16;
@@ -469,7 +469,7 @@ pub fn reference_blocked(shelf: &Shelf, people: &[[f32; 4]]) -> Option<ShelfErro
     })
 }
 
-fn bbox(poly: &crate::analytics::zone::Polygon) -> [f32; 4] {
+fn bbox(poly: &crate::geom::Polygon) -> [f32; 4] {
     poly.points().iter().fold(
         [f32::MAX, f32::MAX, f32::MIN, f32::MIN],
         |[x1, y1, x2, y2], p| [x1.min(p.x), y1.min(p.y), x2.max(p.x), y2.max(p.y)],
@@ -478,10 +478,7 @@ fn bbox(poly: &crate::analytics::zone::Polygon) -> [f32; 4] {
 
 /// Grid points of a polygon's bounding box that lie inside it, in pixels,
 /// and the cell of each.
-fn sample_points(
-    poly: &crate::analytics::zone::Polygon,
-    (w, h): (u32, u32),
-) -> (Vec<(f32, f32)>, Vec<u8>) {
+fn sample_points(poly: &crate::geom::Polygon, (w, h): (u32, u32)) -> (Vec<(f32, f32)>, Vec<u8>) {
     let [x0, y0, x1, y1] = bbox(poly);
     let mut out = Vec::with_capacity(GRID * GRID);
     let mut cells = Vec::with_capacity(GRID * GRID);

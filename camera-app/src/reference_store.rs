@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::compare::ShelfReference;
 use crate::config_store::{ConfigStoreError, replace_file};
+use camera_core::shelf::compare::ShelfReference;
 
 const FILE: &str = "shelf-references.bin";
 const TEMP: &str = "shelf-references.bin.tmp";

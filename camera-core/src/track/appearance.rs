@@ -8,8 +8,8 @@
 //! background) separates most people at a few microseconds each, which
 //! fits the camera's budget.
 
-use crate::capture::{Frame, PixelFormat};
-use crate::detect::BBox;
+use crate::detection::BBox;
+use crate::frame::{Frame, PixelFormat};
 
 /// 4 × 4 × 4 bins over Y, Cb, Cr.
 pub const BINS: usize = 64;
@@ -103,7 +103,7 @@ pub fn blend(track: &mut Appearance, seen: &Appearance, keep: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::Timestamp;
+    use crate::frame::Timestamp;
 
     fn rgb_frame(w: u32, h: u32, paint: impl Fn(u32, u32) -> [u8; 3]) -> Frame {
         let mut data = Vec::with_capacity((w * h * 3) as usize);

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::analytics::geom::Point;
+use crate::geom::Point;
 use crate::track::TrackId;
 
 use super::layout::Shelf;

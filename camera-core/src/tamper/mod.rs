@@ -37,7 +37,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::{Frame, FrameLayoutError, PixelFormat};
+use crate::frame::{Frame, FrameLayoutError, PixelFormat};
 
 /// Cells per block side for the "moved" test.
 const BLOCK: usize = 4;
@@ -718,5 +718,4 @@ fn secs_to_us(s: f64) -> u64 {
 }
 
 #[cfg(test)]
-#[path = "tamper_tests.rs"]
 mod tests;

@@ -7,7 +7,7 @@
 use std::io::{BufRead, Write};
 
 use super::{Tracker, TrackerConfig};
-use crate::detect::{BBox, Detection};
+use crate::detection::{BBox, Detection};
 
 /// A malformed line, with its number.
 #[derive(Debug, thiserror::Error)]

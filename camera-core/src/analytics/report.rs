@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use super::config::ZoneKind;
 use super::line::Direction;
 use super::occupancy::Drift;
+use crate::config::ZoneKind;
 use crate::shelf::state::Stock;
 use crate::track::TrackId;
 

@@ -11,9 +11,9 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use crate::analytics::config::{check_name, points};
-use crate::analytics::geom::Point;
-use crate::analytics::zone::Polygon;
+use crate::check::{check_name, points};
+use crate::geom::Point;
+use crate::geom::Polygon;
 
 /// At most this many shelves per camera, and facings per shelf.
 pub const MAX_SHELVES: usize = 32;

@@ -8,19 +8,28 @@
 
 use std::collections::HashSet;
 
+pub mod remote;
+
 use serde::Deserialize;
 
-use super::geom::{Point, Polyline};
-use super::line::InSide;
-use super::zone::Polygon;
+use crate::check::{check_name, points};
+use crate::geom::{Polygon, Polyline};
 use crate::shelf::layout::{self, RawShelf, Shelf};
 use crate::shelf::monitor::{RawShelfCheck, ShelfCheck};
 
 /// Fixed capacities of the analytics engine.
 pub const MAX_LINES: usize = 8;
 pub const MAX_ZONES: usize = 16;
-pub const MAX_POINTS: usize = 16;
-pub const MAX_NAME: usize = 64;
+pub use crate::check::{MAX_NAME, MAX_POINTS};
+
+/// Which side of the polyline (walking from its first point to its last)
+/// is "in".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InSide {
+    Left,
+    Right,
+}
 
 /// As written in the file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -204,46 +213,6 @@ pub struct AnalyticsConfig {
 #[error("analytics config rejected:\n  {}", problems.join("\n  "))]
 pub struct Rejected {
     pub problems: Vec<String>,
-}
-
-pub(crate) fn points(
-    raw: &[[f32; 2]],
-    path: &str,
-    problems: &mut Vec<String>,
-) -> Option<Vec<Point>> {
-    if raw.len() > MAX_POINTS {
-        problems.push(format!(
-            "{path}: {} points, at most {MAX_POINTS}",
-            raw.len()
-        ));
-        return None;
-    }
-    let mut ok = true;
-    for (i, [x, y]) in raw.iter().enumerate() {
-        if !x.is_finite() || !y.is_finite() {
-            problems.push(format!("{path}[{i}]: coordinate is not a number"));
-            ok = false;
-        } else if !(0.0..=1.0).contains(x) || !(0.0..=1.0).contains(y) {
-            problems.push(format!("{path}[{i}]: ({x}, {y}) is outside 0..1"));
-            ok = false;
-        }
-    }
-    ok.then(|| raw.iter().map(|&[x, y]| Point::new(x, y)).collect())
-}
-
-pub(crate) fn check_name(
-    name: &str,
-    path: &str,
-    seen: &mut HashSet<String>,
-    problems: &mut Vec<String>,
-) {
-    if name.trim().is_empty() {
-        problems.push(format!("{path}.name: empty"));
-    } else if name.len() > MAX_NAME {
-        problems.push(format!("{path}.name: longer than {MAX_NAME} bytes"));
-    } else if !seen.insert(name.to_string()) {
-        problems.push(format!("{path}.name: {name:?} is used twice"));
-    }
 }
 
 fn seconds(v: f64, path: &str, problems: &mut Vec<String>) {

@@ -21,7 +21,7 @@ use super::compare::{RgbView, ShelfError, ShelfReference, ShelfState};
 use super::interact::{Interaction, Interactions};
 use super::layout::Shelf;
 use super::state::{Change, FacingState, Stock, Thresholds};
-use crate::analytics::geom::Point;
+use crate::geom::Point;
 use crate::track::TrackId;
 
 /// How shelves are watched, as configured (`[shelf_check]` in the
@@ -300,7 +300,7 @@ fn overlaps(a: [f32; 4], b: [f32; 4]) -> bool {
     a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
 }
 
-fn bbox(poly: &crate::analytics::zone::Polygon) -> [f32; 4] {
+fn bbox(poly: &crate::geom::Polygon) -> [f32; 4] {
     poly.points().iter().fold(
         [f32::MAX, f32::MAX, f32::MIN, f32::MIN],
         |[x1, y1, x2, y2], p| [x1.min(p.x), y1.min(p.y), x2.max(p.x), y2.max(p.y)],

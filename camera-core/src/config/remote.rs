@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::analytics::config::{AnalyticsConfig, RawConfig};
+use crate::config::{AnalyticsConfig, RawConfig};
 
 /// Largest `config/set` payload read; anything longer is refused unread.
 pub const DEFAULT_MAX_CONFIG_BYTES: usize = 64 * 1024;

@@ -1,7 +1,7 @@
 //! Shelves in the camera's view: which facings are stocked, low or empty,
 //! and how often shoppers stop at and take from each shelf (issue 7).
 //!
-//! All sans-IO; the pipeline (`pipeline::PeopleCounter`) feeds frames,
+//! All sans-IO; the camera state machine ([`crate::camera`]) feeds frames,
 //! tracks and the tamper state in, and turns what comes out into events
 //! and bins:
 //! - [`layout`]: shelves as polygons divided into facings (a grid or
@@ -19,12 +19,15 @@
 //! - [`monitor`]: when a shelf may be looked at (nobody in the way, no
 //!   tamper, steady light, once per interval) and reference captures
 //!   (refused with the reason while someone is in the way, retried);
-//! - [`store`]: references on flash, with the configuration version they
-//!   belong to.
+//! - [`request`]: reference requests and their replies, as installers
+//!   send and receive them.
+//!
+//! References are stored on flash by the application
+//! (`camera_app::reference_store`).
 
 pub mod compare;
 pub mod interact;
 pub mod layout;
 pub mod monitor;
+pub mod request;
 pub mod state;
-pub mod store;

@@ -1,4 +1,5 @@
-//! Plane geometry in normalised image coordinates (0..1, y down).
+//! Plane geometry in normalised image coordinates (0..1, y down): the
+//! points, polylines and polygons of lines, zones and shelves.
 
 /// A point.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -105,6 +106,75 @@ pub fn segments_intersect(p: Point, q: Point, r: Point, s: Point) -> bool {
             && c.y <= a.y.max(b.y)
     };
     on(r, s, p, d1) || on(r, s, q, d2) || on(p, q, r, d3) || on(p, q, s, d4)
+}
+
+/// A simple polygon (at least 3 points, not self-intersecting).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Polygon {
+    points: Vec<Point>,
+}
+
+/// Why a polygon is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolygonError {
+    #[error("needs at least 3 points, has {0}")]
+    TooFewPoints(usize),
+    #[error("edges {0} and {1} cross: the polygon is self-intersecting")]
+    SelfIntersecting(usize, usize),
+    #[error("has zero area")]
+    ZeroArea,
+}
+
+impl Polygon {
+    pub fn new(points: Vec<Point>) -> Result<Self, PolygonError> {
+        let n = points.len();
+        if n < 3 {
+            return Err(PolygonError::TooFewPoints(n));
+        }
+        let edge = |i: usize| (points[i], points[(i + 1) % n]);
+        for i in 0..n {
+            for j in i + 1..n {
+                // Adjacent edges share a vertex; skip them.
+                if j == i + 1 || (i == 0 && j == n - 1) {
+                    continue;
+                }
+                let ((a, b), (c, d)) = (edge(i), edge(j));
+                if segments_intersect(a, b, c, d) {
+                    return Err(PolygonError::SelfIntersecting(i, j));
+                }
+            }
+        }
+        let twice_area: f32 = (0..n)
+            .map(|i| {
+                let (a, b) = edge(i);
+                a.x * b.y - b.x * a.y
+            })
+            .sum();
+        if twice_area.abs() <= 1e-9 {
+            return Err(PolygonError::ZeroArea);
+        }
+        Ok(Self { points })
+    }
+
+    /// The corners, in order.
+    pub fn points(&self) -> &[Point] {
+        &self.points
+    }
+
+    /// Even-odd rule.
+    pub fn contains(&self, p: Point) -> bool {
+        let n = self.points.len();
+        let mut inside = false;
+        let mut j = n - 1;
+        for i in 0..n {
+            let (a, b) = (self.points[i], self.points[j]);
+            if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x {
+                inside = !inside;
+            }
+            j = i;
+        }
+        inside
+    }
 }
 
 #[cfg(test)]

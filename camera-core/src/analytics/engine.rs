@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::bins::{BinClock, BinId};
-use super::config::{AnalyticsConfig, Anchor, DEFAULT_INTERACTION_S, ZoneKind};
-use super::geom::Point;
 use super::heatmap::Heatmap;
 use super::line::{Direction, LineCounter};
 use super::occupancy::{Drift, StoreOccupancy};
@@ -21,6 +19,8 @@ use super::report::{
     QueueReport, Record, ShelfReport, StoreReport, ZoneReport,
 };
 use super::zone::{Visit, ZoneChange, ZoneTiming, ZoneTracker};
+use crate::config::{AnalyticsConfig, Anchor, DEFAULT_INTERACTION_S, ZoneKind};
+use crate::geom::Point;
 use crate::shelf::interact::Interaction;
 use crate::shelf::monitor::ShelfOutput;
 use crate::shelf::state::Stock;
@@ -762,7 +762,7 @@ fn round3(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::BBox;
+    use crate::detection::BBox;
 
     /// 2026-01-01T00:00:00Z.
     const T0: u64 = 1_767_225_600_000_000;

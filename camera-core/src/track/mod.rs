@@ -26,8 +26,8 @@ pub mod assign;
 pub mod kalman;
 pub mod mot;
 
-use crate::detect::nms::iou;
-use crate::detect::{BBox, Detection};
+use crate::detection::nms::iou;
+use crate::detection::{BBox, Detection};
 use appearance::Appearance;
 use assign::Assigner;
 use kalman::{KalmanBox, Xyah};

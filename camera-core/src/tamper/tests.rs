@@ -3,7 +3,7 @@
 //! same view covered, blurred, shifted, replaced, darker and brighter.
 
 use super::*;
-use crate::capture::Timestamp;
+use crate::frame::Timestamp;
 
 const W: u32 = 640;
 const H: u32 = 360;

@@ -8,7 +8,7 @@
 //! the store is known to be empty; what was left at that moment is the
 //! day's drift, reported.
 
-use super::config::OccupancySpec;
+use crate::config::OccupancySpec;
 
 const DAY_S: i64 = 86_400;
 

@@ -9,7 +9,8 @@
 //! band, never count; and a track counts at most once "in" and once "out"
 //! per line, however its box flickers.
 
-use super::geom::{Point, Polyline};
+use crate::config::InSide;
+use crate::geom::{Point, Polyline};
 use crate::track::TrackId;
 
 /// A track lost for at least this long (and at most the maximum) can be
@@ -26,15 +27,6 @@ const BRIDGE_RADIUS: f32 = 0.25;
 pub enum Direction {
     In,
     Out,
-}
-
-/// Which side of the polyline (walking from its first point to its last)
-/// is "in".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InSide {
-    Left,
-    Right,
 }
 
 /// A crossing.

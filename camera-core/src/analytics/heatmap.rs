@@ -1,6 +1,6 @@
 //! A coarse grid of person-seconds per cell: numbers, never imagery.
 
-use super::geom::Point;
+use crate::geom::Point;
 
 /// Person-seconds per cell, row-major.
 #[derive(Debug, Clone, PartialEq)]

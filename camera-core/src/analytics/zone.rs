@@ -6,77 +6,8 @@
 //! The inertia keeps a person standing on the edge, or missed by the
 //! detector for a moment, from being counted as several visits.
 
-use super::geom::Point;
+use crate::geom::{Point, Polygon};
 use crate::track::TrackId;
-
-/// A simple polygon (at least 3 points, not self-intersecting).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Polygon {
-    points: Vec<Point>,
-}
-
-/// Why a polygon is unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolygonError {
-    #[error("needs at least 3 points, has {0}")]
-    TooFewPoints(usize),
-    #[error("edges {0} and {1} cross: the polygon is self-intersecting")]
-    SelfIntersecting(usize, usize),
-    #[error("has zero area")]
-    ZeroArea,
-}
-
-impl Polygon {
-    pub fn new(points: Vec<Point>) -> Result<Self, PolygonError> {
-        let n = points.len();
-        if n < 3 {
-            return Err(PolygonError::TooFewPoints(n));
-        }
-        let edge = |i: usize| (points[i], points[(i + 1) % n]);
-        for i in 0..n {
-            for j in i + 1..n {
-                // Adjacent edges share a vertex; skip them.
-                if j == i + 1 || (i == 0 && j == n - 1) {
-                    continue;
-                }
-                let ((a, b), (c, d)) = (edge(i), edge(j));
-                if super::geom::segments_intersect(a, b, c, d) {
-                    return Err(PolygonError::SelfIntersecting(i, j));
-                }
-            }
-        }
-        let twice_area: f32 = (0..n)
-            .map(|i| {
-                let (a, b) = edge(i);
-                a.x * b.y - b.x * a.y
-            })
-            .sum();
-        if twice_area.abs() <= 1e-9 {
-            return Err(PolygonError::ZeroArea);
-        }
-        Ok(Self { points })
-    }
-
-    /// The corners, in order.
-    pub fn points(&self) -> &[Point] {
-        &self.points
-    }
-
-    /// Even-odd rule.
-    pub fn contains(&self, p: Point) -> bool {
-        let n = self.points.len();
-        let mut inside = false;
-        let mut j = n - 1;
-        for i in 0..n {
-            let (a, b) = (self.points[i], self.points[j]);
-            if (a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x {
-                inside = !inside;
-            }
-            j = i;
-        }
-        inside
-    }
-}
 
 /// A finished visit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -291,6 +222,7 @@ impl ZoneTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geom::PolygonError;
 
     fn square() -> Polygon {
         Polygon::new(vec![

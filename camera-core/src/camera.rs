@@ -1,0 +1,1 @@
+//! The camera state machine (being built).
