@@ -319,7 +319,7 @@ fn a_requested_snapshot_is_published_once_and_size_limited() {
     });
     sub.publish(&format!("{}/snapshot/request", cam.prefix), b"{}".to_vec());
     let topic = format!("{}/snapshot", cam.prefix);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + common::patient(Duration::from_secs(10));
     while !sub.messages().iter().any(|m| m.topic == topic) {
         assert!(
             Instant::now() < deadline,

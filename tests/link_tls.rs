@@ -87,6 +87,7 @@ fn start(fx: &Fixture, config: LinkConfig) -> LinkHandle {
 }
 
 fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let limit = common::patient(limit);
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");

@@ -2,6 +2,19 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// Waits for an outcome end at a deadline, never sooner than this: a
+/// deadline only bounds how long a failing test takes, and on a loaded
+/// machine (a cold CI run, other builds) a camera process can take many
+/// seconds to start and settle. A passing test returns as soon as the
+/// outcome is seen.
+pub const MIN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// `limit`, raised to [`MIN_DEADLINE`].
+pub fn patient(limit: Duration) -> Duration {
+    limit.max(MIN_DEADLINE)
+}
 
 /// `../shared` beside the repository, or `$CAMERA_SHARED_DIR`. Panics with
 /// instructions when it is missing: tests never skip silently.

@@ -210,6 +210,7 @@ impl Subscriber {
 
     /// Wait until `done` holds for what was seen, or panic after `limit`.
     pub fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&[Message]) -> bool) {
+        let limit = super::patient(limit);
         let start = Instant::now();
         loop {
             if done(&self.seen.lock().unwrap()) {
