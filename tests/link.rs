@@ -86,7 +86,6 @@ fn outage_run(name: &str, total: u64, outage: Duration, tune: impl FnOnce(&mut L
     let mut next = 0u64;
     let mut push = |fx: &Fixture| {
         fx.push(next);
-        link.wake();
         next += 1;
     };
     for i in 0..total {
@@ -217,7 +216,7 @@ fn flash_full_evicts_the_oldest_and_counts_them() {
     let proxy = Proxy::start(broker());
     proxy.down();
     let sub = Subscriber::start(&format!("{}/bins", fx.prefix));
-    let link = fx.start(fx.config(proxy.addr), FakeCamera::default(), (1, "{}"));
+    let _link = fx.start(fx.config(proxy.addr), FakeCamera::default(), (1, "{}"));
     let total = 400;
     for seq in 0..total {
         fx.push(seq);
@@ -226,7 +225,6 @@ fn flash_full_evicts_the_oldest_and_counts_them() {
     assert!(stats.evicted > 0 && stats.bytes <= 4096, "{stats:?}");
     assert_eq!(stats.depth + stats.evicted, total);
     proxy.up();
-    link.wake();
     sub.wait_for("the records kept", Duration::from_secs(30), |m| {
         m.len() as u64 >= stats.depth
     });

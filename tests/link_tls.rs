@@ -118,7 +118,6 @@ fn mutual_tls_delivers_records_and_empties_the_outbox() {
     // Records written while connected go out too.
     for seq in 10..20 {
         fx.push(seq);
-        link.wake();
     }
     let bins = format!("{}/bins", fx.prefix);
     sub.wait_for("20 records", Duration::from_secs(10), |m| {

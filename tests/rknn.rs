@@ -462,7 +462,7 @@ fn npu_errors_name_the_problem() {
 #[test]
 fn the_config_board_chooses_the_backend() {
     use camera_app::config::{Config, DetectorBackend};
-    use camera_app::pipeline::build_detector;
+    use camera_app::runtime::setup::build_detector;
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let (_, models) = npu_models(tmp.path(), |_| {});

@@ -1,7 +1,8 @@
 //! End to end on the generated store scenes (`tests/scenes/*.toml`): every
-//! scene is rendered with `scenegen`, played through the real detector,
-//! the tracker and the analytics engine, and the bins and events are
-//! compared with the scene's exact ground truth.
+//! scene is rendered with `scenegen`, played through the camera as it runs
+//! (`camera_app::runtime::run`: the real detector, the camera state
+//! machine, the effects), and the bins and events are compared with the
+//! scene's exact ground truth.
 //!
 //! Acceptance (issue 3): in/out counts exact on ≥ 95 % of scenes and the
 //! total count error ≤ 2 %; jitter and u-turn scenes produce no false
@@ -14,11 +15,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use camera_app::capture::files::{DEFAULT_START_US, FileSource, FilesConfig};
-use camera_app::config::Config;
-use camera_app::pipeline::{self, PeopleCounter};
+use camera_app::capture::files::DEFAULT_START_US;
 use camera_core::analytics::report::{EventKind, Record};
-use camera_core::track::TrackerConfig;
 use scenegen::{Scenario, Truth};
 
 /// Scenes whose point is that nothing extra is counted.
@@ -57,46 +55,17 @@ impl SceneResult {
     }
 }
 
-fn detector_config() -> Config {
-    let mut cfg = Config::default_config().expect("default config");
-    cfg.detector.models_dir = Some(common::models_dir());
-    cfg
-}
-
 /// Render, run and compare one scene.
 fn evaluate(path: &Path, work: &Path) -> SceneResult {
     let scenario = Scenario::load(path).expect("scenario");
     let dir = work.join(&scenario.name);
     let truth: Truth =
         scenegen::render(&scenario, &common::images_dir(), &dir).expect("render scene");
-    let analytics = pipeline::load_analytics(&dir.join("analytics.toml")).expect("analytics");
-    let (manifest, mut detector) = pipeline::build_detector(&detector_config()).expect("detector");
-    let mut source = FileSource::open(FilesConfig {
-        fps: f64::from(truth.fps),
-        ..FilesConfig::new(dir.join("frames"))
-    })
-    .expect("frames");
-    let mut counter = PeopleCounter::new(
-        &analytics,
-        &TrackerConfig::default(),
-        &scenario.name,
-        &manifest,
-    );
-    let mut records: Vec<Record> = Vec::new();
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let summary = pipeline::run_loop(
-        &mut source,
-        &mut detector,
-        None,
-        &stop,
-        |frame, dets, _| {
-            records.extend(counter.frame(frame, dets).iter().cloned());
-            Ok(())
-        },
-        |_| {},
-    )
-    .expect("run");
-    records.extend(counter.finish().iter().cloned());
+    let (analytics, _) =
+        camera_app::runtime::setup::load_analytics(&dir.join("analytics.toml")).expect("analytics");
+    let played = common::play_scene(&dir, truth.fps, &scenario.name, false);
+    let summary = played.summary;
+    let records: Vec<Record> = played.analytics().cloned().collect();
     assert_eq!(
         summary.processed as usize, truth.frames,
         "{}",

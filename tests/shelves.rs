@@ -1,9 +1,11 @@
 //! Shelf out-of-stock and shelf interactions, end to end on the generated
 //! shelf scenes (`tests/shelf-scenes/*.toml`): every scene is rendered
-//! with `scenegen`, played through the real detector, the tracker, the
-//! tamper detector and the shelf monitor (the camera's reference taken
-//! from the first clean frames, as an installer would ask), and the shelf
-//! events and bins are compared with the scene's exact truth.
+//! with `scenegen`, played through the camera as it runs
+//! (`camera_app::runtime::run`: the real detector, the camera state machine
+//! with its tracker, tamper detector and shelf monitor, the effects; the
+//! reference taken from the first clean frames, as an installer would ask),
+//! and the shelf events and bins are compared with the scene's exact
+//! truth.
 //!
 //! Acceptance (issue 7), printed per scene and in total (run with
 //! `--nocapture`):
@@ -21,14 +23,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use camera_app::capture::files::{DEFAULT_START_US, FileSource, FilesConfig};
-use camera_app::config::Config;
-use camera_app::health::TamperDetector;
-use camera_app::pipeline::{self, PeopleCounter};
+use camera_app::capture::files::DEFAULT_START_US;
 use camera_core::analytics::report::{EventKind, Record};
-use camera_core::shelf::monitor::ReferenceOutcome;
+use camera_core::shelf::request::ReferenceState;
 use camera_core::shelf::state::Stock;
-use camera_core::track::TrackerConfig;
 use scenegen::shelf::{ShelfScenario, ShelfTruth, render_shelves, shelf_scenario_files};
 
 /// Truth states use the camera's default boundaries, without hysteresis.
@@ -79,12 +77,6 @@ struct SceneResult {
     interactions: BTreeMap<String, (u64, u64, u64, u64)>,
 }
 
-fn detector_config() -> Config {
-    let mut cfg = Config::default_config().expect("default config");
-    cfg.detector.models_dir = Some(common::models_dir());
-    cfg
-}
-
 /// When the camera can next know the state of `shelf` after `t`: the first
 /// moment from which no facing of it is occluded, plus the camera's clear
 /// time, the persistence and an interval of phase.
@@ -116,54 +108,22 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
     let scenario = ShelfScenario::load(path).expect("scenario");
     let dir = work.join(&scenario.name);
     let truth = render_shelves(&scenario, &common::images_dir(), &dir).expect("render scene");
-    let analytics = pipeline::load_analytics(&dir.join("analytics.toml")).expect("analytics");
+    let (analytics, _) =
+        camera_app::runtime::setup::load_analytics(&dir.join("analytics.toml")).expect("analytics");
     let check = analytics.shelf_check.clone();
-    let cfg = detector_config();
-    let (manifest, mut detector) = pipeline::build_detector(&cfg).expect("detector");
-    let mut source = FileSource::open(FilesConfig {
-        fps: f64::from(truth.fps),
-        ..FilesConfig::new(dir.join("frames"))
-    })
-    .expect("frames");
-    let mut counter = PeopleCounter::new(
-        &analytics,
-        &TrackerConfig::default(),
-        &scenario.name,
-        &manifest,
-    );
-    counter
-        .request_shelf_reference(None, DEFAULT_START_US as i64)
-        .expect("reference request");
-    let mut tamper = TamperDetector::new(cfg.tamper.clone()).expect("tamper");
-    let mut tamper_events = Vec::new();
-    let mut records: Vec<Record> = Vec::new();
-    let mut outcomes = Vec::new();
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    pipeline::run_loop(
-        &mut source,
-        &mut detector,
-        None,
-        &stop,
-        |frame, dets, _| {
-            let _ = tamper.observe(frame, frame.timestamp.as_micros(), &mut tamper_events);
-            let st = tamper.status();
-            let tampered = st.covered || st.defocused || st.moved;
-            records.extend(counter.frame_checked(frame, dets, tampered).iter().cloned());
-            outcomes.extend(counter.reference_outcomes());
-            Ok(())
-        },
-        |_| {},
-    )
-    .expect("run");
-    records.extend(counter.finish().iter().cloned());
-    let taken = outcomes
+    // The reference taken from the first clean frames, as an installer
+    // asks for it (`run --shelf-reference all`).
+    let played = common::play_scene(&dir, truth.fps, &scenario.name, true);
+    let records: Vec<Record> = played.analytics().cloned().collect();
+    let taken = played
+        .replies
         .iter()
-        .find_map(|o| match o {
-            ReferenceOutcome::Taken { .. } => Some(()),
-            _ => None,
-        })
-        .is_some();
-    assert!(taken, "{}: no reference taken: {outcomes:?}", scenario.name);
+        .any(|r| r.state == ReferenceState::Taken);
+    assert!(
+        taken,
+        "{}: no reference taken: {:?}",
+        scenario.name, played.replies
+    );
 
     let rel = |t_us: u64| (t_us - DEFAULT_START_US) as f64 / 1e6;
     let mut seen: Vec<Seen> = Vec::new();
@@ -458,8 +418,9 @@ fn print_fills_of_one_scene() {
     let scenario = ShelfScenario::load(&path).expect("scenario");
     let work = tempfile::tempdir().expect("tempdir");
     let truth = render_shelves(&scenario, &common::images_dir(), work.path()).expect("render");
-    let analytics =
-        pipeline::load_analytics(&work.path().join("analytics.toml")).expect("analytics");
+    let (analytics, _) =
+        camera_app::runtime::setup::load_analytics(&work.path().join("analytics.toml"))
+            .expect("analytics");
     let frame = |i: usize| {
         image::open(scenegen::render::frame_path(&work.path().join("frames"), i))
             .expect("frame")

@@ -442,25 +442,6 @@ pub struct BacklogReport {
     pub median_msgs_per_s: f64,
 }
 
-/// A camera with nothing to say, for the backlog benchmark.
-#[derive(Debug)]
-struct QuietCamera;
-
-impl crate::link::Camera for QuietCamera {
-    fn birth(&self) -> serde_json::Value {
-        serde_json::json!({})
-    }
-    fn health(&mut self) -> serde_json::Value {
-        serde_json::json!({})
-    }
-    fn apply(&mut self, _: &crate::link::Desired) -> Result<(), String> {
-        Err("benchmark".into())
-    }
-    fn snapshot(&mut self) -> Result<(), String> {
-        Err("benchmark".into())
-    }
-}
-
 /// A camera back online after an outage: `records` bins wait in the
 /// outbox; how fast does the link deliver them (PUBACK received and the
 /// record removed)? Against `broker`, or an embedded one.
@@ -505,13 +486,18 @@ pub fn link_backlog(
         let mut config = crate::link::LinkConfig::new(&addr.ip().to_string(), addr.port());
         config.client_id = Some(format!("bench-{}-{round}", std::process::id()));
         let start = Instant::now();
+        // A camera with nothing to say: no frame loop takes commands.
+        let (commands, _no_loop) = std::sync::mpsc::sync_channel(1);
+        let (_no_events, events) = tokio::sync::mpsc::channel(1);
         let link = crate::link::Link {
             config,
             camera_id: "bench".into(),
             outbox: outbox.clone(),
             running: (0, "{}".into()),
+            birth: serde_json::json!({}),
+            health: Box::new(|_| serde_json::json!({})),
         }
-        .spawn(Box::new(QuietCamera))
+        .spawn(commands, events)
         .map_err(|e| e.to_string())?;
         loop {
             let depth = outbox

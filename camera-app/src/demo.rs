@@ -17,7 +17,27 @@ use crate::capture::synthetic::{SyntheticConfig, SyntheticSource};
 use crate::capture::{Frame, FrameSource, PixelFormat};
 use crate::config::Config;
 use crate::detect::Detection;
-use crate::pipeline::{self, PipelineError};
+use crate::model::ModelError;
+use crate::runtime::{self, RunError, RunOptions};
+
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("frame source: {0}")]
+    Source(#[source] crate::capture::SourceError),
+    #[error("writing {path}: {source}")]
+    Output {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Demo settings.
 #[derive(Debug, Clone)]
@@ -58,11 +78,8 @@ pub const DEMO_ANALYTICS: &str = include_str!("demo-analytics.toml");
 /// Run the camera against an embedded broker for `opts.seconds`, printing
 /// each message a subscriber receives.
 #[cfg(feature = "embedded-broker")]
-pub fn run_mqtt(
-    opts: &MqttDemoOptions,
-    out: &mut dyn Write,
-) -> Result<MqttDemoSummary, PipelineError> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| PipelineError::Demo(format!("{what}: {e}"));
+pub fn run_mqtt(opts: &MqttDemoOptions, out: &mut dyn Write) -> Result<MqttDemoSummary, DemoError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| DemoError::Setup(format!("{what}: {e}"));
     let addr = crate::broker::start(opts.port, 1024 * 1024).map_err(|e| fail("broker", &e))?;
     let dir = std::env::temp_dir().join(format!("camera-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| fail("data directory", &e))?;
@@ -108,7 +125,7 @@ pub fn run_mqtt(
             }
         }
     });
-    let write_err = |source| PipelineError::Output {
+    let write_err = |source| DemoError::Output {
         path: "stdout".into(),
         source,
     };
@@ -119,8 +136,13 @@ pub fn run_mqtt(
         opts.seconds, opts.health_interval_s
     )
     .map_err(write_err)?;
-    let camera =
-        std::thread::spawn(move || pipeline::run(&cfg, &std::sync::atomic::AtomicBool::new(false)));
+    let camera = std::thread::spawn(move || {
+        runtime::run(
+            &cfg,
+            RunOptions::default(),
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+    });
     let started = std::time::Instant::now();
     let mut summary = MqttDemoSummary::default();
     let mut print = |topic: String, payload: Vec<u8>, out: &mut dyn Write| -> std::io::Result<()> {
@@ -151,7 +173,7 @@ pub fn run_mqtt(
     }
     let result = camera
         .join()
-        .map_err(|_| PipelineError::Demo("the camera thread panicked".into()))?;
+        .map_err(|_| DemoError::Setup("the camera thread panicked".into()))?;
     // What the link delivered while draining.
     while let Ok((topic, payload)) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
         print(topic, payload, out).map_err(write_err)?;
@@ -169,35 +191,29 @@ pub fn run_mqtt(
 
 /// Run the demo, printing a line per frame to `out`. Returns the number of
 /// people seen over all frames.
-pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<usize, PipelineError> {
-    let mut cfg = Config::default_config().map_err(|e| {
-        PipelineError::Source(crate::capture::SourceError::Invalid {
-            path: "built-in config".into(),
-            reason: e.to_string(),
-        })
-    })?;
+pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<usize, DemoError> {
+    let mut cfg =
+        Config::default_config().map_err(|e| DemoError::Setup(format!("built-in config: {e}")))?;
     cfg.detector.models_dir.clone_from(&opts.models_dir);
-    let (manifest, mut detector) = pipeline::build_detector(&cfg)?;
+    let (manifest, mut detector) = runtime::setup::build_detector(&cfg)?;
     let mut source: Box<dyn FrameSource> = match &opts.images {
-        Some(dir) => {
-            Box::new(FileSource::open(FilesConfig::new(dir)).map_err(PipelineError::Source)?)
-        }
+        Some(dir) => Box::new(FileSource::open(FilesConfig::new(dir)).map_err(DemoError::Source)?),
         None => Box::new(
             SyntheticSource::open(SyntheticConfig {
                 frames: Some(opts.frames),
                 format: PixelFormat::Rgb24,
                 ..SyntheticConfig::default()
             })
-            .map_err(PipelineError::Source)?,
+            .map_err(DemoError::Source)?,
         ),
     };
     if let Some(dir) = &opts.out_dir {
-        std::fs::create_dir_all(dir).map_err(|source| PipelineError::Output {
+        std::fs::create_dir_all(dir).map_err(|source| DemoError::Output {
             path: dir.display().to_string(),
             source,
         })?;
     }
-    let write_err = |source| PipelineError::Output {
+    let write_err = |source| DemoError::Output {
         path: "stdout".into(),
         source,
     };
@@ -210,7 +226,7 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<usize, PipelineErr
     )
     .map_err(write_err)?;
     let mut people = 0;
-    while let Some(frame) = source.next_frame().map_err(PipelineError::Source)? {
+    while let Some(frame) = source.next_frame().map_err(DemoError::Source)? {
         let frame = if frame.format == PixelFormat::Mjpeg {
             match decode_mjpeg(&frame) {
                 Ok(f) => f,
@@ -258,7 +274,7 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<usize, PipelineErr
         .map_err(write_err)?;
         if let Some(dir) = &opts.out_dir {
             let path = dir.join(format!("frame-{:04}.jpg", frame.seq));
-            save_annotated(&frame, &dets, &path).map_err(|source| PipelineError::Output {
+            save_annotated(&frame, &dets, &path).map_err(|source| DemoError::Output {
                 path: path.display().to_string(),
                 source,
             })?;

@@ -460,6 +460,19 @@ pub enum Backend {
     Rknn(Box<NpuSetup>),
 }
 
+impl Backend {
+    /// The NPU of `board`, with its profile's settings (the runtime
+    /// library replaced by `library` when given).
+    pub fn npu(board: boards::Profile, library: Option<PathBuf>) -> Self {
+        Self::Rknn(Box::new(NpuSetup {
+            board,
+            library,
+            api: None,
+            model: None,
+        }))
+    }
+}
+
 /// The NPU settings of a board, with overrides for development.
 #[derive(Debug, Clone)]
 pub struct NpuSetup {

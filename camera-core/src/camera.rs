@@ -85,7 +85,10 @@ pub enum Input<'a> {
     /// A configuration that passed [`Camera::decide`] and is stored: in
     /// force from the next frame. The current bin and open visits close
     /// under the old version.
-    Configure { desired: Desired, now_us: u64 },
+    Configure {
+        desired: Desired,
+        now_us: u64,
+    },
     /// A new shelf reference, taken over the next clean frames.
     ShelfReference {
         request: ShelfReferenceRequest,
@@ -94,7 +97,9 @@ pub enum Input<'a> {
     /// End of input (the source ended, or the camera stops): the last bin
     /// and open visits close, a reference capture in progress fails with
     /// `reason`.
-    Finish { reason: &'a str },
+    Finish {
+        reason: &'a str,
+    },
 }
 
 /// A tamper condition raised or cleared, as published on `tamper`.
@@ -168,15 +173,12 @@ impl Outputs {
     }
 }
 
-/// What the camera reports about itself (health).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What the camera reports about itself (health), every frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Status {
     pub config_version: u64,
     pub tracks_active: u32,
     pub tamper: TamperStatus,
-    /// Configured shelves without a reference in force; `None` without
-    /// shelves.
-    pub shelves_without_reference: Option<Vec<String>>,
 }
 
 /// Why a camera could not be set up.
@@ -259,6 +261,11 @@ impl Camera {
         })
     }
 
+    /// What the last input produced (as [`Self::handle`] returned it).
+    pub fn outputs(&self) -> &Outputs {
+        &self.out
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &AnalyticsConfig {
         &self.config
@@ -305,11 +312,9 @@ impl Camera {
                 .map(|d| appearance::describe(frame, &d.bbox)),
         );
         self.records.clear();
-        let tracks = self.tracker.update_with_appearance(
-            detections,
-            &self.appearances,
-            t_us as f64 / 1e6,
-        );
+        let tracks =
+            self.tracker
+                .update_with_appearance(detections, &self.appearances, t_us as f64 / 1e6);
         self.engine
             .update(tracks, frame.width, frame.height, t_us, &mut self.records);
         if let Some(monitor) = &mut self.shelves {
@@ -392,9 +397,8 @@ impl Camera {
         let old = self.shelves.take();
         self.shelves = shelf_monitor(&config);
         if let (Some(old), Some(new)) = (old, &mut self.shelves) {
-            let same = |m: &ShelfMonitor, name: &str| {
-                m.shelves().iter().find(|s| s.name == name).cloned()
-            };
+            let same =
+                |m: &ShelfMonitor, name: &str| m.shelves().iter().find(|s| s.name == name).cloned();
             let carried: Vec<ShelfReference> = old
                 .references()
                 .iter()
@@ -411,8 +415,10 @@ impl Camera {
             .extend(self.records.drain(..).map(Output::Record));
         // An installer who changes the lines has looked at the view: it
         // becomes the tamper reference.
-        self.tamper
-            .relearn(self.last_frame_us.unwrap_or(now_us), &mut self.tamper_events);
+        self.tamper.relearn(
+            self.last_frame_us.unwrap_or(now_us),
+            &mut self.tamper_events,
+        );
         self.tamper_records();
         if let Some(id) = self.pending_reference.take() {
             self.out.replies.push(ShelfReferenceReply::failed(
@@ -530,13 +536,18 @@ impl Camera {
             config_version: self.config.version,
             tracks_active: self.active_tracks() as u32,
             tamper: self.tamper.status(),
-            shelves_without_reference: self.shelves.as_ref().map(|m| {
-                m.without_reference()
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect()
-            }),
         }
+    }
+
+    /// Configured shelves without a reference in force; `None` without
+    /// shelves. Changes only with [`Outputs::references_changed`].
+    pub fn shelves_without_reference(&self) -> Option<Vec<String>> {
+        self.shelves.as_ref().map(|m| {
+            m.without_reference()
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        })
     }
 }
 

@@ -178,3 +178,67 @@ pub fn in_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> 
             .collect()
     })
 }
+
+/// What the camera produced playing a scene.
+pub struct Played {
+    pub records: Vec<camera_core::camera::Output>,
+    pub replies: Vec<camera_core::shelf::request::ShelfReferenceReply>,
+    pub summary: camera_app::summary::RunSummary,
+}
+
+impl Played {
+    /// Bins and events (tamper records left out).
+    pub fn analytics(&self) -> impl Iterator<Item = &camera_core::analytics::report::Record> {
+        self.records.iter().filter_map(|r| match r {
+            camera_core::camera::Output::Record(r) => Some(r),
+            camera_core::camera::Output::Tamper(_) => None,
+        })
+    }
+}
+
+/// Play a rendered scene (`dir/frames` at `fps`, `dir/analytics.toml`)
+/// through the camera as it runs (`camera_app::runtime::run`: the real
+/// detector, the camera state machine, the effects), with the built-in
+/// configuration. `shelf_reference`: take every shelf's reference from the
+/// first clean frames, as `run --shelf-reference all` does.
+pub fn play_scene(
+    dir: &std::path::Path,
+    fps: u32,
+    camera_id: &str,
+    shelf_reference: bool,
+) -> Played {
+    use std::sync::{Arc, Mutex};
+
+    use camera_app::capture::files::FilesConfig;
+    use camera_app::config::{Config, SourceConfig};
+    use camera_app::runtime::{self, RunOptions};
+
+    let mut cfg = Config::default_config().expect("default config");
+    cfg.detector.models_dir = Some(models_dir());
+    cfg.camera.id = camera_id.into();
+    cfg.source = SourceConfig::Files(FilesConfig {
+        fps: f64::from(fps),
+        ..FilesConfig::new(dir.join("frames"))
+    });
+    cfg.analytics = Some(dir.join("analytics.toml"));
+    cfg.output.path = Some(dir.join("records.jsonl"));
+    let seen: Arc<Mutex<(Vec<_>, Vec<_>)>> = Arc::default();
+    let tap = seen.clone();
+    let opts = RunOptions {
+        shelf_reference: shelf_reference.then(|| RunOptions::shelf_reference_arg("all")),
+        tap: Some(Box::new(move |out| {
+            let mut seen = tap.lock().expect("lock");
+            seen.0.extend(out.records.iter().cloned());
+            seen.1.extend(out.replies.iter().cloned());
+        })),
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let summary =
+        runtime::run(&cfg, opts, &stop).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let (records, replies) = std::mem::take(&mut *seen.lock().expect("lock"));
+    Played {
+        records,
+        replies,
+        summary,
+    }
+}

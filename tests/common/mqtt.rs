@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use camera_app::link::{Camera, Desired, Link, LinkConfig, LinkHandle};
+use camera_app::link::fake::FakeLoop;
+use camera_app::link::{Link, LinkConfig, LinkHandle};
 use camera_app::outbox::{Outbox, OutboxLimits};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
@@ -233,33 +234,9 @@ impl Subscriber {
     }
 }
 
-/// A camera for link tests: records what it was asked to apply.
-#[derive(Default, Clone)]
-pub struct FakeCamera {
-    pub applied: Arc<Mutex<Vec<u64>>>,
-    pub snapshots: Arc<Mutex<u32>>,
-    pub snapshots_enabled: bool,
-}
-
-impl Camera for FakeCamera {
-    fn birth(&self) -> serde_json::Value {
-        serde_json::json!({"firmware_version": "test-1.2.3", "models": [{"name": "fastestdet"}]})
-    }
-    fn health(&mut self) -> serde_json::Value {
-        serde_json::json!({"frames_processed": 42})
-    }
-    fn apply(&mut self, d: &Desired) -> Result<(), String> {
-        self.applied.lock().unwrap().push(d.version);
-        Ok(())
-    }
-    fn snapshot(&mut self) -> Result<(), String> {
-        if !self.snapshots_enabled {
-            return Err("snapshots are disabled".into());
-        }
-        *self.snapshots.lock().unwrap() += 1;
-        Ok(())
-    }
-}
+/// The frame loop's side for link tests: records what it was asked to
+/// apply (snapshots disabled, as by default on a camera).
+pub type FakeCamera = FakeLoop;
 
 /// A camera id, its topic prefix and an outbox in a temporary directory.
 pub struct Fixture {
@@ -297,13 +274,16 @@ impl Fixture {
         camera: FakeCamera,
         running: (u64, &str),
     ) -> LinkHandle {
+        let (commands, events) = camera.start(running.0, false);
         Link {
             config,
             camera_id: self.camera_id.clone(),
             outbox: self.outbox.clone(),
             running: (running.0, running.1.to_string()),
+            birth: serde_json::json!({"firmware_version": "test-1.2.3", "models": [{"name": "fastestdet"}]}),
+            health: Box::new(|_| serde_json::json!({"frames_processed": 42})),
         }
-        .spawn(Box::new(camera))
+        .spawn(commands, events)
         .unwrap()
     }
 

@@ -55,6 +55,7 @@
 //! change; the report carries the current state.
 
 pub mod latency;
+pub mod metrics;
 pub mod system;
 
 use serde::Serialize;
@@ -64,6 +65,7 @@ pub use camera_core::tamper::{
     TamperMeasures, TamperStatus,
 };
 pub use latency::{LatencyStats, LatencyWindow};
+pub use metrics::{Metrics, Reporter, SharedMetrics};
 pub use system::{ClockSync, SystemProbe, SystemSnapshot};
 
 /// This build's version.

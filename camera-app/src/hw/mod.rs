@@ -24,4 +24,4 @@ pub use hardware::{BoardHardware, Hardware, HwError, HwSetupError, Step, Timing}
 pub use ircut::Mode;
 pub use led::Status;
 pub use light::{Light, LightError, LightSensor, SysfsLightSensor};
-pub use runner::{HwCounters, HwShared, RunnerConfig, spawn, start};
+pub use runner::{BoardHw, HwCounters, HwShared, RunnerConfig, spawn, start};

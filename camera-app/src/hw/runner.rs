@@ -18,6 +18,8 @@ use super::hardware::{BoardHardware, Hardware, HwSetupError, Timing};
 use super::ircut::Mode;
 use super::led::Status;
 use super::light::{Light, LightSource};
+use crate::capture::Frame;
+use crate::health::TamperStatus;
 
 /// `luma` when no frame has been measured.
 const NO_LUMA: u32 = u32::MAX;
@@ -214,6 +216,58 @@ pub fn start(profile: &boards::Profile) -> Result<(Arc<HwShared>, JoinHandle<()>
     let thread =
         spawn(hw, light, shared.clone(), RunnerConfig::default()).map_err(HwSetupError::Thread)?;
     Ok((shared, thread))
+}
+
+/// The board's IR-cut filter and status LED, on their own thread (the LED
+/// blinks faster than frames come), as the frame loop drives them: the
+/// app's state and, on boards without a light sensor, the image
+/// brightness. Stopped and joined when dropped.
+#[derive(Debug)]
+pub struct BoardHw {
+    shared: Arc<HwShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BoardHw {
+    /// Counting works without them: a line that cannot be opened is
+    /// logged, and there is no board hardware.
+    pub fn start(profile: &boards::Profile) -> Option<Self> {
+        match start(profile) {
+            Ok((shared, thread)) => Some(Self {
+                shared,
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                tracing::error!(board = %profile.name, error = %e, "camera hardware unavailable");
+                None
+            }
+        }
+    }
+
+    /// After a frame: whether the camera is online, and the brightness
+    /// (the tamper detector's measure when there is one).
+    pub fn frame(&self, frame: &Frame, tamper: Option<&TamperStatus>, online: bool) {
+        self.shared.set_status(if online {
+            Status::Running
+        } else {
+            Status::NoLink
+        });
+        if self.shared.wants_image_luma() {
+            let luma = tamper
+                .and_then(super::light::luma_from_tamper)
+                .or_else(|| camera_core::frame::mean_luma(frame));
+            self.shared.set_image_luma(luma);
+        }
+    }
+}
+
+impl Drop for BoardHw {
+    fn drop(&mut self) {
+        self.shared.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;
+pub mod messages;
 pub mod mqtt;
 pub mod session;
 /// TLS settings and their loading live in the `ota` crate, which the
@@ -26,7 +29,8 @@ pub mod topics;
 
 pub use camera_core::config::remote::{self as remote_config, ConfigResult, Desired};
 pub use camera_core::shelf::request::{ReferenceState, ShelfReferenceReply, ShelfReferenceRequest};
-pub use mqtt::{Camera, Link, LinkHandle};
+pub use messages::{CameraCommand, CameraEvent, Snapshot};
+pub use mqtt::{HealthFn, Link, LinkHandle, LinkStats};
 pub use topics::Topics;
 
 /// `[link]` in the application config.

@@ -1,14 +1,18 @@
 //! The MQTT event loop: connects (with backoff and jitter), publishes the
 //! retained birth message, drains the outbox at QoS 1 and removes records
-//! on PUBACK, answers `config/set`, `snapshot/request` and
-//! `shelves/reference/request`, and publishes health. It runs on its own thread with a single-threaded tokio runtime,
-//! so the frame loop never waits for the network.
+//! on PUBACK, hands `config/set`, `snapshot/request` and
+//! `shelves/reference/request` to the frame loop and publishes its
+//! answers, and publishes health. It runs on its own thread with a
+//! single-threaded tokio runtime, so the frame loop never waits for the
+//! network.
 //!
 //! Each connection uses a fresh rumqttc client: rumqttc's own in-flight
 //! queue lives in memory only, so the outbox is the single place records
 //! wait, and after a reconnect sending resumes from its oldest record.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,39 +21,20 @@ use rumqttc::{
     Publish, QoS, TlsConfiguration, Transport,
 };
 use serde_json::json;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
+use camera_core::config::remote::ConfigResult;
+use camera_core::shelf::request::{ShelfReferenceReply, ShelfReferenceRequest};
+
+use super::messages::{CameraCommand, CameraEvent};
 use super::session::{Backoff, Delivery};
 use super::topics::{Inbound, Topics};
 use super::{LinkConfig, LinkError, tls};
-use crate::outbox::Outbox;
-use camera_core::config::remote::{self as remote_config, ConfigResult, Desired};
-use camera_core::shelf::request::{ShelfReferenceReply, ShelfReferenceRequest};
+use crate::outbox::{Outbox, OutboxStats};
 
-/// What the link needs from the rest of the camera.
-pub trait Camera: Send + 'static {
-    /// Fields of the retained `online` birth message (firmware, models).
-    fn birth(&self) -> serde_json::Value;
-    /// The current health report.
-    fn health(&mut self) -> serde_json::Value;
-    /// Persist and hand over a configuration that passed every check; on
-    /// an error nothing changed.
-    fn apply(&mut self, desired: &Desired) -> Result<(), String>;
-    /// An installer asked for a snapshot. `Ok` means one will come through
-    /// [`LinkHandle::snapshots`]; `Err` says why not.
-    fn snapshot(&mut self) -> Result<(), String>;
-    /// An installer asked for a new shelf reference. `Ok` means it was
-    /// handed to the frame loop, whose results come through
-    /// [`LinkHandle::shelf_replies`]; `Err` says why not (and is sent back
-    /// as a failed result).
-    fn shelf_reference(&mut self, request: ShelfReferenceRequest) -> Result<(), String> {
-        let _ = request;
-        Err("this camera does not watch shelves".into())
-    }
-}
-
-/// A requested snapshot: the JPEG, or why there is none.
-pub type Snapshot = Result<Vec<u8>, String>;
+/// Builds the health report from the outbox's figures (`None` when they
+/// cannot be read).
+pub type HealthFn = Box<dyn FnMut(Option<OutboxStats>) -> serde_json::Value + Send>;
 
 /// Counters of the link, for health reports and tests.
 #[derive(Debug, Default)]
@@ -61,43 +46,36 @@ pub struct LinkStats {
 }
 
 /// A link ready to start.
-#[derive(Debug)]
 pub struct Link {
     pub config: LinkConfig,
     pub camera_id: String,
     pub outbox: Arc<Mutex<Outbox>>,
     /// The running analytics configuration: version and JSON document.
     pub running: (u64, String),
+    /// Fields of the retained `online` birth message (firmware, models).
+    pub birth: serde_json::Value,
+    pub health: HealthFn,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("config", &self.config)
+            .field("camera_id", &self.camera_id)
+            .field("running", &self.running.0)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The running link.
 #[derive(Debug)]
 pub struct LinkHandle {
-    wake: Arc<Notify>,
     shutdown: watch::Sender<bool>,
-    snapshots: mpsc::Sender<Snapshot>,
-    shelf_replies: mpsc::Sender<ShelfReferenceReply>,
     stats: Arc<LinkStats>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LinkHandle {
-    /// New records are in the outbox.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Where the pipeline sends a requested snapshot (a JPEG).
-    pub fn snapshots(&self) -> mpsc::Sender<Snapshot> {
-        self.snapshots.clone()
-    }
-
-    /// Where the frame loop sends results of shelf reference requests
-    /// (published on `shelves/reference/result`).
-    pub fn shelf_replies(&self) -> mpsc::Sender<ShelfReferenceReply> {
-        self.shelf_replies.clone()
-    }
-
     pub fn stats(&self) -> &Arc<LinkStats> {
         &self.stats
     }
@@ -121,6 +99,9 @@ impl Drop for LinkHandle {
     }
 }
 
+/// Events kept while the broker is away, published after reconnecting.
+const MAX_UNSENT: usize = 64;
+
 fn lock(outbox: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
     // A panic elsewhere while holding the lock leaves the database itself
     // consistent (redb transactions), so carry on.
@@ -128,45 +109,40 @@ fn lock(outbox: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
 }
 
 impl Link {
-    /// Check the settings and start the link's thread.
-    pub fn spawn(self, camera: Box<dyn Camera>) -> Result<LinkHandle, LinkError> {
+    /// Check the settings and start the link's thread. Commands go to the
+    /// frame loop through `commands`; its answers come back on `events`.
+    pub fn spawn(
+        self,
+        commands: SyncSender<CameraCommand>,
+        events: mpsc::Receiver<CameraEvent>,
+    ) -> Result<LinkHandle, LinkError> {
         let topics = self.config.topics(&self.camera_id)?;
         let options = self.options(&topics)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(LinkError::Runtime)?;
-        let wake = Arc::new(Notify::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (snap_tx, snap_rx) = mpsc::channel(1);
-        // A request gives at most three results (accepted, waiting, its
-        // end); room for a handful of requests at once.
-        let (shelf_tx, shelf_rx) = mpsc::channel(32);
         let stats = Arc::new(LinkStats::default());
         let worker = Worker {
             delivery: Delivery::new(usize::from(self.config.inflight)),
             backoff: self.config.backoff(),
             topics,
             options,
-            camera,
-            wake: wake.clone(),
+            commands,
             stats: stats.clone(),
             acks: Vec::new(),
+            next_ticket: 0,
+            pending_configs: HashMap::new(),
+            unsent: VecDeque::new(),
             link: self,
-        };
-        let from_camera = FromCamera {
-            snapshots: snap_rx,
-            shelf_replies: shelf_rx,
         };
         let thread = std::thread::Builder::new()
             .name("mqtt-link".into())
-            .spawn(move || runtime.block_on(worker.run(shutdown_rx, from_camera)))
+            .spawn(move || runtime.block_on(worker.run(shutdown_rx, events)))
             .map_err(LinkError::Runtime)?;
         Ok(LinkHandle {
-            wake,
             shutdown,
-            snapshots: snap_tx,
-            shelf_replies: shelf_tx,
             stats,
             thread: Some(thread),
         })
@@ -208,19 +184,28 @@ struct Worker {
     link: Link,
     topics: Topics,
     options: MqttOptions,
-    camera: Box<dyn Camera>,
+    commands: SyncSender<CameraCommand>,
     delivery: Delivery,
     backoff: Backoff,
-    wake: Arc<Notify>,
     stats: Arc<LinkStats>,
     /// Outbox ids acknowledged by the broker, not yet removed.
     acks: Vec<u64>,
+    next_ticket: u64,
+    /// `config/set` messages handed to the frame loop, acknowledged to the
+    /// broker once the loop answered (a configuration it accepted is
+    /// stored by then), so a crash in between gets the message again.
+    /// Dropped at a disconnection: the broker sends them again.
+    pending_configs: HashMap<u64, Publish>,
+    /// Answers of the frame loop that came while the broker was away.
+    unsent: VecDeque<CameraEvent>,
 }
 
-/// What the frame loop hands the link to publish.
-struct FromCamera {
-    snapshots: mpsc::Receiver<Snapshot>,
-    shelf_replies: mpsc::Receiver<ShelfReferenceReply>,
+/// Whether a message can be acknowledged now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    Now,
+    /// When the frame loop answers.
+    Later,
 }
 
 /// How a connection ended.
@@ -230,38 +215,65 @@ enum Ended {
 }
 
 impl Worker {
-    async fn run(mut self, mut shutdown: watch::Receiver<bool>, mut from_camera: FromCamera) {
+    async fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+        mut events: mpsc::Receiver<CameraEvent>,
+    ) {
         loop {
-            match self.connection(&mut shutdown, &mut from_camera).await {
+            match self.connection(&mut shutdown, &mut events).await {
                 Ended::Shutdown => break,
                 Ended::Lost => {}
             }
             self.flush_acks();
+            self.pending_configs.clear();
             let wait = self.backoff.next_delay(fastrand::f64());
             tracing::info!(?wait, broker = %self.link.config.broker, "reconnecting after a wait");
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => break,
+            let sleep = tokio::time::sleep(wait);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    Some(ev) = events.recv() => self.keep(ev),
+                    _ = shutdown.changed() => {
+                        self.flush_acks();
+                        return;
+                    }
+                }
             }
         }
         self.flush_acks();
+    }
+
+    /// An answer of the frame loop while the broker is away: kept for the
+    /// next connection (new records need no keeping: they are in the
+    /// outbox).
+    fn keep(&mut self, ev: CameraEvent) {
+        if ev == CameraEvent::Stored {
+            return;
+        }
+        if self.unsent.len() >= MAX_UNSENT {
+            tracing::warn!("the broker is away: dropping the oldest unsent answer");
+            self.unsent.pop_front();
+        }
+        self.unsent.push_back(ev);
     }
 
     /// One connection, from CONNECT to its loss or shutdown.
     async fn connection(
         &mut self,
         shutdown: &mut watch::Receiver<bool>,
-        from_camera: &mut FromCamera,
+        events: &mut mpsc::Receiver<CameraEvent>,
     ) -> Ended {
         let (client, eventloop) = AsyncClient::new(
             self.options.clone(),
             usize::from(self.link.config.inflight) + 64,
         );
         self.delivery.connected();
-        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let (mqtt_tx, mut mqtt) = mpsc::unbounded_channel();
         // `poll` runs in its own task so that nothing here cancels it
         // half-way through a packet.
-        let poller = tokio::spawn(poll(eventloop, events_tx));
+        let poller = tokio::spawn(poll(eventloop, mqtt_tx));
         let mut connected = false;
         let health_every = Duration::from_secs(self.link.config.health_interval_s);
         let mut health = tokio::time::interval(health_every);
@@ -269,14 +281,14 @@ impl Worker {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         let ended = loop {
             tokio::select! {
-                ev = events.recv() => match ev {
+                ev = mqtt.recv() => match ev {
                     Some(Ok(ev)) => {
                         if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
                             connected = true;
                             self.on_connected(&client);
                             health.reset_immediately();
                         }
-                        self.on_event(&client, ev).await;
+                        self.on_event(&client, ev);
                     }
                     Some(Err(e)) => {
                         log_connection_error(&self.link.config, &e, connected);
@@ -284,24 +296,20 @@ impl Worker {
                     }
                     None => break Ended::Lost,
                 },
-                () = self.wake.notified() => {}
+                Some(ev) = events.recv() => {
+                    if connected {
+                        self.on_camera_event(&client, ev);
+                    } else {
+                        self.keep(ev);
+                    }
+                }
                 _ = tick.tick() => self.flush_acks(),
                 _ = health.tick(), if connected => {
-                    let report = self.camera.health().to_string();
+                    let stats = lock(&self.link.outbox).stats().map_err(|e| {
+                        tracing::error!(error = %e, "cannot read outbox figures");
+                    }).ok();
+                    let report = (self.link.health)(stats).to_string();
                     self.publish(&client, self.topics.health(), QoS::AtMostOnce, false, report.into_bytes());
-                }
-                Some(shot) = from_camera.snapshots.recv() => match shot {
-                    Ok(jpeg) => {
-                        tracing::info!(bytes = jpeg.len(), "publishing snapshot");
-                        self.publish(&client, self.topics.snapshot(), QoS::AtLeastOnce, false, jpeg);
-                    }
-                    Err(reason) => {
-                        let result = json!({"ok": false, "reason": reason}).to_string();
-                        self.publish(&client, self.topics.snapshot_result(), QoS::AtLeastOnce, false, result.into_bytes());
-                    }
-                },
-                Some(reply) = from_camera.shelf_replies.recv() => {
-                    self.publish_shelf_reply(&client, &reply);
                 }
                 _ = shutdown.changed() => break Ended::Shutdown,
             }
@@ -326,8 +334,8 @@ impl Worker {
             tokio::pin!(deadline);
             loop {
                 tokio::select! {
-                    ev = events.recv() => match ev {
-                        Some(Ok(ev)) => self.on_event(&client, ev).await,
+                    ev = mqtt.recv() => match ev {
+                        Some(Ok(ev)) => self.on_event(&client, ev),
                         _ => break,
                     },
                     () = &mut deadline => break,
@@ -337,6 +345,48 @@ impl Worker {
         poller.abort();
         self.flush_acks();
         ended
+    }
+
+    /// What the frame loop answered, published.
+    fn on_camera_event(&mut self, client: &AsyncClient, ev: CameraEvent) {
+        match ev {
+            // Sent by `pump` after this event.
+            CameraEvent::Stored => {}
+            CameraEvent::Configured {
+                ticket,
+                result,
+                state,
+            } => {
+                if let Some((version, body)) = state {
+                    tracing::info!(version, "configuration in force");
+                    self.link.running = (version, body);
+                    self.publish_config_state(client);
+                }
+                self.publish_result(client, &result);
+                if let Some(p) = self.pending_configs.remove(&ticket)
+                    && let Err(e) = client.try_ack(&p)
+                {
+                    tracing::warn!(error = %e, "cannot acknowledge a configuration");
+                }
+            }
+            CameraEvent::Snapshot(Ok(jpeg)) => {
+                tracing::info!(bytes = jpeg.len(), "publishing snapshot");
+                self.publish(
+                    client,
+                    self.topics.snapshot(),
+                    QoS::AtLeastOnce,
+                    false,
+                    jpeg,
+                );
+            }
+            CameraEvent::Snapshot(Err(reason)) => {
+                tracing::info!(%reason, "snapshot refused");
+                let result = json!({"ok": false, "reason": reason}).to_string();
+                let topic = self.topics.snapshot_result();
+                self.publish(client, topic, QoS::AtLeastOnce, false, result.into_bytes());
+            }
+            CameraEvent::ShelfReference(reply) => self.publish_shelf_reply(client, &reply),
+        }
     }
 
     fn on_connected(&mut self, client: &AsyncClient) {
@@ -356,7 +406,7 @@ impl Worker {
                 tracing::warn!(%topic, error = %e, "cannot subscribe");
             }
         }
-        let mut birth = self.camera.birth();
+        let mut birth = self.link.birth.clone();
         if let Some(o) = birth.as_object_mut() {
             o.insert("state".into(), "online".into());
             o.insert("camera".into(), self.link.camera_id.clone().into());
@@ -370,6 +420,9 @@ impl Worker {
             birth.to_string().into_bytes(),
         );
         self.publish_config_state(client);
+        while let Some(ev) = self.unsent.pop_front() {
+            self.on_camera_event(client, ev);
+        }
     }
 
     fn publish_config_state(&mut self, client: &AsyncClient) {
@@ -398,7 +451,7 @@ impl Worker {
         }
     }
 
-    async fn on_event(&mut self, client: &AsyncClient, ev: Event) {
+    fn on_event(&mut self, client: &AsyncClient, ev: Event) {
         match ev {
             Event::Outgoing(Outgoing::Publish(pkid)) => self.delivery.written(pkid),
             Event::Incoming(Packet::PubAck(ack)) => {
@@ -424,10 +477,12 @@ impl Worker {
                 );
             }
             Event::Incoming(Packet::Publish(p)) => {
-                self.on_message(client, &p);
-                // Acknowledged once handled (and a configuration stored), so
-                // a crash in between gets the message again.
-                if let Err(e) = client.try_ack(&p) {
+                // Acknowledged once handled; a configuration only once the
+                // frame loop has answered (and stored it), so a crash in
+                // between gets the message again.
+                if self.on_message(client, &p) == Handled::Now
+                    && let Err(e) = client.try_ack(&p)
+                {
                     tracing::warn!(error = %e, "cannot acknowledge a message");
                 }
             }
@@ -435,29 +490,31 @@ impl Worker {
         }
     }
 
-    fn on_message(&mut self, client: &AsyncClient, p: &Publish) {
+    fn on_message(&mut self, client: &AsyncClient, p: &Publish) -> Handled {
         match self.topics.inbound(&p.topic) {
-            Some(Inbound::ConfigSet) => self.on_config_set(client, p),
+            Some(Inbound::ConfigSet) => return self.on_config_set(client, p),
             Some(Inbound::SnapshotRequest) => {
-                let result = match self.camera.snapshot() {
-                    Ok(()) => return,
-                    Err(reason) => {
-                        tracing::info!(%reason, "snapshot refused");
-                        json!({"ok": false, "reason": reason})
-                    }
-                };
-                let topic = self.topics.snapshot_result();
-                self.publish(
-                    client,
-                    topic,
-                    QoS::AtLeastOnce,
-                    false,
-                    result.to_string().into_bytes(),
-                );
+                if let Err(reason) = self.command(CameraCommand::Snapshot) {
+                    tracing::info!(%reason, "snapshot refused");
+                    let result = json!({"ok": false, "reason": reason}).to_string();
+                    let topic = self.topics.snapshot_result();
+                    self.publish(client, topic, QoS::AtLeastOnce, false, result.into_bytes());
+                }
             }
             Some(Inbound::ShelfReferenceRequest) => self.on_shelf_reference(client, p),
             None => tracing::debug!(topic = %p.topic, "ignoring a message"),
         }
+        Handled::Now
+    }
+
+    /// Hand a command to the frame loop, or say why it cannot take it.
+    fn command(&self, command: CameraCommand) -> Result<(), String> {
+        self.commands.try_send(command).map_err(|e| match e {
+            TrySendError::Full(_) => {
+                "the camera has many requests waiting; try again shortly".to_string()
+            }
+            TrySendError::Disconnected(_) => "the camera is stopping".to_string(),
+        })
     }
 
     /// A request is read here; the frame loop answers it. What cannot be
@@ -477,8 +534,7 @@ impl Worker {
                 Ok(request) => {
                     let id = request.id.clone();
                     tracing::info!(shelf = ?request.shelf, ?id, "shelf reference requested");
-                    self.camera
-                        .shelf_reference(request)
+                    self.command(CameraCommand::ShelfReference(request))
                         .err()
                         .map(|reason| ShelfReferenceReply::failed(id, reason, version))
                 }
@@ -502,7 +558,9 @@ impl Worker {
         self.publish(client, topic, QoS::AtLeastOnce, false, body);
     }
 
-    fn on_config_set(&mut self, client: &AsyncClient, p: &Publish) {
+    /// The frame loop decides (against the version in force where it is
+    /// applied) and stores; it answers with the ticket.
+    fn on_config_set(&mut self, client: &AsyncClient, p: &Publish) -> Handled {
         let running = self.link.running.0;
         if p.payload == self.link.running.1.as_bytes() {
             // The configuration in force, delivered again (a retained
@@ -510,36 +568,44 @@ impl Worker {
             if !p.retain {
                 self.publish_result(client, &ConfigResult::accepted(running));
             }
-            return;
+            return Handled::Now;
         }
-        let result = match remote_config::decide(
-            running,
-            &p.payload,
-            self.link.config.max_config_bytes,
-        ) {
-            Ok(desired) => match self.camera.apply(&desired) {
-                Ok(()) => {
-                    tracing::info!(version = desired.version, "configuration accepted");
-                    self.link.running = (desired.version, desired.body.clone());
-                    self.publish_config_state(client);
-                    ConfigResult::accepted(desired.version)
-                }
-                Err(reason) => {
-                    tracing::warn!(version = desired.version, %reason, "configuration not applied");
-                    ConfigResult {
-                        version: Some(desired.version),
-                        accepted: false,
-                        running_version: running,
-                        problems: vec![format!("apply: {reason}")],
-                    }
-                }
-            },
-            Err(rejected) => {
-                tracing::warn!(version = ?rejected.version, problems = ?rejected.problems, "configuration rejected");
-                rejected
-            }
+        if p.payload.len() > self.link.config.max_config_bytes {
+            let result = ConfigResult {
+                version: None,
+                accepted: false,
+                running_version: running,
+                problems: vec![format!(
+                    "payload: {} bytes, more than the limit of {}",
+                    p.payload.len(),
+                    self.link.config.max_config_bytes
+                )],
+            };
+            self.publish_result(client, &result);
+            return Handled::Now;
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let command = CameraCommand::Configure {
+            ticket,
+            payload: p.payload.to_vec(),
         };
-        self.publish_result(client, &result);
+        match self.command(command) {
+            Ok(()) => {
+                self.pending_configs.insert(ticket, p.clone());
+                Handled::Later
+            }
+            Err(reason) => {
+                let result = ConfigResult {
+                    version: None,
+                    accepted: false,
+                    running_version: running,
+                    problems: vec![format!("apply: {reason}")],
+                };
+                self.publish_result(client, &result);
+                Handled::Now
+            }
+        }
     }
 
     fn publish_result(&mut self, client: &AsyncClient, result: &ConfigResult) {
