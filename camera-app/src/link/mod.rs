@@ -22,8 +22,8 @@ pub mod session;
 pub mod shelf_reference;
 /// TLS settings and their loading live in the `ota` crate, which the
 /// update agent shares.
-pub use ota::tls;
-pub use ota::tls::TlsConfig;
+pub use mqtt_tls as tls;
+pub use mqtt_tls::TlsConfig;
 pub mod topics;
 
 pub use mqtt::{Camera, Link, LinkHandle};
