@@ -4,7 +4,8 @@
 //! ([`install`]), resumable download ([`download`]), the update agent
 //! ([`agent`], its layout from a board profile: [`board`], [`announce`], [`journal`], [`health`]) and staged rollouts
 //! ([`rollout`]). [`tls`] (the `mqtt-tls` crate) loads the agent's MQTT
-//! TLS settings. `docs/ota.md` is the guide; the `ota` binary wraps it.
+//! TLS settings. `docs/ota.md` is the guide; the `ota` binary (on the
+//! camera) and the `ota-vendor` binary (the vendor's tools) wrap it.
 
 pub mod agent;
 pub mod announce;
