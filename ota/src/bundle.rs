@@ -88,7 +88,7 @@ pub fn write(out: &mut dyn Write, header: &Signed, images: &[&Path]) -> io::Resu
     Ok(total)
 }
 
-/// What `ota sign` puts in a manifest besides the images.
+/// What `ota-vendor sign` puts in a manifest besides the images.
 #[derive(Debug, Clone)]
 pub struct Release {
     pub version: String,

@@ -3,8 +3,9 @@
 //! U-Boot environment ([`boot`], [`mod@env`], [`slots`]), installation
 //! ([`install`]), resumable download ([`download`]), the update agent
 //! ([`agent`], its layout from a board profile: [`board`], [`announce`], [`journal`], [`health`]) and staged rollouts
-//! ([`rollout`]). [`tls`] loads MQTT TLS settings for the agent and for
-//! camera-app. `docs/ota.md` is the guide; the `ota` binary wraps it.
+//! ([`rollout`]). [`tls`] (the `mqtt-tls` crate) loads the agent's MQTT
+//! TLS settings. `docs/ota.md` is the guide; the `ota` binary (on the
+//! camera) and the `ota-vendor` binary (the vendor's tools) wrap it.
 
 pub mod agent;
 pub mod announce;
@@ -19,5 +20,7 @@ pub mod journal;
 pub mod manifest;
 pub mod rollout;
 pub mod slots;
-pub mod tls;
 pub mod trust;
+
+/// The agent's MQTT TLS settings, shared with camera-app's link.
+pub use mqtt_tls as tls;

@@ -1,5 +1,7 @@
-//! `ota`: the camera's update agent and the vendor's signing and rollout
-//! tools. Each subcommand is a thin wrapper over the library (`cli.rs`).
+//! `ota`: what runs on the camera: the update agent, installs and the boot
+//! contract of the app and model slots. The vendor's tools (keys, roots,
+//! signing, rollouts) are the `ota-vendor` binary, which cameras do not
+//! carry. The commands are in `cli.rs`, over the `ota` library.
 
 mod cli;
 

@@ -23,7 +23,7 @@ pub const MAX_IMAGE_BYTES: u64 = 8 << 30;
 /// `install`), 24 MiB at most, 6 MiB with the default.
 pub const MIN_CHUNK: u32 = 64 << 10;
 pub const MAX_CHUNK: u32 = 4 << 20;
-/// The chunk size `ota sign` uses.
+/// The chunk size `ota-vendor sign` uses.
 pub const DEFAULT_CHUNK: u32 = 1 << 20;
 
 /// What an image replaces. Each has its own A/B pair, so that a model
@@ -101,7 +101,7 @@ impl<'de> Deserialize<'de> for Digest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Image {
-    /// A plain file name, for humans and for `ota inspect`.
+    /// A plain file name, for humans and for `ota-vendor inspect`.
     pub name: String,
     pub component: Component,
     pub length: u64,

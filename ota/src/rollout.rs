@@ -1,4 +1,5 @@
-//! `ota rollout`: a staged campaign, as hawkBit and Bottlerocket run them.
+//! `ota-vendor rollout`: a staged campaign, as hawkBit and Bottlerocket run
+//! them.
 //!
 //! The campaign is announced to a growing share of the fleet, wave by
 //! wave (e.g. 5 %, 25 %, 100 %). A wave is settled when every camera that

@@ -1,8 +1,9 @@
 //! End to end over a real MQTT broker (embedded rumqttd, or mosquitto via
-//! `CAMERA_TEST_BROKER`) and a local HTTP server: `ota rollout` announces
-//! a signed campaign, simulated cameras (file-backed slots, the real
-//! U-Boot environment codec, the real agent) download, install, reboot
-//! through the slot logic, and commit or roll back on their health.
+//! `CAMERA_TEST_BROKER`) and a local HTTP server: `ota-vendor rollout`
+//! (the library's `rollout::run`) announces a signed campaign, simulated
+//! cameras (file-backed slots, the real U-Boot environment codec, the real
+//! agent) download, install, reboot through the slot logic, and commit or
+//! roll back on their health.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -206,7 +207,7 @@ fn publish_retained(topic: &str, body: Vec<u8>) {
     let _ = client.disconnect();
 }
 
-/// Publish a signed announcement, retained, as `ota rollout` would.
+/// Publish a signed announcement, retained, as `ota-vendor rollout` would.
 fn announce_now(topic: &str, a: &Announcement, key: &ota::trust::SecretKey) {
     let signed = sign(a.to_payload(), Role::Announcement, &[key]);
     publish_retained(topic, serde_json::to_vec(&signed).unwrap());
@@ -304,7 +305,7 @@ impl Fleet {
         }
     }
 
-    /// Run `ota rollout` to its end; returns the outcome and its lines.
+    /// Run `ota-vendor rollout` to its end; returns the outcome and its lines.
     fn rollout(
         &self,
         campaign: &str,
@@ -333,7 +334,7 @@ impl Fleet {
         (outcome, lines)
     }
 
-    /// Publish a signed announcement, retained, as `ota rollout` would.
+    /// Publish a signed announcement, retained, as `ota-vendor rollout` would.
     fn announce(&self, a: &Announcement) {
         announce_now(&self.topic, a, &self.vendor.keys.announcer);
     }
@@ -648,7 +649,7 @@ fn a_bundle_the_server_does_not_have_is_rejected_once_without_retrying() {
     assert_eq!(cam.snapshot(), before);
 }
 
-/// Publish a chain of roots, retained, as `ota publish-roots` does.
+/// Publish a chain of roots, retained, as `ota-vendor publish-roots` does.
 fn publish_roots(topic: &str, chain: &[ota::trust::Signed]) {
     publish_retained(topic, serde_json::to_vec(chain).unwrap());
 }

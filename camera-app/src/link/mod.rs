@@ -21,10 +21,10 @@ pub mod fake;
 pub mod messages;
 pub mod mqtt;
 pub mod session;
-/// TLS settings and their loading live in the `ota` crate, which the
+/// TLS settings and their loading live in the `mqtt-tls` crate, which the
 /// update agent shares.
-pub use ota::tls;
-pub use ota::tls::TlsConfig;
+pub use mqtt_tls as tls;
+pub use mqtt_tls::TlsConfig;
 pub mod topics;
 
 pub use camera_core::config::remote::{self as remote_config, ConfigResult, Desired};

@@ -2,7 +2,7 @@ SUMMARY = "Signed A/B updates for the retail camera: agent and boot-contract too
 DESCRIPTION = "ota verifies signed bundles while they stream into the \
 inactive slots, keeps the U-Boot boot-count contract for the app and \
 model slots (ota select) and runs the MQTT update agent that commits \
-only a healthy camera."
+only a healthy camera. The vendor's tools (ota-vendor) are not part of it."
 
 require recipes-camera/common/retail-camera-src.inc
 require ${BPN}-crates.inc
@@ -16,9 +16,17 @@ SRC_URI += "file://ota-agent.service \
             file://${RETAIL_CAMERA_BOARD}/agent.toml \
             "
 
-CARGO_BUILD_FLAGS += "-p ota"
+# Only the camera's binary. The vendor's tools (keys, roots, signing,
+# rollouts: the ota-vendor package of the same workspace) never ship on a
+# camera.
+CARGO_BUILD_FLAGS += "-p ota --bin ota"
 
 do_install:append() {
+    # cargo_do_install installs every executable it finds in the target
+    # directory, whatever built it (externalsrc keeps one between builds).
+    if [ -e ${D}${bindir}/ota-vendor ]; then
+        bbfatal "ota-vendor is the vendor's tool and must not be installed on a camera"
+    fi
     install -D -m 0644 ${UNPACKDIR}/${RETAIL_CAMERA_BOARD}/agent.toml ${D}${sysconfdir}/ota/agent.toml
     install -D -m 0644 ${UNPACKDIR}/ota-agent.service ${D}${systemd_system_unitdir}/ota-agent.service
     install -D -m 0644 ${UNPACKDIR}/ota-select.service ${D}${systemd_system_unitdir}/ota-select.service

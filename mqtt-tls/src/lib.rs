@@ -2,6 +2,9 @@
 //! by camera-app's link and the update agent: the broker's certificate is
 //! checked against the configured CA, and a client certificate is
 //! presented for mutual TLS when one is configured.
+//!
+//! A crate of its own so that camera-app does not depend on the whole
+//! `ota` crate (trust chain, agent, rollouts) for one configuration type.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
