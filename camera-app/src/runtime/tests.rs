@@ -332,7 +332,10 @@ fn snapshots_are_taken_from_the_next_frame_or_refused() {
         let lines = Lines::default();
         let (mut frames, mut events) =
             counting_loop(&mut src, &mut det, m, &lines, dir.path(), Arc::default());
-        frames.snapshots = enabled.then(crate::snapshot::SnapshotOptions::default);
+        frames.snapshots = enabled.then(|| crate::snapshot::SnapshotOptions {
+            enabled: true,
+            ..Default::default()
+        });
         frames.initial = vec![CameraCommand::Snapshot];
         frames.run(&AtomicBool::new(false)).expect("run");
         let mut shots = Vec::new();
