@@ -7,6 +7,10 @@
 //! ([`OutputDecoder`]) turn raw outputs into boxes in original-image pixels;
 //! FastestDet's is here, YOLOv5/v8 or SSD heads go beside it.
 
+// Functions on the per-frame path stay short enough to read whole
+// (clippy.toml: 80 lines).
+#![warn(clippy::too_many_lines)]
+
 #[cfg(feature = "cpu")]
 pub mod cpu;
 pub mod fastestdet;

@@ -13,6 +13,10 @@
 //! outbox on a backend that drops every write not yet synced when a power
 //! cut is simulated ([`testing::PowerCutBackend`]).
 
+// Functions on the per-frame path stay short enough to read whole
+// (clippy.toml: 80 lines).
+#![warn(clippy::too_many_lines)]
+
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};

@@ -105,6 +105,45 @@ struct ZoneUnit {
     bin: ZoneBin,
 }
 
+impl ZoneUnit {
+    /// This bin's report over `observed` seconds of frames; the bin's
+    /// accumulators start again.
+    fn report(&mut self, observed: f64) -> ZoneReport {
+        let b = std::mem::take(&mut self.bin);
+        let occupancy = self.tracker.occupancy() as u64;
+        let visits: u64 = b.dwell_counts.iter().sum();
+        let avg = if observed > 0.0 {
+            b.occupancy_s / observed
+        } else {
+            occupancy as f64
+        };
+        let queue = self.service_per_min.map(|rate| QueueReport {
+            length: occupancy,
+            avg_length: round3(avg),
+            max_length: b.max_occupancy,
+            wait_s: round3(occupancy as f64 / rate * 60.0),
+            avg_wait_s: round3(avg / rate * 60.0),
+        });
+        ZoneReport {
+            name: self.name.clone(),
+            kind: self.kind,
+            occupancy,
+            avg_occupancy: round3(avg),
+            max_occupancy: b.max_occupancy.max(occupancy),
+            entries: b.entries,
+            exits: b.exits,
+            dwell_mean_s: (visits > 0).then(|| round3(b.dwell_sum_s / visits as f64)),
+            dwell_histogram: DwellHistogram {
+                edges_s: &DWELL_EDGES_S,
+                counts: b.dwell_counts.to_vec(),
+            },
+            loitering: b.loitering,
+            interactions: (self.kind == ZoneKind::Shelf).then_some(b.interactions),
+            queue,
+        }
+    }
+}
+
 /// What the engine remembers of a track.
 #[derive(Debug, Clone, Copy)]
 struct TrackInfo {
@@ -660,44 +699,7 @@ impl Engine {
             .fold((0, 0), |(i, o), l| (i + l.count.r#in, o + l.count.out));
         let totals = std::mem::take(&mut self.totals);
         let observed = totals.observed_s;
-        let zones = self
-            .zones
-            .iter_mut()
-            .map(|z| {
-                let b = std::mem::take(&mut z.bin);
-                let occupancy = z.tracker.occupancy() as u64;
-                let visits: u64 = b.dwell_counts.iter().sum();
-                let avg = if observed > 0.0 {
-                    b.occupancy_s / observed
-                } else {
-                    occupancy as f64
-                };
-                let queue = z.service_per_min.map(|rate| QueueReport {
-                    length: occupancy,
-                    avg_length: round3(avg),
-                    max_length: b.max_occupancy,
-                    wait_s: round3(occupancy as f64 / rate * 60.0),
-                    avg_wait_s: round3(avg / rate * 60.0),
-                });
-                ZoneReport {
-                    name: z.name.clone(),
-                    kind: z.kind,
-                    occupancy,
-                    avg_occupancy: round3(avg),
-                    max_occupancy: b.max_occupancy.max(occupancy),
-                    entries: b.entries,
-                    exits: b.exits,
-                    dwell_mean_s: (visits > 0).then(|| round3(b.dwell_sum_s / visits as f64)),
-                    dwell_histogram: DwellHistogram {
-                        edges_s: &DWELL_EDGES_S,
-                        counts: b.dwell_counts.to_vec(),
-                    },
-                    loitering: b.loitering,
-                    interactions: (z.kind == ZoneKind::Shelf).then_some(b.interactions),
-                    queue,
-                }
-            })
-            .collect();
+        let zones = self.zones.iter_mut().map(|z| z.report(observed)).collect();
         let (drift, max): (Drift, u64) = self.occupancy.take_bin();
         let heatmap = self.heatmap.as_mut().map(|h| {
             let r = HeatmapReport {

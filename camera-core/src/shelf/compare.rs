@@ -219,6 +219,48 @@ fn alike(a: [f32; 3], b: [f32; 3]) -> bool {
     (a[0] - b[0]).abs() + (a[1] - b[1]).abs() + (a[2] - b[2]).abs() < 3.0 * ALIKE
 }
 
+/// The shelf's back: the mean of the most common coarse colour among
+/// those seen in most facings, when it covers a tenth of the samples.
+fn back_colour(facings: &[FacingRef]) -> Option<[f32; 3]> {
+    let bin = |c: [f32; 3]| {
+        let q = |v: f32| (v.clamp(0.0, 255.0) as usize) / 24;
+        (q(c[0]) * 11 + q(c[1])) * 11 + q(c[2])
+    };
+    let mut count = vec![0usize; 11 * 11 * 11];
+    let mut seen_in = vec![0usize; 11 * 11 * 11];
+    let mut total = 0usize;
+    for f in facings {
+        let mut here = vec![false; count.len()];
+        for &c in &f.rgb {
+            count[bin(c)] += 1;
+            here[bin(c)] = true;
+            total += 1;
+        }
+        for (s, h) in seen_in.iter_mut().zip(here) {
+            *s += usize::from(h);
+        }
+    }
+    let back = (0..count.len())
+        .filter(|&b| facings.len() >= 3 && 5 * seen_in[b] >= 3 * facings.len())
+        .max_by_key(|&b| count[b])
+        .filter(|&b| 10 * count[b] >= total);
+    back.map(|b| {
+        let members: Vec<[f32; 3]> = facings
+            .iter()
+            .flat_map(|f| f.rgb.iter().copied())
+            .filter(|&c| bin(c) == b)
+            .collect();
+        let n = members.len().max(1) as f32;
+        let mut m = [0.0f32; 3];
+        for c in &members {
+            for k in 0..3 {
+                m[k] += c[k] / n;
+            }
+        }
+        m
+    })
+}
+
 /// Which reference samples can tell stocked from empty. A facing drawn
 /// over a shelf also holds what no product covers: the board and its price
 /// strip, the back above and between products. Those look the same when
@@ -263,45 +305,7 @@ fn sample_weights(facings: &[FacingRef]) -> Vec<Vec<f32>> {
             at
         })
         .collect();
-    // The back: the most common coarse colour among those seen in most
-    // facings.
-    let bin = |c: [f32; 3]| {
-        let q = |v: f32| (v.clamp(0.0, 255.0) as usize) / 24;
-        (q(c[0]) * 11 + q(c[1])) * 11 + q(c[2])
-    };
-    let mut count = vec![0usize; 11 * 11 * 11];
-    let mut seen_in = vec![0usize; 11 * 11 * 11];
-    let mut total = 0usize;
-    for f in facings {
-        let mut here = vec![false; count.len()];
-        for &c in &f.rgb {
-            count[bin(c)] += 1;
-            here[bin(c)] = true;
-            total += 1;
-        }
-        for (s, h) in seen_in.iter_mut().zip(here) {
-            *s += usize::from(h);
-        }
-    }
-    let back = (0..count.len())
-        .filter(|&b| facings.len() >= 3 && 5 * seen_in[b] >= 3 * facings.len())
-        .max_by_key(|&b| count[b])
-        .filter(|&b| 10 * count[b] >= total);
-    let back_colour = back.map(|b| {
-        let members: Vec<[f32; 3]> = facings
-            .iter()
-            .flat_map(|f| f.rgb.iter().copied())
-            .filter(|&c| bin(c) == b)
-            .collect();
-        let n = members.len().max(1) as f32;
-        let mut m = [0.0f32; 3];
-        for c in &members {
-            for k in 0..3 {
-                m[k] += c[k] / n;
-            }
-        }
-        m
-    });
+    let back_colour = back_colour(facings);
     facings
         .iter()
         .zip(&places)

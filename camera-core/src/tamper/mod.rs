@@ -35,6 +35,10 @@
 //! A condition must hold for `raise_after_s` before its event is raised
 //! and be absent for `clear_after_s` before it is cleared.
 
+// Functions on the per-frame path stay short enough to read whole
+// (clippy.toml: 80 lines).
+#![warn(clippy::too_many_lines)]
+
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{Frame, FrameLayoutError, PixelFormat};
@@ -223,6 +227,28 @@ pub enum TamperError {
     TooSmall { seq: u64, width: u32, height: u32 },
 }
 
+/// Whether the tamper checks can read `frame`.
+fn readable(frame: &Frame) -> Result<(), TamperError> {
+    let seq = frame.seq;
+    if frame.format == PixelFormat::Mjpeg {
+        return Err(TamperError::Compressed {
+            seq,
+            format: frame.format,
+        });
+    }
+    frame
+        .check()
+        .map_err(|source| TamperError::Layout { seq, source })?;
+    if frame.width < 16 || frame.height < 16 {
+        return Err(TamperError::TooSmall {
+            seq,
+            width: frame.width,
+            height: frame.height,
+        });
+    }
+    Ok(())
+}
+
 /// Persistence of one condition.
 #[derive(Debug, Clone, Copy, Default)]
 struct Persist {
@@ -402,23 +428,7 @@ impl TamperDetector {
         if !self.cfg.enabled {
             return Ok(());
         }
-        let seq = frame.seq;
-        if frame.format == PixelFormat::Mjpeg {
-            return Err(TamperError::Compressed {
-                seq,
-                format: frame.format,
-            });
-        }
-        frame
-            .check()
-            .map_err(|source| TamperError::Layout { seq, source })?;
-        if frame.width < 16 || frame.height < 16 {
-            return Err(TamperError::TooSmall {
-                seq,
-                width: frame.width,
-                height: frame.height,
-            });
-        }
+        readable(frame)?;
         let same = self.geom.as_ref().is_some_and(|g| {
             (g.width, g.height, g.stride, g.format)
                 == (frame.width, frame.height, frame.stride, frame.format)
@@ -475,10 +485,24 @@ impl TamperDetector {
             view_match,
         });
 
+        self.decide([Some(covered), defocused, moved], now_us, events);
+        self.adapt(dt_us);
+        Ok(())
+    }
+
+    /// Each condition's persistence: raised or cleared once it has held
+    /// long enough (`None`: this frame says nothing about it).
+    fn decide(
+        &mut self,
+        conditions: [Option<bool>; 3],
+        now_us: u64,
+        events: &mut Vec<TamperEvent>,
+    ) {
         let raise_us = secs_to_us(self.cfg.raise_after_s);
         let clear_us = secs_to_us(self.cfg.clear_after_s);
+        let [covered, defocused, moved] = conditions;
         for (kind, p, cond) in [
-            (TamperKind::Covered, &mut self.covered, Some(covered)),
+            (TamperKind::Covered, &mut self.covered, covered),
             (TamperKind::Defocused, &mut self.defocused, defocused),
             (TamperKind::Moved, &mut self.moved, moved),
         ] {
@@ -490,7 +514,11 @@ impl TamperDetector {
                 });
             }
         }
+    }
 
+    /// While nothing is raised or pending, the reference follows slow
+    /// changes of the view (daylight, a moved display).
+    fn adapt(&mut self, dt_us: u64) {
         let quiet = [&self.covered, &self.defocused, &self.moved]
             .iter()
             .all(|p| !p.raised && p.since_us.is_none());
@@ -503,7 +531,6 @@ impl TamperDetector {
                 *r += a * (c - *r);
             }
         }
-        Ok(())
     }
 
     /// Sample positions for this frame: `s` points per cell side, evenly

@@ -126,7 +126,27 @@ impl Assigner {
                 self.sub.push(f64::from(if x <= limit { x } else { limit }));
             }
         }
-        // e-maxx formulation, 1-based with a virtual column 0.
+        self.hungarian(n, m);
+        for j in 1..=m {
+            let i = self.p[j];
+            if i == 0 {
+                continue;
+            }
+            let (r, c) = if transpose {
+                (self.comp_rows[j - 1], self.comp_cols[i - 1])
+            } else {
+                (self.comp_rows[i - 1], self.comp_cols[j - 1])
+            };
+            if cost[r * cols + c] <= limit {
+                out.push((r, c));
+            }
+        }
+    }
+
+    /// The minimum-cost assignment of the `n`×`m` matrix in `sub` (n ≤ m):
+    /// the e-maxx formulation, 1-based with a virtual column 0; `p[j]` is
+    /// the row given column `j` (0: none).
+    fn hungarian(&mut self, n: usize, m: usize) {
         self.u.clear();
         self.u.resize(n + 1, 0.0);
         self.v.clear();
@@ -180,20 +200,6 @@ impl Assigner {
                 if j0 == 0 {
                     break;
                 }
-            }
-        }
-        for j in 1..=m {
-            let i = self.p[j];
-            if i == 0 {
-                continue;
-            }
-            let (r, c) = if transpose {
-                (self.comp_rows[j - 1], self.comp_cols[i - 1])
-            } else {
-                (self.comp_rows[i - 1], self.comp_cols[j - 1])
-            };
-            if cost[r * cols + c] <= limit {
-                out.push((r, c));
             }
         }
     }

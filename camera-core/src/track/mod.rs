@@ -21,6 +21,10 @@
 //! Buffers are reused between frames: no heap allocation per frame once
 //! the number of tracks has peaked.
 
+// Functions on the per-frame path stay short enough to read whole
+// (clippy.toml: 80 lines).
+#![warn(clippy::too_many_lines)]
+
 pub mod appearance;
 pub mod assign;
 pub mod kalman;
@@ -215,6 +219,16 @@ fn from_xyah(s: Xyah) -> BBox {
     }
 }
 
+/// A frame's index lists, taken out of the tracker while it matches.
+struct Scratch {
+    high: Vec<usize>,
+    low: Vec<usize>,
+    pool: Vec<usize>,
+    rest: Vec<usize>,
+    tentative: Vec<usize>,
+    free_high: Vec<usize>,
+}
+
 /// The tracker.
 #[derive(Debug)]
 pub struct Tracker {
@@ -285,7 +299,6 @@ impl Tracker {
         let first_frame = self.last_t.is_none();
         let dt = self.last_t.map_or(0.0, |l| (t - l).max(0.0));
         self.last_t = Some(t);
-
         for tr in &mut self.tracks {
             if dt > 0.0 {
                 tr.kf.predict(dt, tr.state != State::Tracked);
@@ -294,54 +307,72 @@ impl Tracker {
         }
         // Index lists are taken out of `self` while `associate` borrows it
         // mutably, and put back at the end so their capacity is reused.
-        let mut high = std::mem::take(&mut self.high);
-        let mut low = std::mem::take(&mut self.low);
-        let mut pool = std::mem::take(&mut self.pool);
-        let mut rest = std::mem::take(&mut self.rest);
-        let mut tentative = std::mem::take(&mut self.tentative);
-        let mut free_high = std::mem::take(&mut self.free_high);
-        high.clear();
-        low.clear();
+        let mut s = Scratch {
+            high: std::mem::take(&mut self.high),
+            low: std::mem::take(&mut self.low),
+            pool: std::mem::take(&mut self.pool),
+            rest: std::mem::take(&mut self.rest),
+            tentative: std::mem::take(&mut self.tentative),
+            free_high: std::mem::take(&mut self.free_high),
+        };
+        s.high.clear();
+        s.low.clear();
         for (i, d) in dets.iter().enumerate() {
             if d.score >= self.config.high_score {
-                high.push(i);
+                s.high.push(i);
             } else if d.score >= self.config.low_score {
-                low.push(i);
+                s.low.push(i);
             }
         }
         self.det_used.clear();
         self.det_used.resize(dets.len(), false);
+        self.match_stages(&mut s, dets, appearances, t);
+        self.start_tracks(&s.free_high, dets, appearances, t, first_frame);
+        // Drop unmatched tentative tracks and tracks lost too long.
+        let timeout = self.config.lost_timeout_s;
+        self.tracks.retain(|tr| match tr.state {
+            State::Tentative => tr.matched,
+            State::Tracked => true,
+            State::Lost => t - tr.last_seen <= timeout,
+        });
+        self.remove_duplicates();
+        // Hand the scratch vectors back for the next frame.
+        self.high = s.high;
+        self.low = s.low;
+        self.pool = s.pool;
+        self.rest = s.rest;
+        self.tentative = s.tentative;
+        self.free_high = s.free_high;
+        self.report(t)
+    }
 
+    /// The three matching stages of a frame (ByteTrack's, with a stage for
+    /// tentative tracks).
+    fn match_stages(
+        &mut self,
+        s: &mut Scratch,
+        dets: &[Detection],
+        appearances: &[Option<Appearance>],
+        t: f64,
+    ) {
         // 1. Confirmed and lost tracks ↔ high detections, IoU fused with score.
-        pool.clear();
-        pool.extend((0..self.tracks.len()).filter(|&i| self.tracks[i].state != State::Tentative));
-        self.associate(
-            &pool,
-            &high,
-            dets,
-            appearances,
-            self.config.match_cost,
-            true,
-            t,
-        );
+        s.pool.clear();
+        s.pool
+            .extend((0..self.tracks.len()).filter(|&i| self.tracks[i].state != State::Tentative));
+        let cost = self.config.match_cost;
+        self.associate(&s.pool, &s.high, dets, appearances, cost, true, t);
 
         // 2. Tracked tracks left over ↔ low detections, IoU only.
-        rest.clear();
-        rest.extend(
-            pool.iter()
+        s.rest.clear();
+        s.rest.extend(
+            s.pool
+                .iter()
                 .copied()
                 .filter(|&i| !self.tracks[i].matched && self.tracks[i].state == State::Tracked),
         );
-        self.associate(
-            &rest,
-            &low,
-            dets,
-            appearances,
-            self.config.second_match_cost,
-            false,
-            t,
-        );
-        for &i in &rest {
+        let cost = self.config.second_match_cost;
+        self.associate(&s.rest, &s.low, dets, appearances, cost, false, t);
+        for &i in &s.rest {
             let tr = &mut self.tracks[i];
             if !tr.matched {
                 tr.state = State::Lost;
@@ -349,23 +380,27 @@ impl Tracker {
         }
 
         // 3. Tentative tracks ↔ high detections still free.
-        tentative.clear();
-        tentative
+        s.tentative.clear();
+        s.tentative
             .extend((0..self.tracks.len()).filter(|&i| self.tracks[i].state == State::Tentative));
-        free_high.clear();
-        free_high.extend(high.iter().copied().filter(|&d| !self.det_used[d]));
-        self.associate(
-            &tentative,
-            &free_high,
-            dets,
-            appearances,
-            self.config.tentative_match_cost,
-            true,
-            t,
-        );
+        s.free_high.clear();
+        s.free_high
+            .extend(s.high.iter().copied().filter(|&d| !self.det_used[d]));
+        let cost = self.config.tentative_match_cost;
+        self.associate(&s.tentative, &s.free_high, dets, appearances, cost, true, t);
+    }
 
-        // 4. New tentative tracks from confident detections still free.
-        for &d in &free_high {
+    /// New tentative tracks from confident detections still free (tracked
+    /// at once on the first frame).
+    fn start_tracks(
+        &mut self,
+        free_high: &[usize],
+        dets: &[Detection],
+        appearances: &[Option<Appearance>],
+        t: f64,
+        first_frame: bool,
+    ) {
+        for &d in free_high {
             if self.det_used[d] || dets[d].score < self.config.new_track_score {
                 continue;
             }
@@ -388,24 +423,10 @@ impl Tracker {
             }
             self.tracks.push(tr);
         }
+    }
 
-        // 5. Drop unmatched tentative tracks and tracks lost too long.
-        let timeout = self.config.lost_timeout_s;
-        self.tracks.retain(|tr| match tr.state {
-            State::Tentative => tr.matched,
-            State::Tracked => true,
-            State::Lost => t - tr.last_seen <= timeout,
-        });
-        self.remove_duplicates();
-
-        // Hand the scratch vectors back for the next frame.
-        self.high = high;
-        self.low = low;
-        self.pool = pool;
-        self.rest = rest;
-        self.tentative = tentative;
-        self.free_high = free_high;
-
+    /// The confirmed tracks matched at `t`, and those coasting.
+    fn report(&mut self, t: f64) -> &[TrackOut] {
         self.out.clear();
         let coast = self.config.coast_s;
         for tr in &self.tracks {

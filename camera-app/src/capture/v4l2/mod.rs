@@ -274,6 +274,9 @@ impl<O: Opener> V4l2Source<O> {
     }
 
     /// Open, negotiate, map and queue buffers, start streaming.
+    // Once per stream start, not per frame: the ioctl sequence reads best
+    // in one piece.
+    #[allow(clippy::too_many_lines)]
     fn start(&mut self) -> Result<Stream<O::Device>, V4l2Error> {
         let device = self.device_name();
         let io = |step: &'static str| {

@@ -293,6 +293,9 @@ impl RknnBackend {
         Ok(())
     }
 
+    // Once at load, not per frame: the runtime's checks and buffer set-up
+    // read best in the order the RKNN API wants them.
+    #[allow(clippy::too_many_lines)]
     fn setup(&mut self) -> Result<(), RknnError> {
         let lib = self.api.lib.clone();
         let unsupported = |reason: String| RknnError::Unsupported {
