@@ -5,8 +5,8 @@ mod common;
 
 use camera_app::capture::Timestamp;
 use camera_app::capture::files::decode_image;
-use camera_app::detect::tensor::{Layout, Tensor, TensorData};
 use camera_app::model::{self, DetectorOptions, Manifest};
+use camera_app::tensor::{Layout, Tensor, TensorData};
 use common::{
     RefDet, compare, images_dir, models_dir, read_f32, reference_detections, reference_dir,
 };

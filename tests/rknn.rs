@@ -80,7 +80,7 @@ fn calibrated() -> &'static Header {
                 decode_image(&std::fs::read(&p).expect("read"), 0, Timestamp(0)).expect("decode");
             let mut t = pre.new_input_tensor();
             pre.run(&frame, &mut t).expect("preprocess");
-            let camera_app::detect::tensor::TensorData::F32(x) = t.data else {
+            let camera_app::tensor::TensorData::F32(x) = t.data else {
                 panic!("f32 input expected")
             };
             calib.push(x);

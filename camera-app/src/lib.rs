@@ -29,3 +29,4 @@ pub mod reference_store;
 pub mod runtime;
 pub mod snapshot;
 pub mod summary;
+pub mod tensor;

@@ -507,7 +507,7 @@ pub fn rknn_detector(
     opts: &DetectorOptions,
 ) -> Result<Detector, ModelError> {
     use crate::detect::rknn::{RknnBackend, RknnOptions};
-    use crate::detect::tensor::{DType, Layout};
+    use crate::tensor::{DType, Layout};
 
     let mut board = setup.board.clone();
     if let Some(api) = setup.api {

@@ -26,7 +26,7 @@ use yuvutils_rs::{
 };
 
 use crate::capture::{Frame, FrameLayoutError, PixelFormat};
-use crate::detect::tensor::{DType, Layout, Quant, Tensor, TensorData};
+use crate::tensor::{DType, Layout, Quant, Tensor, TensorData};
 
 /// Channel order the model expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,8 +9,8 @@ use rten::{Model, ModelOptions, NodeId, RunOptions, ThreadPool};
 use rten_tensor::Layout as _;
 use rten_tensor::{NdTensor, NdTensorView};
 
-use super::tensor::{DType, Layout, Tensor, TensorData};
 use super::{InferError, InferenceBackend, TensorSpec};
+use crate::tensor::{DType, Layout, Tensor, TensorData};
 
 const NAME: &str = "rten";
 

@@ -7,8 +7,8 @@
 //! image (the model input is a plain stretch, no letterbox). Score is
 //! `obj × max class prob`.
 
-use super::tensor::Tensor;
 use super::{BBox, DecodeError, Detection, OutputDecoder};
+use crate::tensor::Tensor;
 
 /// Decoder for FastestDet's single output.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,7 +86,7 @@ fn sigmoid(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::tensor::{Layout, Quant, TensorData};
+    use crate::tensor::{Layout, Quant, TensorData};
 
     /// A 1×(5+3)×4×4 output with one object in cell (row 1, col 2).
     fn output() -> Vec<f32> {

@@ -16,7 +16,6 @@ pub mod cpu;
 pub mod fastestdet;
 #[cfg(feature = "rknn")]
 pub mod rknn;
-pub mod tensor;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ pub use camera_core::detection::{BBox, Detection, nms};
 
 use crate::capture::Frame;
 use crate::preprocess::{PreprocessError, PreprocessTimings, Preprocessor};
-use tensor::{DType, Layout, Tensor};
+use crate::tensor::{DType, Layout, Tensor};
 
 /// What a backend's input or output looks like.
 #[derive(Debug, Clone, PartialEq)]

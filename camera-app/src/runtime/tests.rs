@@ -15,10 +15,10 @@ use crate::capture::v4l2::fake::{Event, FakeOpener, Script};
 use crate::capture::v4l2::{V4l2Config, V4l2Error, V4l2Source};
 use crate::capture::{PixelFormat, SourceError};
 use crate::config_store::ConfigStore;
-use crate::detect::tensor::{DType, Layout, Tensor};
 use crate::detect::{Detector, InferError, InferenceBackend, TensorSpec};
 use crate::link::CameraEvent;
 use crate::model::{self, DetectorOptions, Manifest};
+use crate::tensor::{DType, Layout, Tensor};
 
 /// A backend that always sees one person in the middle of the image.
 #[derive(Debug)]

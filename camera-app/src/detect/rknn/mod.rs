@@ -21,8 +21,8 @@ use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
-use super::tensor::{DType, Layout, Quant, Tensor, TensorData};
 use super::{InferError, InferenceBackend, TensorSpec};
+use crate::tensor::{DType, Layout, Quant, Tensor, TensorData};
 use ffi::{Api, Context, TensorAttr, TensorMem};
 
 const NAME: &str = "rknn";
