@@ -1,7 +1,8 @@
 //! `camera-app demo`: the embedded default (no camera, no NPU, no broker
-//! to install), or `--offline` detection on photos.
+//! to install): a shop door scene through the whole camera; or
+//! `--offline` detection on photos.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
@@ -12,32 +13,47 @@ use camera_app::model;
 pub struct Args {
     #[arg(long, env = model::MODELS_DIR_ENV)]
     models_dir: Option<PathBuf>,
-    /// Seconds the camera runs (MQTT demo).
-    #[arg(long, default_value_t = 75)]
-    seconds: u64,
-    /// Seconds between health reports (MQTT demo).
-    #[arg(long, default_value_t = 10)]
+    /// Photos: people are cut from them for the scene (default: `images`
+    /// beside the models directory, `$CAMERA_SHARED_DIR/images`, or
+    /// `../shared/images`); with `--offline`, the photos to look at.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Seconds of the scene to play (default: all of it, 76 s of scene
+    /// played as fast as the camera goes).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Seconds between health reports.
+    #[arg(long, default_value_t = 5)]
     health_interval: u64,
     /// Broker port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Detection only, without a broker.
+    /// Detection only, on photos (or the synthetic pattern), without a
+    /// broker.
     #[arg(long)]
     offline: bool,
-    /// Offline: directory of JPEG/PNG photos; the synthetic pattern when
-    /// absent.
-    #[arg(long)]
-    images: Option<PathBuf>,
     /// Offline: where to write frames with boxes drawn.
     #[arg(long, default_value = "demo-output")]
     out: PathBuf,
-    /// Offline: frames of the synthetic pattern.
+    /// Offline without photos: frames of the synthetic pattern.
     #[arg(long, default_value_t = 20)]
     frames: u64,
 }
 
+/// Where the shared photos are, when not given.
+fn default_images(models_dir: Option<&Path>) -> PathBuf {
+    let beside_models = models_dir
+        .and_then(Path::parent)
+        .map(|p| p.join("images"))
+        .filter(|p| p.is_dir());
+    let shared = std::env::var_os("CAMERA_SHARED_DIR").map(|d| PathBuf::from(d).join("images"));
+    beside_models
+        .or(shared)
+        .unwrap_or_else(|| PathBuf::from("../shared/images"))
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if a.offline || a.images.is_some() {
+    if a.offline {
         let opts = demo::DemoOptions {
             images: a.images,
             models_dir: a.models_dir,
@@ -47,24 +63,32 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         demo::run(&opts, &mut std::io::stdout().lock())?;
         return Ok(());
     }
-    mqtt(&demo::MqttDemoOptions {
-        models_dir: a.models_dir,
-        seconds: a.seconds,
-        health_interval_s: a.health_interval,
-        port: a.port,
-    })
+    door(a)
 }
 
-#[cfg(feature = "embedded-broker")]
-fn mqtt(opts: &demo::MqttDemoOptions) -> anyhow::Result<()> {
-    let got = demo::run_mqtt(opts, &mut std::io::stdout().lock())?;
-    if got.health == 0 || got.status == 0 {
-        bail!("the demo's consumer received no health report or status: {got:?}");
+#[cfg(feature = "demo")]
+fn door(a: Args) -> anyhow::Result<()> {
+    let images_dir = a
+        .images
+        .unwrap_or_else(|| default_images(a.models_dir.as_deref()));
+    let got = demo::door::run(
+        &demo::door::DoorOptions {
+            models_dir: a.models_dir,
+            images_dir,
+            seconds: a.seconds,
+            health_interval_s: a.health_interval,
+            port: a.port,
+        },
+        &mut std::io::stdout().lock(),
+    )?;
+    if got.health == 0 || got.status == 0 || got.bins == 0 {
+        bail!("the demo's consumer received no bins, health report or status: {got:?}");
     }
     Ok(())
 }
 
-#[cfg(not(feature = "embedded-broker"))]
-fn mqtt(_: &demo::MqttDemoOptions) -> anyhow::Result<()> {
-    bail!("this build has no embedded broker (feature embedded-broker): use demo --offline")
+#[cfg(not(feature = "demo"))]
+fn door(_: Args) -> anyhow::Result<()> {
+    let _ = default_images;
+    bail!("this build has no demo (feature demo): use demo --offline")
 }
