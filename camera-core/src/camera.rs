@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::analytics::TRACK_CAPACITY;
 use crate::analytics::engine::{Engine, EngineSettings};
 use crate::analytics::report::Record;
 use crate::config::AnalyticsConfig;
@@ -255,13 +256,16 @@ impl Camera {
             next_tamper: settings.sequences.next_tamper,
             pending_reference: None,
             last_frame_us: None,
-            out: Outputs::default(),
-            records: Vec::new(),
-            appearances: Vec::new(),
+            out: Outputs {
+                records: Vec::with_capacity(TRACK_CAPACITY),
+                ..Outputs::default()
+            },
+            records: Vec::with_capacity(TRACK_CAPACITY),
+            appearances: Vec::with_capacity(TRACK_CAPACITY),
             shelf_out: Vec::new(),
-            tamper_events: Vec::new(),
-            people: Vec::new(),
-            feet: Vec::new(),
+            tamper_events: Vec::with_capacity(4),
+            people: Vec::with_capacity(TRACK_CAPACITY),
+            feet: Vec::with_capacity(TRACK_CAPACITY),
         })
     }
 

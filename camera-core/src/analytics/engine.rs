@@ -19,7 +19,7 @@ use super::report::{
     QueueReport, Record, ShelfReport, StoreReport, ZoneReport,
 };
 use super::zone::{Visit, ZoneChange, ZoneTiming, ZoneTracker};
-use crate::config::{AnalyticsConfig, Anchor, DEFAULT_INTERACTION_S, ZoneKind};
+use crate::config::{AnalyticsConfig, Anchor, DEFAULT_INTERACTION_S, MAX_LINES, MAX_ZONES, ZoneKind};
 use crate::geom::Point;
 use crate::shelf::interact::Interaction;
 use crate::shelf::monitor::ShelfOutput;
@@ -238,8 +238,10 @@ pub struct Engine {
     version: u64,
     anchor: Anchor,
     settings: EngineSettings,
-    lines: Vec<LineUnit>,
-    zones: Vec<ZoneUnit>,
+    /// Fixed capacity: the configuration allows at most this many, and
+    /// the engine's size is known when it is made.
+    lines: heapless::Vec<LineUnit, MAX_LINES>,
+    zones: heapless::Vec<ZoneUnit, MAX_ZONES>,
     occupancy: StoreOccupancy,
     heatmap: Option<Heatmap>,
     clock: BinClock,
@@ -304,6 +306,9 @@ impl Engine {
                 street: street == Some(l.name.as_str()),
                 bin: LineBin::default(),
             })
+            // Validated: never more (`take` keeps a hand-made config from
+            // overflowing).
+            .take(MAX_LINES)
             .collect();
         let zones = config
             .zones
@@ -325,6 +330,7 @@ impl Engine {
                 interaction_s: z.interaction_s.unwrap_or(DEFAULT_INTERACTION_S),
                 bin: ZoneBin::default(),
             })
+            .take(MAX_ZONES)
             .collect();
         Self {
             version: config.version,
