@@ -72,6 +72,16 @@ pub struct BenchReport {
     /// Colour histograms of 100 person boxes in a 1920×1080 NV12 frame
     /// (ms).
     pub appearance_100_people_ms: Stat,
+    /// The tamper detector on a 1920×1080 NV12 frame, once it has learnt
+    /// the view (ms).
+    pub tamper_1080p_ms: Stat,
+    /// The whole camera state machine per frame, as the frame loop drives
+    /// it: tamper, appearance, tracker and every kind of analytics for 100
+    /// people in a 1920×1080 NV12 frame (ms).
+    pub camera_100_people_1080p_ms: Stat,
+    /// A snapshot of a 1920×1080 NV12 frame: people blurred, the
+    /// configuration drawn, encoded to a JPEG within the size limit (ms).
+    pub snapshot_1080p_ms: Stat,
     /// onnxruntime's median on the same machine, when given, and our
     /// inference median (first stage) divided by it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -223,6 +233,9 @@ pub fn run(
         tracker_100_people_ms: bench_tracker(iterations.max(200)),
         tracker_analytics_100_people_ms: bench_analytics(iterations.max(200)),
         appearance_100_people_ms: bench_appearance(iterations.max(50)),
+        tamper_1080p_ms: bench_tamper(iterations.max(200))?,
+        camera_100_people_1080p_ms: bench_camera(iterations.max(200))?,
+        snapshot_1080p_ms: bench_snapshot(iterations.clamp(5, 20))?,
         onnxruntime: None,
     })
 }
@@ -352,6 +365,99 @@ fn bench_appearance(iterations: usize) -> Stat {
         std::hint::black_box(described);
     }
     Stat::of(times)
+}
+
+/// A textured 1920×1080 NV12 frame at `t_us`.
+fn crowd_frame(t_us: u64) -> Frame {
+    let (w, h) = CROWD_FRAME;
+    let n = (w * h) as usize;
+    Frame {
+        seq: 0,
+        timestamp: Timestamp(t_us),
+        width: w,
+        height: h,
+        stride: w,
+        format: PixelFormat::Nv12,
+        data: (0..n + n / 2).map(|i| (i * 31 % 251) as u8).collect(),
+    }
+}
+
+fn bench_tamper(iterations: usize) -> Result<Stat, String> {
+    use camera_core::tamper::{TamperConfig, TamperDetector};
+    let mut frame = crowd_frame(CROWD_START_US);
+    let mut det = TamperDetector::new(TamperConfig::default()).map_err(|e| e.to_string())?;
+    let mut events = Vec::new();
+    let mut times = Vec::with_capacity(iterations);
+    // Learning first: the judged path is the expensive one.
+    for i in 0..(iterations + 100) as u64 {
+        frame.timestamp.0 = CROWD_START_US + i * 40_000;
+        let t0 = Instant::now();
+        det.observe(&frame, frame.timestamp.0, &mut events)
+            .map_err(|e| e.to_string())?;
+        let took = t0.elapsed();
+        if i >= 100 {
+            times.push(took);
+        }
+    }
+    if det.status().learning {
+        return Err("the tamper detector did not learn the view in 100 frames".into());
+    }
+    Ok(Stat::of(times))
+}
+
+fn bench_camera(iterations: usize) -> Result<Stat, String> {
+    use camera_core::camera::{Camera, FrameInput, Input, Settings};
+    use camera_core::config::AnalyticsConfig;
+    let config = AnalyticsConfig::parse(CROWD_ANALYTICS).map_err(|e| e.to_string())?;
+    let settings = Settings {
+        camera_id: "bench".into(),
+        labels: vec!["person".into()],
+        tracker: Default::default(),
+        tamper: Default::default(),
+        sequences: Default::default(),
+    };
+    let mut camera = Camera::new(config, settings).map_err(|e| e.to_string())?;
+    let mut frame = crowd_frame(CROWD_START_US);
+    let mut dets = Vec::with_capacity(100);
+    let mut times = Vec::with_capacity(iterations);
+    for i in 0..(iterations + 20) as u32 {
+        crowd(i, &mut dets);
+        frame.timestamp.0 = CROWD_START_US + u64::from(i) * 40_000;
+        let t0 = Instant::now();
+        let out = camera.handle(Input::Frame(FrameInput {
+            frame: &frame,
+            detections: &dets,
+            rgb: &mut || None,
+        }));
+        std::hint::black_box(out.records.len());
+        let took = t0.elapsed();
+        if i >= 20 {
+            times.push(took);
+        }
+    }
+    Ok(Stat::of(times))
+}
+
+fn bench_snapshot(iterations: usize) -> Result<Stat, String> {
+    use camera_core::config::AnalyticsConfig;
+    let config = AnalyticsConfig::parse(CROWD_ANALYTICS).map_err(|e| e.to_string())?;
+    let frame = crowd_frame(CROWD_START_US);
+    let mut dets = Vec::with_capacity(100);
+    crowd(0, &mut dets);
+    let people: Vec<_> = dets.iter().take(3).map(|d| d.bbox).collect();
+    let opts = crate::snapshot::SnapshotOptions {
+        enabled: true,
+        ..Default::default()
+    };
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t0 = Instant::now();
+        let jpeg = crate::snapshot::render(&frame, Some(&config), &people, &opts)
+            .map_err(|e| e.to_string())?;
+        times.push(t0.elapsed());
+        std::hint::black_box(jpeg.len());
+    }
+    Ok(Stat::of(times))
 }
 
 fn bench_analytics(iterations: usize) -> Stat {

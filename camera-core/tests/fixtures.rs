@@ -180,7 +180,10 @@ fn fixtures_give_their_golden_records_and_their_truth() {
                 truth.passers_by
             ));
         }
-        println!("{name}: {} records, in {entries} out {exits} passers-by {passers}", got.len());
+        println!(
+            "{name}: {} records, in {entries} out {exits} passers-by {passers}",
+            got.len()
+        );
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
@@ -200,5 +203,8 @@ fn bins_are_numbered_from_zero_without_gaps() {
         })
         .collect();
     assert!(!seqs.is_empty());
-    assert!(seqs.iter().enumerate().all(|(i, &s)| s == i as u64), "{seqs:?}");
+    assert!(
+        seqs.iter().enumerate().all(|(i, &s)| s == i as u64),
+        "{seqs:?}"
+    );
 }

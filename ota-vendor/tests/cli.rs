@@ -11,6 +11,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use Bin::{Ota, Vendor};
 
+#[path = "../../ota/tests/common/agent.rs"]
+mod agent;
+use agent::agent_toml;
+
 /// Which binary a step runs: the vendor's tools or the camera's `ota`.
 #[derive(Debug, Clone, Copy)]
 enum Bin {
@@ -360,39 +364,4 @@ fn vendor_workflow_from_keys_to_an_installed_slot() {
         &["publish-roots", "--broker", "127.0.0.1:1", "root.json"],
     );
     assert!(e.contains("version 1"), "{e}");
-}
-
-/// The agent's config for file-backed slots (as in ota/tests/cli.rs).
-fn agent_toml(d: &Path, slots: &[PathBuf; 2], env: &[PathBuf; 2]) -> String {
-    format!(
-        r#"camera_id = "cam-1"
-store_id = "s1"
-state_dir = "{state}"
-root_file = "{root}"
-run_dir = "{run}"
-version = "1.0.0"
-allowed_urls = ["https://updates.example/"]
-
-[broker]
-host = "127.0.0.1"
-port = 1883
-
-[layout]
-board = "rk3588"
-
-[layout.env]
-size = 8192
-copies = [{{ path = "{e0}" }}, {{ path = "{e1}" }}]
-
-[layout.slots]
-app = ["{s0}", "{s1}"]
-"#,
-        state = d.join("state").display(),
-        root = d.join("root.json").display(),
-        run = d.join("run").display(),
-        e0 = env[0].display(),
-        e1 = env[1].display(),
-        s0 = slots[0].display(),
-        s1 = slots[1].display(),
-    )
 }

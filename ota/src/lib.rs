@@ -17,6 +17,7 @@ pub mod env;
 pub mod health;
 pub mod install;
 pub mod journal;
+pub mod logging;
 pub mod manifest;
 pub mod rollout;
 pub mod slots;

@@ -6,6 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "common/agent.rs"]
+mod agent;
+use agent::agent_toml;
+
 fn ota(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ota"))
         .args(args)
@@ -30,40 +34,6 @@ fn fails(dir: &Path, args: &[&str]) -> String {
     let o = ota(dir, args);
     assert!(!o.status.success(), "ota {args:?} succeeded");
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn agent_toml(d: &Path, slots: &[PathBuf; 2], env: &[PathBuf; 2]) -> String {
-    format!(
-        r#"camera_id = "cam-1"
-store_id = "s1"
-state_dir = "{state}"
-root_file = "{root}"
-run_dir = "{run}"
-version = "1.0.0"
-allowed_urls = ["https://updates.example/"]
-
-[broker]
-host = "127.0.0.1"
-port = 1883
-
-[layout]
-board = "rk3588"
-
-[layout.env]
-size = 8192
-copies = [{{ path = "{e0}" }}, {{ path = "{e1}" }}]
-
-[layout.slots]
-app = ["{s0}", "{s1}"]
-"#,
-        state = d.join("state").display(),
-        root = d.join("root.json").display(),
-        run = d.join("run").display(),
-        e0 = env[0].display(),
-        e1 = env[1].display(),
-        s0 = slots[0].display(),
-        s1 = slots[1].display(),
-    )
 }
 
 /// A profile for a board whose devices are files in `d`.

@@ -370,40 +370,6 @@ fn boxes_off_the_frame_or_degenerate_are_harmless() {
     assert_eq!(out.dimensions(), (320, 240));
 }
 
-/// `cargo test --release -p camera-app --lib snapshot_cost -- --ignored --nocapture`
-#[test]
-#[ignore = "benchmark"]
-fn snapshot_cost_1080p_nv12() {
-    let img = textured(1920, 1080);
-    let f = nv12(&img);
-    let analytics = AnalyticsConfig::parse(CONFIG).expect("config");
-    let people: Vec<BBox> = (0..3)
-        .map(|i| {
-            let x = 300.0 + 500.0 * i as f32;
-            BBox {
-                x1: x,
-                y1: 300.0,
-                x2: x + 200.0,
-                y2: 900.0,
-            }
-        })
-        .collect();
-    let mut times = Vec::new();
-    let mut bytes = 0;
-    for _ in 0..10 {
-        let t = std::time::Instant::now();
-        bytes = render(&f, Some(&analytics), &people, &enabled())
-            .expect("render")
-            .len();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    println!(
-        "snapshot 1080p NV12 -> 1280x720 JPEG: median {:.1} ms, {bytes} bytes",
-        times[5]
-    );
-}
-
 #[test]
 fn facings_are_outlined_in_the_colour_of_their_state() {
     let (w, h) = (1280u32, 720u32);

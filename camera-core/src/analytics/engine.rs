@@ -19,7 +19,9 @@ use super::report::{
     QueueReport, Record, ShelfReport, StoreReport, ZoneReport,
 };
 use super::zone::{Visit, ZoneChange, ZoneTiming, ZoneTracker};
-use crate::config::{AnalyticsConfig, Anchor, DEFAULT_INTERACTION_S, MAX_LINES, MAX_ZONES, ZoneKind};
+use crate::config::{
+    AnalyticsConfig, Anchor, DEFAULT_INTERACTION_S, MAX_LINES, MAX_ZONES, ZoneKind,
+};
 use crate::geom::Point;
 use crate::shelf::interact::Interaction;
 use crate::shelf::monitor::ShelfOutput;
