@@ -232,6 +232,19 @@ fn config_over_mqtt_takes_effect_on_the_next_frame_and_survives_a_restart() {
         m.iter()
             .any(|m| m.topic == status && m.json()["state"] == "online")
     });
+    // Version 1 has a bin to close only once a frame has been counted under
+    // it; the camera may be online before its first frame (it was, against
+    // mosquitto).
+    let health = format!("{}/health", cam.prefix);
+    sub.wait_for(
+        "a frame counted under version 1",
+        Duration::from_secs(30),
+        |m| {
+            m.iter().any(|m| {
+                m.topic == health && m.json()["frames_processed"].as_u64().unwrap_or(0) > 0
+            })
+        },
+    );
     let v2 = r#"{"version": 2, "bin_minutes": 5, "lines": [{"name": "entrance", "points": [[0.1, 0.5], [0.9, 0.5]], "in_side": "left"}]}"#;
     sub.publish(
         &format!("{}/config/set", cam.prefix),
@@ -268,8 +281,8 @@ fn config_over_mqtt_takes_effect_on_the_next_frame_and_survives_a_restart() {
         last["lines"][0]["name"], "entrance",
         "the new line is in force"
     );
-    let health = sub.on(&format!("{}/health", cam.prefix));
-    assert_eq!(health.last().unwrap().json()["config_version"], 2);
+    let healths = sub.on(&health);
+    assert_eq!(healths.last().unwrap().json()["config_version"], 2);
 
     // Restart: the camera comes back with version 2.
     let sub2 = Subscriber::start(&format!("{}/#", cam.prefix));
