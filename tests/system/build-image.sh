@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Build the qemu-arm64 disk image for the system test.
+#
+#   tests/system/build-image.sh [BIN_DIR] [OUT_IMAGE]
+#
+# BIN_DIR: aarch64 binaries camera-app and ota (whichever are there; default
+# /work/target/aarch64-unknown-linux-gnu/debug). OUT_IMAGE: default
+# $SYSTEM_TEST_CACHE/out/disk.img.
+#
+# The layout is boards/qemu-arm64.toml's, from the Yocto layer's own files
+# (files/wic/retail-camera.wks.in, boot.cmd.in, fw_env.config, the units):
+# GPT, partitions from 16 MiB: 1 boot vfat (boot.scr), 2 rootfs A ext4
+# (with /boot/Image and /boot/initrd.img), 3 rootfs B ext4 (empty), 4 data
+# ext4; the redundant U-Boot environment at the disk offsets of
+# [uboot_env]. The root filesystem is Debian (mmdebstrap, arm64) with
+# Debian's kernel; U-Boot is Debian's u-boot-qemu (boot.sh).
+#
+# Needs root (mmdebstrap --mode=root, binfmt_misc for the arm64 maintainer
+# scripts, apt-get for missing host tools). Caches under
+# ${SYSTEM_TEST_CACHE:-$HOME/.cache/camera-system-test}: the base root
+# filesystem tarball (rebuilt when its package list or hooks change), the
+# downloaded .debs, and the work directory. See NOTES.md.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+BIN_DIR=${1:-/work/target/aarch64-unknown-linux-gnu/debug}
+OUT=${2:-$SYSTEM_TEST_CACHE/out/disk.img}
+BOARD=qemu-arm64
+# Slot sizes: classes/retail_camera_board.bbclass (RETAIL_CAMERA_ROOTFS_SIZE,
+# RETAIL_CAMERA_DATA_SIZE), the boot partition: retail-camera.wks.in.
+ROOTFS_MIB=${SYSTEM_TEST_ROOTFS_MIB:-1024}
+DATA_MIB=${SYSTEM_TEST_DATA_MIB:-512}
+BOOT_MIB=64
+FIRST_MIB=16
+
+LAYER=$REPO/yocto
+PROFILE=$REPO/boards/$BOARD.toml
+WORK=$SYSTEM_TEST_CACHE/work
+[ -f "$PROFILE" ] || die "no $PROFILE"
+
+need_root "build-image.sh"
+apt_need mmdebstrap u-boot-tools mtools dosfstools gdisk e2fsprogs zstd cpio file patch
+export MTOOLS_SKIP_CHECK=1
+T0=$(date +%s)
+
+# --- the profile's values ---------------------------------------------------
+toml() { # KEY (a line "KEY = VALUE" of the profile)
+    sed -n "s/^$1 *= *//p" "$PROFILE" | head -n1
+}
+ENV_DEVICE=$(toml device | tr -d '"')
+ENV_SIZE=$(toml size)
+read -r ENV_OFF_A ENV_OFF_B < <(toml offsets | tr -d '[],' )
+[ "$ENV_DEVICE" = /dev/vda ] || die "[uboot_env] device is $ENV_DEVICE, this script knows /dev/vda"
+[ -n "$ENV_SIZE" ] && [ -n "$ENV_OFF_A" ] && [ -n "$ENV_OFF_B" ] || die "cannot read [uboot_env] of $PROFILE"
+ENV_SIZE=$((ENV_SIZE)); ENV_OFF_A=$((ENV_OFF_A)); ENV_OFF_B=$((ENV_OFF_B))
+for o in $ENV_OFF_A $ENV_OFF_B; do
+    [ $((o + ENV_SIZE)) -le $((FIRST_MIB << 20)) ] || die "environment at $o is not below the first partition"
+    [ $((o % 512)) = 0 ] || die "environment offset $o is not a multiple of 512"
+done
+# fw_env.config of the layer must say the same (check-boards.py generates it).
+grep -Eq "^/dev/vda[[:space:]]+$(printf '0x%x' $ENV_OFF_A)[[:space:]]+$(printf '0x%x' $ENV_SIZE)" \
+    "$LAYER/files/boards/$BOARD/fw_env.config" || die "fw_env.config disagrees with $PROFILE"
+
+# --- 1. the base root filesystem (cached) -------------------------------------
+PKGS=(systemd systemd-sysv udev dbus kmod initramfs-tools zstd linux-image-arm64
+      mosquitto mosquitto-clients libubootenv-tool iproute2 procps v4l-utils)
+INITRAMFS_MODULES=$HERE/guest/initramfs-modules
+key=$( { echo "$SUITE ${PKGS[*]}"; cat "$INITRAMFS_MODULES"; echo v1; } | sha256sum | cut -c1-12)
+BASE=$SYSTEM_TEST_CACHE/base/$SUITE-arm64-$key.tar
+if [ ! -s "$BASE" ]; then
+    ensure_binfmt_arm64
+    mkdir -p "$SYSTEM_TEST_CACHE/base" "$SYSTEM_TEST_CACHE/debs-arm64"
+    log "mmdebstrap $SUITE arm64 -> $BASE"
+    t=$(date +%s)
+    # The initramfs module list is in place before linux-image-arm64's
+    # postinst runs update-initramfs (essential hook: after Essential,
+    # before the --include packages; modules.d, not the conffile
+    # /etc/initramfs-tools/modules). MODULES=dep cannot work in a chroot.
+    mmdebstrap --mode=root --variant=minbase --architectures=arm64 \
+        --include="$(IFS=,; echo "${PKGS[*]}")" \
+        --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d"' \
+        --essential-hook="printf 'MODULES=most\n' > \"\$1/etc/initramfs-tools/conf.d/camtest\"" \
+        --essential-hook="upload $INITRAMFS_MODULES /usr/share/initramfs-tools/modules.d/camtest" \
+        --skip=essential/unlink \
+        --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+        --setup-hook="sync-in $SYSTEM_TEST_CACHE/debs-arm64 /var/cache/apt/archives/" \
+        --customize-hook="sync-out /var/cache/apt/archives $SYSTEM_TEST_CACHE/debs-arm64" \
+        "$SUITE" "$BASE.tmp" "$MIRROR" >&2 || die "mmdebstrap failed"
+    mv "$BASE.tmp" "$BASE"
+    log "base built in $(( $(date +%s) - t ))s: $(du -h "$BASE" | cut -f1)"
+fi
+
+# --- 2. the rootfs A tree: base + the layer's files + the project's binaries --
+ROOT=$WORK/rootfs
+rm -rf "$WORK"
+mkdir -p "$ROOT" "$WORK/data"
+tar -C "$ROOT" --numeric-owner -xpf "$BASE"
+
+KVER=$(ls "$ROOT/lib/modules" | sort -V | tail -n1)
+[ -f "$ROOT/boot/vmlinuz-$KVER" ] && [ -f "$ROOT/boot/initrd.img-$KVER" ] \
+    || die "no kernel or initrd for $KVER in the base"
+# The boot script loads /boot/@KERNEL@ (KERNEL_IMAGETYPE, "Image" on
+# qemuarm64) and /boot/@INITRD@ from the slot. Debian's arm64 vmlinuz is
+# an uncompressed Image (booti takes it as it is).
+ln -f "$ROOT/boot/vmlinuz-$KVER" "$ROOT/boot/Image"
+ln -f "$ROOT/boot/initrd.img-$KVER" "$ROOT/boot/initrd.img"
+for m in virtio_blk virtio_pci ext4; do
+    zstdcat "$ROOT/boot/initrd.img" | cpio -t --quiet 2>/dev/null | grep -q "/$m.ko" \
+        || die "initrd.img-$KVER has no $m.ko"
+done
+
+install_unit() { # SRC
+    install -D -m 0644 "$1" "$ROOT/etc/systemd/system/$(basename "$1")"
+    sed -i -e 's,@BINDIR@,/usr/bin,g' -e 's,@LIBEXECDIR@,/usr/libexec,g' \
+        -e "s,@DATA@,/dev/vda4,g" "$ROOT/etc/systemd/system/$(basename "$1")"
+}
+enable=()
+# retail-camera-data: /data
+install -d "$ROOT/data"
+install_unit "$LAYER/recipes-core/retail-camera-data/files/data.mount"
+enable+=(data.mount)
+# libubootenv (fw_printenv/fw_setenv) with the layer's fw_env.config
+install -m 0644 "$LAYER/files/boards/$BOARD/fw_env.config" "$ROOT/etc/fw_env.config"
+# camera-app
+if [ -x "$BIN_DIR/camera-app" ]; then
+    file -b "$BIN_DIR/camera-app" | grep -q 'ARM aarch64' || die "$BIN_DIR/camera-app is not aarch64"
+    install -D -m 0755 "$BIN_DIR/camera-app" "$ROOT/usr/bin/camera-app"
+    install -D -m 0644 "$REPO/camera-app/src/default-config.toml" "$ROOT/etc/camera/config.toml"
+    sed -i -e "s,^# board = \"[^\"]*\",board = \"$BOARD\"," "$ROOT/etc/camera/config.toml"
+    grep -q "^board = \"$BOARD\"" "$ROOT/etc/camera/config.toml" || die "no '# board = ' line in default-config.toml"
+    install_unit "$LAYER/recipes-camera/camera-app/files/camera-app.service"
+    install_unit "$LAYER/recipes-camera/camera-app/files/camera-health.service"
+    install -D -m 0755 "$LAYER/recipes-camera/camera-app/files/camera-health" "$ROOT/usr/libexec/camera-health"
+    enable+=(camera-app.service camera-health.service)
+    log "camera-app from $BIN_DIR"
+else
+    log "no $BIN_DIR/camera-app: image without camera-app"
+fi
+# ota
+if [ -x "$BIN_DIR/ota" ]; then
+    file -b "$BIN_DIR/ota" | grep -q 'ARM aarch64' || die "$BIN_DIR/ota is not aarch64"
+    install -D -m 0755 "$BIN_DIR/ota" "$ROOT/usr/bin/ota"
+    install -D -m 0644 "$LAYER/recipes-camera/ota/files/$BOARD/agent.toml" "$ROOT/etc/ota/agent.toml"
+    install_unit "$LAYER/recipes-camera/ota/files/ota-select.service"
+    install_unit "$LAYER/recipes-camera/ota/files/ota-agent.service"
+    enable+=(ota-select.service ota-agent.service)
+    log "ota from $BIN_DIR"
+else
+    log "no $BIN_DIR/ota: image without ota (ota-select, ota-agent)"
+fi
+# the test's own pieces
+G=$HERE/guest
+install -m 0644 "$G/fstab" "$ROOT/etc/fstab"
+install -m 0644 "$G/mosquitto.conf" "$ROOT/etc/mosquitto/mosquitto.conf"
+install -D -m 0644 "$G/10-virtio-net.network" "$ROOT/etc/systemd/network/10-virtio-net.network"
+install -D -m 0644 "$G/watchdog.conf" "$ROOT/etc/systemd/system.conf.d/watchdog.conf"
+install -D -m 0755 "$G/run" "$ROOT/usr/libexec/camtest/run"
+install_unit "$G/camtest.service"
+enable+=(camtest.service systemd-networkd.service)
+echo camera-qemu > "$ROOT/etc/hostname"
+# root without a password on the serial console (a test VM on loopback)
+sed -i 's/^root:[^:]*:/root::/' "$ROOT/etc/shadow"
+# read-only root: systemd makes a transient machine id when this is empty
+: > "$ROOT/etc/machine-id"
+# enable: offline, symlinks only (no arm64 code runs)
+systemctl --root="$ROOT" enable "${enable[@]}" >&2
+
+# --- 3. partitions --------------------------------------------------------------
+P=$WORK/parts
+mkdir -p "$P"
+# boot.scr: boot.cmd.in with the prototype's changes (boot.cmd.in.patch:
+# environment from the disk offsets, initrd), @NAMES@ as
+# retail-camera-bootscript_1.0.bb fills them for qemuarm64.
+cp "$LAYER/recipes-bsp/retail-camera-bootscript/files/boot.cmd.in" "$P/boot.cmd.in"
+patch -s --no-backup-if-mismatch "$P/boot.cmd.in" < "$HERE/boot.cmd.in.patch" \
+    || die "boot.cmd.in.patch does not apply to the layer's boot.cmd.in"
+VARS="ota_rootfs_active ota_rootfs_pending ota_rootfs_tries ota_rootfs_result"
+VARS="$VARS ota_app_active ota_app_pending ota_app_tries ota_app_result"
+VARS="$VARS ota_model_active ota_model_pending ota_model_tries ota_model_result"
+VARS="$VARS ota_counter ota_bootargs_extra"
+hex() { printf '0x%x' "$1"; }
+sed -e 's,@DEV@,virtio 0,g' \
+    -e 's,@ROOT_A@,/dev/vda2,g' -e 's,@ROOT_B@,/dev/vda3,g' \
+    -e 's;@CONSOLE@;console=ttyAMA0,115200;g' \
+    -e 's,@KERNEL@,Image,g' -e 's,@DTB@,,g' -e 's,@BOOTCMD@,booti,g' \
+    -e 's,@INITRD@,initrd.img,g' \
+    -e 's,@ENV_IF@,virtio,g' -e 's,@ENV_DEVNUM@,0,g' \
+    -e "s,@ENV_BLK_A@,$(hex $((ENV_OFF_A / 512))),g" \
+    -e "s,@ENV_BLK_B@,$(hex $((ENV_OFF_B / 512))),g" \
+    -e "s,@ENV_BLKS@,$(hex $((ENV_SIZE / 512))),g" \
+    -e "s,@ENV_SIZE@,$(hex "$ENV_SIZE"),g" \
+    -e "s,@ENV_SIZE_X2@,$(hex $((2 * ENV_SIZE))),g" \
+    -e "s,@ENV_DATA_LEN@,$(hex $((ENV_SIZE - 5))),g" \
+    -e "s,@ENV_VARS@,$VARS,g" \
+    "$P/boot.cmd.in" > "$P/boot.cmd"
+! grep -n '@[A-Z_]*@' "$P/boot.cmd" || die "unfilled @NAMES@ in boot.cmd"
+mkimage -A arm64 -O linux -T script -C none -n "retail camera A/B boot" \
+    -d "$P/boot.cmd" "$P/boot.scr" >/dev/null
+rm -f "$P/boot.vfat"
+mkfs.vfat -n BOOT -C "$P/boot.vfat" $((BOOT_MIB * 1024)) >/dev/null
+mcopy -i "$P/boot.vfat" "$P/boot.scr" "$P/boot.cmd" ::/
+
+# ext4 without loop mounts: mke2fs -d copies a directory in.
+mkfs() { # IMG MIB LABEL [DIR]
+    rm -f "$1"
+    mke2fs -q -F -t ext4 -L "$3" ${4:+-d "$4"} "$1" "${2}M"
+}
+mkfs "$P/rootfsA.ext4" "$ROOTFS_MIB" rootfsA "$ROOT"
+mkfs "$P/rootfsB.ext4" "$ROOTFS_MIB" rootfsB
+mkfs "$P/data.ext4" "$DATA_MIB" data "$WORK/data"
+
+# The factory environment: both copies, flags 1 (mkenvimage -r), zero
+# padding as ota's env.rs writes it.
+printf 'ota_rootfs_active=A\nota_app_active=A\nota_model_active=A\n' > "$P/env.txt"
+mkenvimage -r -p 0 -s "$ENV_SIZE" -o "$P/env.bin" "$P/env.txt"
+
+# --- 4. the disk ------------------------------------------------------------
+mkdir -p "$(dirname "$OUT")"
+rm -f "$OUT.tmp"
+total_mib=$((FIRST_MIB + BOOT_MIB + 2 * ROOTFS_MIB + DATA_MIB + 1))
+truncate -s "${total_mib}M" "$OUT.tmp"
+s=$((FIRST_MIB * 2048))              # sectors of 512 B
+b=$((BOOT_MIB * 2048)); r=$((ROOTFS_MIB * 2048)); d=$((DATA_MIB * 2048))
+# GPT as wic writes it for retail-camera.wks.in (names, and --active: the
+# legacy BIOS bootable attribute, which U-Boot's distro boot looks for).
+sgdisk -Z "$OUT.tmp" >/dev/null 2>&1 || true
+sgdisk -a 2048 \
+    -n 1:$s:+$b                  -t 1:0700 -c 1:boot    -A 1:set:2 \
+    -n 2:$((s + b)):+$r          -t 2:8300 -c 2:rootfsA \
+    -n 3:$((s + b + r)):+$r      -t 3:8300 -c 3:rootfsB \
+    -n 4:$((s + b + 2 * r)):+$d  -t 4:8300 -c 4:data \
+    "$OUT.tmp" >/dev/null
+put() { dd if="$1" of="$OUT.tmp" bs=1M seek="$2" conv=notrunc,sparse status=none; }
+put "$P/boot.vfat" "$FIRST_MIB"
+put "$P/rootfsA.ext4" $((FIRST_MIB + BOOT_MIB))
+put "$P/rootfsB.ext4" $((FIRST_MIB + BOOT_MIB + ROOTFS_MIB))
+put "$P/data.ext4" $((FIRST_MIB + BOOT_MIB + 2 * ROOTFS_MIB))
+for o in $ENV_OFF_A $ENV_OFF_B; do
+    dd if="$P/env.bin" of="$OUT.tmp" bs=512 seek=$((o / 512)) conv=notrunc status=none
+done
+sgdisk -v "$OUT.tmp" >/dev/null || die "sgdisk -v: bad GPT"
+mv "$OUT.tmp" "$OUT"
+cp "$P/boot.cmd" "$(dirname "$OUT")/boot.cmd"
+log "image $OUT: $(du -h --apparent-size "$OUT" | cut -f1) ($(du -h "$OUT" | cut -f1) allocated), kernel $KVER, $(( $(date +%s) - T0 ))s"
+echo "$OUT"
