@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Ask Debian's qemu_arm64 U-Boot a few questions (NOTES.md, question 1).
+
+    tests/system/uboot-probe.py QEMU_SYSTEM_AARCH64 [QEMU_DATADIR]
+
+Boots U-Boot alone (-bios, no disk) with a 64 MiB file as the second pflash
+bank, stops autoboot, runs the commands below, and then reads the flash
+file: where `saveenv` wrote, and in which format. Prints the console.
+"""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+UBOOT = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
+COMMANDS = [
+    "printenv kernel_addr_r ramdisk_addr_r fdtcontroladdr scriptaddr",
+    "setenv camtest_probe 42",
+    "saveenv",
+    # crc32 into a variable: its format, against a known CRC
+    "mw.b 0x50000000 0x61 3",
+    "crc32 0x50000000 3 probecrc",
+    "printenv probecrc",
+    "crc32 0x50000000 3 *0x50000100",
+    "md.b 0x50000100 4",
+    "setexpr.l probeword *0x50000100",
+    "printenv probeword",
+    "setexpr probecrc 0x${probecrc} + 0",
+    "printenv probecrc",
+    # env export -b of a list holding a missing name, zero-padded to -s
+    "mw.b 0x50001000 0xee 0x40",
+    "env export -b -s 0x30 0x50001000 camtest_probe no_such_var",
+    "md.b 0x50001000 0x40",
+    "env import -b 0x50001000 0x30",
+    # hush: itest on hex strings, && in an if, setexpr.b
+    "if itest.b ff -gt 1; then echo itest-hex-ok; fi",
+    "if itest.b 0 -eq 0 && itest.b 1 -gt 0; then echo andand-ok; fi",
+    "setexpr.b probeb *0x50000000; printenv probeb",
+    "setexpr probenf ff + 1; printenv probenf",
+    "mw.b 0x50000200 ${probenf}; md.b 0x50000200 1",
+    "virtio scan; virtio info",
+]
+
+
+def main():
+    qemu = sys.argv[1]
+    datadir = sys.argv[2] if len(sys.argv) > 2 else None
+    with tempfile.TemporaryDirectory() as tmp:
+        flash = os.path.join(tmp, "flash1.img")
+        with open(flash, "wb") as f:
+            f.truncate(64 << 20)
+        cmd = [qemu, "-M", "virt", "-cpu", "cortex-a53", "-m", "512",
+               "-bios", UBOOT, "-display", "none", "-monitor", "none",
+               "-serial", "stdio", "-nodefaults",
+               "-drive", f"if=pflash,unit=1,format=raw,file={flash}"]
+        if datadir:
+            cmd += ["-L", datadir]
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        os.set_blocking(p.stdout.fileno(), False)
+        out = b""
+
+        def read_until(token, timeout):
+            nonlocal out
+            end = time.time() + timeout
+            while time.time() < end:
+                chunk = p.stdout.read()
+                if chunk:
+                    out += chunk
+                    if token in out:
+                        return True
+                time.sleep(0.05)
+            return False
+
+        if not read_until(b"Hit any key", 60):
+            print(out.decode(errors="replace"))
+            sys.exit("no autoboot prompt")
+        p.stdin.write(b"\n")
+        p.stdin.flush()
+        read_until(b"=> ", 10)
+        for c in COMMANDS:
+            prompts = out.count(b"=> ")
+            p.stdin.write(c.encode() + b"\n")
+            p.stdin.flush()
+            end = time.time() + 30
+            while out.count(b"=> ") <= prompts and time.time() < end:
+                read_until(b"=> ", 1)
+        p.kill()
+        p.wait()
+        print(out.decode(errors="replace"))
+        with open(flash, "rb") as f:
+            data = f.read()
+        nz = [i for i in range(0, len(data), 4096) if any(data[i:i + 4096])]
+        print("--- flash1.img: non-zero 4 KiB blocks at", [hex(i) for i in nz[:16]])
+        env = data[:0x40000]
+        stored = struct.unpack("<I", env[:4])[0]
+        print("non-redundant CRC (bytes 4..0x40000) ok:", stored == zlib.crc32(env[4:]))
+        print("redundant CRC (bytes 5..0x40000) ok:", stored == zlib.crc32(env[5:]))
+        print("vars:", [v.decode() for v in env[4:].split(b"\0\0")[0].split(b"\0")][:60])
+
+
+if __name__ == "__main__":
+    main()
