@@ -80,7 +80,7 @@ if [ ! -s "$BASE" ]; then
     # postinst runs update-initramfs (essential hook: after Essential,
     # before the --include packages; modules.d, not the conffile
     # /etc/initramfs-tools/modules). MODULES=dep cannot work in a chroot.
-    mmdebstrap --mode=root --variant=minbase --architectures=arm64 \
+    mmdebstrap --mode=root --format=tar --variant=minbase --architectures=arm64 \
         --include="$(IFS=,; echo "${PKGS[*]}")" \
         --essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d"' \
         --essential-hook="printf 'MODULES=most\n' > \"\$1/etc/initramfs-tools/conf.d/camtest\"" \
