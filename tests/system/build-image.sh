@@ -195,6 +195,7 @@ sed -e 's,@DEV@,virtio 0,g' \
     -e "s,@ENV_BLKS@,$(hex $((ENV_SIZE / 512))),g" \
     -e "s,@ENV_SIZE@,$(hex "$ENV_SIZE"),g" \
     -e "s,@ENV_SIZE_X2@,$(hex $((2 * ENV_SIZE))),g" \
+    -e "s,@ENV_SIZE_X4@,$(hex $((4 * ENV_SIZE))),g" \
     -e "s,@ENV_DATA_LEN@,$(hex $((ENV_SIZE - 5))),g" \
     -e "s,@ENV_VARS@,$VARS,g" \
     "$P/boot.cmd.in" > "$P/boot.cmd"

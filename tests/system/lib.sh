@@ -98,9 +98,14 @@ ensure_binfmt_arm64() {
     [ -x "$dir/usr/bin/qemu-aarch64-static" ] || extract_debs "$dir" qemu-user-static
     local conf
     conf=$(sed -n '1p' "$dir/usr/lib/binfmt.d/qemu-aarch64.conf")
-    # :name:M::magic:mask:interpreter:flags with our interpreter path.
+    # :name:M::magic:mask:interpreter:flags with our interpreter path. The
+    # name stays qemu-aarch64: mmdebstrap looks for the F flag in
+    # /proc/sys/fs/binfmt_misc/qemu-aarch64 (else it wants
+    # /usr/bin/qemu-aarch64-static to copy into the chroot).
+    [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] \
+        || die "binfmt_misc has a qemu-aarch64 entry without the F flag; install qemu-user-static or remove it"
     conf=$(printf '%s' "$conf" | awk -F: -v OFS=: -v i="$dir/usr/libexec/qemu-binfmt/aarch64-binfmt-P" \
-        '{ $2 = "camtest-aarch64"; $7 = i; print }')
-    log "registering binfmt_misc camtest-aarch64 -> $dir/usr/bin/qemu-aarch64-static"
+        '{ $7 = i; print }')
+    log "registering binfmt_misc qemu-aarch64 -> $dir/usr/bin/qemu-aarch64-static"
     printf '%s' "$conf" > /proc/sys/fs/binfmt_misc/register || die "binfmt_misc registration failed"
 }
