@@ -113,9 +113,10 @@ KVER=$(ls "$ROOT/lib/modules" | sort -V | tail -n1)
 # an uncompressed Image (booti takes it as it is).
 ln -f "$ROOT/boot/vmlinuz-$KVER" "$ROOT/boot/Image"
 ln -f "$ROOT/boot/initrd.img-$KVER" "$ROOT/boot/initrd.img"
+zstdcat "$ROOT/boot/initrd.img" | cpio -t --quiet > "$WORK/initrd.list" 2>/dev/null \
+    || die "cannot list initrd.img-$KVER"
 for m in virtio_blk virtio_pci ext4; do
-    zstdcat "$ROOT/boot/initrd.img" | cpio -t --quiet 2>/dev/null | grep -q "/$m.ko" \
-        || die "initrd.img-$KVER has no $m.ko"
+    grep -q "/$m.ko\$" "$WORK/initrd.list" || die "initrd.img-$KVER has no $m.ko"
 done
 
 install_unit() { # SRC
@@ -160,6 +161,9 @@ fi
 # the test's own pieces
 G=$HERE/guest
 install -m 0644 "$G/fstab" "$ROOT/etc/fstab"
+# mount points must exist on the read-only root (a missing one fails
+# local-fs.target: emergency mode)
+awk '!/^#/ && NF >= 2 { print $2 }' "$G/fstab" | while read -r mp; do install -d "$ROOT$mp"; done
 install -m 0644 "$G/mosquitto.conf" "$ROOT/etc/mosquitto/mosquitto.conf"
 install -D -m 0644 "$G/10-virtio-net.network" "$ROOT/etc/systemd/network/10-virtio-net.network"
 install -D -m 0644 "$G/watchdog.conf" "$ROOT/etc/systemd/system.conf.d/watchdog.conf"
