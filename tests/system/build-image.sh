@@ -188,10 +188,6 @@ mkdir -p "$P"
 cp "$LAYER/recipes-bsp/retail-camera-bootscript/files/boot.cmd.in" "$P/boot.cmd.in"
 patch -s --no-backup-if-mismatch "$P/boot.cmd.in" < "$HERE/boot.cmd.in.patch" \
     || die "boot.cmd.in.patch does not apply to the layer's boot.cmd.in"
-VARS="ota_rootfs_active ota_rootfs_pending ota_rootfs_tries ota_rootfs_result"
-VARS="$VARS ota_app_active ota_app_pending ota_app_tries ota_app_result"
-VARS="$VARS ota_model_active ota_model_pending ota_model_tries ota_model_result"
-VARS="$VARS ota_counter ota_bootargs_extra"
 hex() { printf '0x%x' "$1"; }
 sed -e 's,@DEV@,virtio 0,g' \
     -e 's,@ROOT_A@,/dev/vda2,g' -e 's,@ROOT_B@,/dev/vda3,g' \
@@ -205,8 +201,8 @@ sed -e 's,@DEV@,virtio 0,g' \
     -e "s,@ENV_SIZE@,$(hex "$ENV_SIZE"),g" \
     -e "s,@ENV_SIZE_X2@,$(hex $((2 * ENV_SIZE))),g" \
     -e "s,@ENV_SIZE_X4@,$(hex $((4 * ENV_SIZE))),g" \
+    -e "s,@ENV_SIZE_X5@,$(hex $((5 * ENV_SIZE))),g" \
     -e "s,@ENV_DATA_LEN@,$(hex $((ENV_SIZE - 5))),g" \
-    -e "s,@ENV_VARS@,$VARS,g" \
     "$P/boot.cmd.in" > "$P/boot.cmd"
 ! grep -n '@[A-Z_]*@' "$P/boot.cmd" | grep -v '@NAMES@' || die "unfilled @NAMES@ in boot.cmd"
 mkimage -A arm64 -O linux -T script -C none -n "retail camera A/B boot" \

@@ -39,6 +39,20 @@ COMMANDS = [
     "env export -b -s 0x30 0x50001000 camtest_probe no_such_var",
     "md.b 0x50001000 0x40",
     "env import -b 0x50001000 0x30",
+    # more than CONFIG_SYS_MAXARGS=16 words; filesize after export -b
+    "env export -b -s 0x30 0x50001000 a b c d e f g h i j k",
+    "setenv a1 x; setenv a2 yy; mw.b 0x50002000 0 0x40",
+    "env export -b -s 0x30 0x50002000 a1; printenv filesize",
+    "env export -b 0x50002000 a1; printenv filesize",
+    "setexpr probe2 0x50002000 + ${filesize}; setexpr probe2 ${probe2} - 1; env export -b ${probe2} a2; printenv filesize; md.b 0x50002000 0x10",
+    "env import -b 0x50002000 0x30; printenv a1 a2",
+    # hush locals (not in the environment) and an env round trip with import -d
+    "ota_x=5; echo local=${ota_x}; printenv ota_x",
+    "setenv k1 v1; mw.b 0x50003000 0 0x100; env export -b 0x50003000",
+    "mw.b 0x50004000 0 0x40; mw.b 0x50004000 0x7a; mw.b 0x50004001 0x3d; mw.b 0x50004002 0x31",
+    "env import -d -b 0x50004000 0x40; printenv; echo local-after=${ota_x}",
+    "mw.b 0x50005000 0 0x40; env export -b -s 0x40 0x50005000; md.b 0x50005000 0x10",
+    "env import -d -b 0x50003000 0x40000; printenv k1 z kernel_addr_r",
     # hush: itest on hex strings, && in an if, setexpr.b
     "if itest.b ff -gt 1; then echo itest-hex-ok; fi",
     "if itest.b 0 -eq 0 && itest.b 1 -gt 0; then echo andand-ok; fi",
