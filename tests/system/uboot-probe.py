@@ -53,6 +53,12 @@ COMMANDS = [
     "env import -d -b 0x50004000 0x40; printenv; echo local-after=${ota_x}",
     "mw.b 0x50005000 0 0x40; env export -b -s 0x40 0x50005000; md.b 0x50005000 0x10",
     "env import -d -b 0x50003000 0x40000; printenv k1 z kernel_addr_r",
+    # hush locals inside an if block, across import -d
+    "setenv kk 0x123; if true; then otq_a=${kk}; echo in-if=${otq_a}; env import -d -b 0x50004000 0x40; echo after-import=${otq_a}; fi; echo outside=${otq_a}",
+    "env import -d -b 0x50003000 0x40000; printenv kernel_addr_r",
+    "if true; then otq_b=7; echo b=${otq_b}; fi",
+    "setenv tscript 'if true; then otr_a=${kernel_addr_r}; echo r=${otr_a}; fi; echo r2=${otr_a}'; run tscript",
+    "setenv tscript2 'otr_b=${kernel_addr_r}; echo rb=${otr_b}'; run tscript2",
     # hush: itest on hex strings, && in an if, setexpr.b
     "if itest.b ff -gt 1; then echo itest-hex-ok; fi",
     "if itest.b 0 -eq 0 && itest.b 1 -gt 0; then echo andand-ok; fi",
