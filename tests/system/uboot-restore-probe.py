@@ -1,7 +1,9 @@
 # Reproduces the environment round trip of the boot script's write with a
-# virtio-net NIC present (ethaddr set): `env import -d -b` of the saved
-# variables returns 0 and imports nothing; a plain `env import -b` restores
-# all but ethaddr/stdin/stdout/stderr. Paths are this machine's cache.
+# virtio-net NIC present (ethaddr set). Seen: `env export -b ADDR` (no -s)
+# then `env import -d -b ADDR 0x40000` returns 0 and leaves the environment
+# empty; `env export -b -s 0x10000 ADDR` then `env import -b ADDR 0x10000`
+# (no -d) brings back all but ethaddr and stdin/stdout/stderr. Which of the
+# two changes matters was not separated. Paths are this machine's cache.
 import sys
 sys.path.insert(0, '/work/wt-system/tests/system')
 import importlib.util
