@@ -61,6 +61,13 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// The factory root of trust (a signed root document).
     pub root_file: PathBuf,
+    /// Where `ota provision` installed the camera's factory bundle
+    /// (`/data/factory`). When set, the camera and store ids, the broker
+    /// (over TLS with the provisioned certificates) and the root of trust
+    /// come from there ([`AgentConfig::apply_provisioning`]), not from
+    /// this file.
+    #[serde(default)]
+    pub provisioning: Option<PathBuf>,
     /// The release running when no update was ever committed here.
     pub version: String,
     /// URL prefixes bundles may be fetched from.
@@ -115,6 +122,25 @@ fn default_run_dir() -> PathBuf {
 }
 
 impl AgentConfig {
+    /// Takes identity, broker and root of trust from the provisioned
+    /// directory, if the configuration names one. `Ok(false)`: the camera
+    /// is not provisioned yet, and nothing here may be trusted.
+    pub fn apply_provisioning(&mut self) -> Result<bool, provisioning::ProvisioningError> {
+        let Some(dir) = &self.provisioning else {
+            return Ok(true);
+        };
+        let Some(p) = provisioning::Provisioned::load(dir)? else {
+            return Ok(false);
+        };
+        self.camera_id.clone_from(&p.identity.camera_id);
+        self.store_id.clone_from(&p.identity.store_id);
+        self.broker.host.clone_from(&p.identity.broker.host);
+        self.broker.port = p.identity.broker.port;
+        self.broker.tls = Some(p.tls());
+        self.root_file = p.root_file();
+        Ok(true)
+    }
+
     pub fn prefix(&self) -> String {
         self.topic_prefix
             .replace("{store}", &self.store_id)

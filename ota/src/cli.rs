@@ -1,4 +1,5 @@
-//! The `ota` subcommands on the camera: `agent`, `install`, `select`.
+//! The `ota` subcommands on the camera: `provision`, `agent`, `install`,
+//! `select`.
 //!
 //! `inspect` and `verify` are not here but in `ota-vendor`: on a camera
 //! `install` already verifies a bundle (header, signatures, board, counter,
@@ -19,6 +20,7 @@ use ota::agent::{self, LinuxPlatform};
 use ota::boot;
 use ota::install::{self, Layout};
 use ota::manifest::Component;
+use provisioning::Installed;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +35,19 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Install the camera's factory bundle (identity, broker, certificates,
+    /// the store chain's root of trust) once, after checking the vendor's
+    /// signature. Run at first boot; the same bundle again is a no-op.
+    Provision {
+        /// The signed factory bundle.
+        bundle: PathBuf,
+        /// The vendor's factory public keys (one hex key per line).
+        #[arg(long, default_value = "/etc/ota/factory-keys")]
+        factory_keys: PathBuf,
+        /// Where the contents are installed.
+        #[arg(long, default_value = "/data/factory")]
+        dir: PathBuf,
+    },
     /// Install a bundle (file or http(s) URL) into the inactive slots of
     /// the agent's layout; the next boot tries them.
     Install {
@@ -90,19 +105,46 @@ impl BoardOpts {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
+        Cmd::Provision {
+            bundle,
+            factory_keys,
+            dir,
+        } => {
+            let (done, id) = ota::provision::provision(&bundle, &factory_keys, &dir)?;
+            let what = match done {
+                Installed::New => "provisioned",
+                Installed::Already => "already provisioned",
+            };
+            println!(
+                "{what}: camera {} of store {} (bundle {}) in {}",
+                id.camera_id,
+                id.store_id,
+                id.serial,
+                dir.display()
+            );
+        }
         Cmd::Install {
             source,
             config,
             board,
-        } => install(&source, &board.load(&config)?)?,
+        } => {
+            let mut cfg = board.load(&config)?;
+            if !cfg.apply_provisioning()? {
+                anyhow::bail!("{}", unprovisioned(&cfg));
+            }
+            install(&source, &cfg)?;
+        }
         Cmd::Agent {
             config,
             board,
             reboot_command,
         } => {
-            let cfg = board.load(&config)?;
+            let mut cfg = board.load(&config)?;
             let stop = Arc::new(AtomicBool::new(false));
             signal_hook_stop(&stop);
+            if !wait_for_provisioning(&mut cfg, &stop)? {
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut platform = LinuxPlatform::new(reboot_command, &cfg.run_dir);
             let exit = agent::run(&cfg, &mut platform, &stop)?;
             tracing::info!("ota agent: {exit:?}");
@@ -114,6 +156,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => select(&board.load(&config)?, &component)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn unprovisioned(cfg: &agent::AgentConfig) -> String {
+    format!(
+        "camera not provisioned: nothing in {} (ota provision installs the factory bundle); \
+         no update is trusted until then",
+        cfg.provisioning
+            .as_deref()
+            .unwrap_or(Path::new("?"))
+            .display()
+    )
+}
+
+/// An unprovisioned camera trusts no root and knows no broker: the agent
+/// says so and waits, doing nothing, until provisioning appears or it is
+/// stopped (`Ok(false)`).
+fn wait_for_provisioning(cfg: &mut agent::AgentConfig, stop: &AtomicBool) -> anyhow::Result<bool> {
+    let mut said = false;
+    loop {
+        if cfg.apply_provisioning()? {
+            return Ok(true);
+        }
+        if !said {
+            tracing::error!("{}", unprovisioned(cfg));
+            said = true;
+        }
+        for _ in 0..50 {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 }
 
 fn now_s() -> u64 {

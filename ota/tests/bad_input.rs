@@ -687,6 +687,7 @@ fn agent_config(cam: &Camera) -> AgentConfig {
         },
         state_dir: cam.path("state"),
         root_file: cam.path("root.json"),
+        provisioning: None,
         version: "1.0.0".into(),
         allowed_urls: vec!["http://127.0.0.1:1/bundles/".into()],
         max_bundle_bytes: 64 << 20,

@@ -18,7 +18,7 @@ use crate::capture::Frame;
 use crate::config_store::ConfigStore;
 use crate::detect::Detection;
 use crate::health::{SharedMetrics, TamperStatus};
-use crate::hw::BoardHw;
+use crate::hw::{BoardHw, Status};
 use crate::jsonl::{DetectionRecord, FrameRecord, write_line};
 use crate::link::{CameraEvent, LinkStats, Snapshot};
 use crate::model::Manifest;
@@ -85,6 +85,8 @@ pub struct Effects {
     configs: Option<ConfigStore>,
     metrics: SharedMetrics,
     board: Option<BoardHw>,
+    /// Not provisioned: the LED says so instead of "no link".
+    unprovisioned: bool,
     tap: Option<Tap>,
     manifest: Manifest,
     detections: FrameRecord,
@@ -113,6 +115,7 @@ impl Effects {
             configs: None,
             metrics: SharedMetrics::default(),
             board: None,
+            unprovisioned: false,
             tap: None,
             manifest,
             detections: FrameRecord {
@@ -147,6 +150,12 @@ impl Effects {
 
     pub fn with_metrics(mut self, metrics: SharedMetrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// The camera has no factory bundle installed (LED pattern).
+    pub fn unprovisioned(mut self, unprovisioned: bool) -> Self {
+        self.unprovisioned = unprovisioned;
         self
     }
 
@@ -301,7 +310,14 @@ impl Effects {
         }
         if let Some(board) = &self.board {
             let tamper: Option<&TamperStatus> = status.as_ref().map(|s| &s.tamper);
-            board.frame(frame, tamper, self.online());
+            let status = if self.unprovisioned {
+                Status::Unprovisioned
+            } else if self.online() {
+                Status::Running
+            } else {
+                Status::NoLink
+            };
+            board.frame(frame, tamper, status);
         }
     }
 

@@ -20,7 +20,7 @@ use crate::capture::files::FileSource;
 use crate::capture::synthetic::SyntheticSource;
 use crate::capture::v4l2::V4l2Source;
 use crate::capture::{FrameSource, SourceError};
-use crate::config::{Config, DetectorBackend, SourceConfig};
+use crate::config::{Config, DetectorBackend, Provisioning, SourceConfig};
 use crate::config_store::ConfigStore;
 use crate::detect::Detector;
 use crate::health::{Reporter, SharedMetrics, SystemProbe, metrics};
@@ -180,7 +180,7 @@ fn open_lines(cfg: &Config) -> Result<(Box<dyn Write + Send>, String), RunError>
 }
 
 /// The configuration's devices, ready to run.
-pub fn devices(cfg: &Config) -> Result<Devices, RunError> {
+pub fn devices(cfg: &Config, provisioning: &Provisioning) -> Result<Devices, RunError> {
     let analytics = cfg.analytics.as_deref().map(load_analytics).transpose()?;
     let (manifest, detector) = build_detector(cfg)?;
     let board = cfg
@@ -194,8 +194,24 @@ pub fn devices(cfg: &Config) -> Result<Devices, RunError> {
     };
     let source = open_source(&source_cfg).map_err(RunError::Source)?;
     let (lines, lines_name) = open_lines(cfg)?;
+    let unprovisioned = match provisioning {
+        Provisioning::Missing(dir) => {
+            tracing::error!(
+                dir = %dir.display(),
+                "camera not provisioned: counting into the outbox, publishing nothing until \
+                 `ota provision` installs its factory bundle"
+            );
+            true
+        }
+        Provisioning::Provisioned(id) => {
+            tracing::info!(camera = id.camera_id, store = id.store_id, "provisioned");
+            false
+        }
+        Provisioning::NotUsed => false,
+    };
     let effects = Effects::new(lines, &lines_name, manifest.clone())
-        .with_board(board.as_ref().and_then(BoardHw::start));
+        .with_board(board.as_ref().and_then(BoardHw::start))
+        .unprovisioned(unprovisioned);
     tracing::info!(
         source = %source.describe(),
         model = %manifest.name,

@@ -11,6 +11,8 @@ inherit cargo cargo-update-recipe-crates systemd retail_camera_board
 SRC_URI += "file://camera-app.service \
             file://camera-health.service \
             file://camera-health \
+            file://camera.toml \
+            file://analytics.toml \
             "
 
 # One workspace member, without the embedded MQTT broker (demo and tests).
@@ -27,14 +29,15 @@ PACKAGECONFIG[rknn] = "--features rknn,,,,${CAMERA_APP_NPU_RUNTIME}"
 PACKAGECONFIG[cpu] = "--features cpu"
 
 do_install:append() {
-    # The built-in configuration (synthetic source); the installer's copy
-    # lives on /data/camera and is seeded from this one at first start.
-    install -D -m 0644 ${S}/camera-app/src/default-config.toml ${D}${sysconfdir}/camera/config.toml
+    # The camera's configuration: identity and broker from provisioning,
+    # bins into the outbox on /data; seeded to /data/camera at first start.
+    install -D -m 0644 ${UNPACKDIR}/camera.toml ${D}${sysconfdir}/camera/config.toml
+    install -D -m 0644 ${UNPACKDIR}/analytics.toml ${D}${sysconfdir}/camera/analytics.toml
     # The board decides the inference backend (its NPU), the camera device
     # and the GPIO lines (boards/*.toml, built into camera-app).
     sed -i -e 's,^# board = "[^"]*",board = "${RETAIL_CAMERA_BOARD}",' ${D}${sysconfdir}/camera/config.toml
     grep -q '^board = "${RETAIL_CAMERA_BOARD}"' ${D}${sysconfdir}/camera/config.toml || \
-        bbfatal "default-config.toml has no '# board = ' line to set the board in"
+        bbfatal "camera.toml has no '# board = ' line to set the board in"
 
     install -D -m 0644 ${UNPACKDIR}/camera-app.service ${D}${systemd_system_unitdir}/camera-app.service
     install -D -m 0644 ${UNPACKDIR}/camera-health.service ${D}${systemd_system_unitdir}/camera-health.service
@@ -47,6 +50,6 @@ do_install:append() {
 SYSTEMD_SERVICE:${PN} = "camera-app.service camera-health.service"
 
 FILES:${PN} += "${libexecdir}/camera-health"
-CONFFILES:${PN} = "${sysconfdir}/camera/config.toml"
+CONFFILES:${PN} = "${sysconfdir}/camera/config.toml ${sysconfdir}/camera/analytics.toml"
 # ota-select.service chooses the app and model slots before the app starts.
 RDEPENDS:${PN} = "ota"
