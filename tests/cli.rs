@@ -146,6 +146,56 @@ fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     p
 }
 
+/// Under systemd (`Type=notify`, `WatchdogSec=`): READY=1 once set up,
+/// WATCHDOG=1 while frames flow, STOPPING=1 at the end, sent to the
+/// socket systemd names. The test plays systemd's side of the socket.
+#[test]
+fn tells_systemd_it_is_ready_and_feeds_the_watchdog_while_frames_flow() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tmp");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .expect("timeout");
+    // 3 s at 10 fps with a 0.6 s watchdog period: fed about every 0.2 s.
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[source]\nkind = \"synthetic\"\nwidth = 320\nheight = 240\nformat = \"nv12\"\n\
+             fps = 10\nrealtime = true\nframes = 30\n\n[detector]\nmodels_dir = {:?}\n\n\
+             [output]\npath = {:?}\n",
+            models_dir(),
+            dir.path().join("out.jsonl")
+        ),
+    );
+    let out = run(camera_app()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "600000"));
+    assert!(out.status.success());
+    let mut notices = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = socket.recv(&mut buf) {
+        notices.push(String::from_utf8_lossy(&buf[..n]).trim().to_string());
+    }
+    let feeds = notices.iter().filter(|n| *n == "WATCHDOG=1").count();
+    assert_eq!(
+        notices.first().map(String::as_str),
+        Some("READY=1"),
+        "{notices:?}"
+    );
+    assert_eq!(
+        notices.last().map(String::as_str),
+        Some("STOPPING=1"),
+        "{notices:?}"
+    );
+    // About 3 s / 0.2 s = 15; at least one per watchdog period.
+    assert!((5..=31).contains(&feeds), "{feeds} feeds: {notices:?}");
+}
+
 /// A corrupt or truncated JPEG frame is skipped and counted; the pipeline
 /// goes on; time comes from the frames.
 #[test]

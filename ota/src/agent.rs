@@ -179,6 +179,8 @@ pub trait Platform {
     /// A point where the journal or environment was just made durable;
     /// fault-injection tests cut power here.
     fn step(&mut self, _what: &str) {}
+    /// The agent's loop went round: feed the service manager's watchdog.
+    fn alive(&mut self) {}
 }
 
 /// The real platform: system clock, `/proc/cmdline` (`ota.rootfs=B`,
@@ -189,6 +191,8 @@ pub struct LinuxPlatform {
     pub reboot_command: Vec<String>,
     /// Where `ota select` records the app and model slots it chose.
     pub run_dir: PathBuf,
+    /// systemd's watchdog period (`WatchdogSec=`), and the last feed.
+    watchdog: Option<(Duration, Option<Instant>)>,
 }
 
 impl LinuxPlatform {
@@ -197,6 +201,11 @@ impl LinuxPlatform {
             cmdline: std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
             reboot_command,
             run_dir: run_dir.to_path_buf(),
+            watchdog: {
+                let mut usec = 0;
+                sd_notify::watchdog_enabled(false, &mut usec)
+                    .then_some((Duration::from_micros(usec), None))
+            },
         }
     }
 }
@@ -241,6 +250,19 @@ impl Platform for LinuxPlatform {
             Ok(())
         } else {
             Err(format!("{cmd} exited with {st}"))
+        }
+    }
+
+    fn alive(&mut self) {
+        let Some((period, last)) = &mut self.watchdog else {
+            return;
+        };
+        // A third of the period, as camera-app does.
+        if last.is_none_or(|t| t.elapsed() >= *period / 3) {
+            if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]) {
+                warn!(error = %e, "cannot feed systemd's watchdog");
+            }
+            *last = Some(Instant::now());
         }
     }
 }
@@ -427,6 +449,7 @@ impl Agent<'_> {
                 self.save("stop")?;
                 return Ok(Exit::Stopped);
             }
+            self.platform.alive();
             self.pump(Duration::from_millis(100))?;
             match self.j.phase.clone() {
                 Phase::Idle => {
@@ -1318,6 +1341,7 @@ mod tests {
             cmdline: "console=ttyS2 root=/dev/mmcblk0p3 ota.rootfs=B rw".into(),
             reboot_command: Vec::new(),
             run_dir: dir.path().to_path_buf(),
+            watchdog: None,
         };
         std::fs::write(selected_path(dir.path(), Component::App), "A\n").unwrap();
         assert_eq!(p.booted(Component::Rootfs), Some(Slot::B));

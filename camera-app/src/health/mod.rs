@@ -4,6 +4,7 @@
 //! - [`SystemProbe`]: CPU temperature, memory, uptime, clock sync state;
 //! - [`TamperDetector`]: lens covered, defocused, view moved, from cheap
 //!   image statistics on every frame;
+//! - [`watchdog`]: systemd's watchdog, fed only while frames flow;
 //! - [`HealthReport`]: all of it in one JSON object, assembled from plain
 //!   inputs by [`HealthReport::build`] (no I/O).
 //!
@@ -57,6 +58,7 @@
 pub mod latency;
 pub mod metrics;
 pub mod system;
+pub mod watchdog;
 
 use serde::Serialize;
 

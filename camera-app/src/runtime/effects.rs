@@ -17,6 +17,7 @@ use super::RunError;
 use crate::capture::Frame;
 use crate::config_store::ConfigStore;
 use crate::detect::Detection;
+use crate::health::watchdog::Watchdog;
 use crate::health::{SharedMetrics, TamperStatus};
 use crate::hw::{BoardHw, Status};
 use crate::jsonl::{DetectionRecord, FrameRecord, write_line};
@@ -87,6 +88,9 @@ pub struct Effects {
     board: Option<BoardHw>,
     /// Not provisioned: the LED says so instead of "no link".
     unprovisioned: bool,
+    /// systemd's, fed after each frame through detection.
+    watchdog: Watchdog,
+    started: std::time::Instant,
     tap: Option<Tap>,
     manifest: Manifest,
     detections: FrameRecord,
@@ -116,6 +120,8 @@ impl Effects {
             metrics: SharedMetrics::default(),
             board: None,
             unprovisioned: false,
+            watchdog: Watchdog::from_env(),
+            started: std::time::Instant::now(),
             tap: None,
             manifest,
             detections: FrameRecord {
@@ -151,6 +157,22 @@ impl Effects {
     pub fn with_metrics(mut self, metrics: SharedMetrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Feed this watchdog instead of systemd's (tests).
+    pub fn with_watchdog(mut self, watchdog: Watchdog) -> Self {
+        self.watchdog = watchdog;
+        self
+    }
+
+    /// Set-up is over: the service is ready (systemd `READY=1`).
+    pub fn ready(&mut self) {
+        self.watchdog.ready();
+    }
+
+    /// The camera stops on purpose (systemd `STOPPING=1`).
+    pub fn stopping(&mut self) {
+        self.watchdog.stopping();
     }
 
     /// The camera has no factory bundle installed (LED pattern).
@@ -293,11 +315,14 @@ impl Effects {
 
     /// After a frame: the figures of health reports, and the board.
     pub fn frame_done(
-        &self,
+        &mut self,
         frame: &Frame,
         inference: std::time::Duration,
         camera: Option<&Camera>,
     ) {
+        let elapsed = self.started.elapsed();
+        self.watchdog
+            .frame(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
         let status = camera.map(Camera::status);
         {
             let mut m = self.metrics.lock();

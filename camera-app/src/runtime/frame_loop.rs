@@ -299,6 +299,7 @@ impl<'a> FrameLoop<'a> {
             camera.handle(Input::Finish { reason });
             self.effects.apply(camera)?;
         }
+        self.effects.stopping();
         self.effects.flush()
     }
 }

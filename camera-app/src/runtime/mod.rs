@@ -111,7 +111,8 @@ pub fn run(cfg: &Config, opts: RunOptions, stop: &AtomicBool) -> Result<RunSumma
     let provisioning = cfg.apply_provisioning()?;
     let cfg = &cfg;
     let mut d = setup::devices(cfg, &provisioning)?;
-    let effects = d.effects.with_tap(opts.tap);
+    let mut effects = d.effects.with_tap(opts.tap);
+    effects.ready();
     let mut frames = FrameLoop::new(d.source.as_mut(), &mut d.detector, effects);
     frames.camera = d.camera;
     frames.commands = d.commands;
