@@ -474,6 +474,7 @@ mod tests {
     /// recipe sets, takes identity and broker from provisioning; an
     /// unprovisioned camera counts but links to nothing.
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn the_images_configuration_takes_the_camera_from_provisioning() {
         let text = include_str!("../../yocto/recipes-camera/camera-app/files/camera.toml")
             .replace("# board = \"none\"", "board = \"qemu-arm64\"");
