@@ -169,12 +169,18 @@ fn tells_systemd_it_is_ready_and_feeds_the_watchdog_while_frames_flow() {
             dir.path().join("out.jsonl")
         ),
     );
-    let out = run(camera_app()
-        .arg("run")
-        .arg("--config")
+    // systemd names the watchdog's process: the shell's pid, which the
+    // app keeps through exec.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_camera-app"))
         .arg(&cfg)
+        .env_remove(camera_app::model::MODELS_DIR_ENV)
+        .env("RUST_LOG", "warn")
         .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "600000"));
+        .env("WATCHDOG_USEC", "600000");
+    let out = run(&mut cmd);
     assert!(out.status.success());
     let mut notices = Vec::new();
     let mut buf = [0u8; 256];
