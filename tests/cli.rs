@@ -171,6 +171,25 @@ fn tells_systemd_it_is_ready_and_feeds_the_watchdog_while_frames_flow() {
     );
     // systemd names the watchdog's process: the shell's pid, which the
     // app keeps through exec.
+    // Read as systemd does, while the app runs: a datagram socket's queue
+    // is short (10 by default) and a full one blocks the sender.
+    let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = std::thread::spawn({
+        let exited = exited.clone();
+        move || {
+            let mut notices = Vec::new();
+            let mut buf = [0u8; 256];
+            loop {
+                match socket.recv(&mut buf) {
+                    Ok(n) => notices.push(String::from_utf8_lossy(&buf[..n]).trim().to_string()),
+                    // Drained after the app exited.
+                    Err(_) if exited.load(std::sync::atomic::Ordering::SeqCst) => break,
+                    Err(_) => {}
+                }
+            }
+            notices
+        }
+    });
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
@@ -181,12 +200,9 @@ fn tells_systemd_it_is_ready_and_feeds_the_watchdog_while_frames_flow() {
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "600000");
     let out = run(&mut cmd);
+    exited.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(out.status.success());
-    let mut notices = Vec::new();
-    let mut buf = [0u8; 256];
-    while let Ok(n) = socket.recv(&mut buf) {
-        notices.push(String::from_utf8_lossy(&buf[..n]).trim().to_string());
-    }
+    let notices = reader.join().expect("notice reader");
     let feeds = notices.iter().filter(|n| *n == "WATCHDOG=1").count();
     assert_eq!(
         notices.first().map(String::as_str),
