@@ -271,6 +271,78 @@ fn run_skips_and_counts_broken_frames() {
     assert_eq!(summary["source"]["skipped"], 1);
 }
 
+/// A model package as the OTA model slot holds it: the manifest and the
+/// weights (real ones) in a ustar archive, in a slot file larger than it.
+fn model_slot(dir: &Path, weights: &[u8]) -> std::path::PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (
+            "fastestdet/model.toml",
+            include_bytes!("../models/fastestdet/model.toml").as_slice(),
+        ),
+        ("fastestdet/FastestDet.onnx", weights),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).expect("append");
+    }
+    let mut bytes = b.into_inner().expect("tar");
+    bytes.resize(bytes.len() + (1 << 20), 0x5a);
+    let slot = dir.join("a.pkg");
+    std::fs::write(&slot, bytes).expect("slot");
+    slot
+}
+
+/// The model and its manifest come from the model slot in use (no models
+/// directory at all), and the weights are still checked against the
+/// package's manifest: a slot with other weights is refused by name.
+#[test]
+fn the_model_comes_from_the_model_slot() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let weights = std::fs::read(models_dir().join("fastestdet/FastestDet.onnx")).expect("weights");
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).expect("mkdir");
+    std::fs::copy(images_dir().join("coco_sample_2.jpg"), frames.join("0.jpg")).expect("copy");
+    let out_path = dir.path().join("dets.jsonl");
+    let slot = model_slot(dir.path(), &weights);
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[source]\nkind = \"files\"\npath = {frames:?}\nfps = 2\n\n\
+             [detector]\npackage = {slot:?}\n\n[output]\npath = {out_path:?}\n"
+        ),
+    );
+    let mut cmd = camera_app();
+    cmd.arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .env_remove(camera_app::model::MODELS_DIR_ENV)
+        .env("HOME", dir.path());
+    let out = run(&mut cmd);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&out_path).expect("output");
+    let line: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a line")).expect("json");
+    assert_eq!(
+        line["detections"].as_array().expect("dets").len(),
+        3,
+        "{line}"
+    );
+
+    // Other weights than the package's manifest pins.
+    let mut other = weights.clone();
+    other[1000] ^= 1;
+    model_slot(dir.path(), &other);
+    let out = run(&mut cmd);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("FastestDet.onnx") && err.contains("sha256"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_config_is_refused_with_every_reason() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -74,6 +74,16 @@ pub struct CameraConfig {
     /// into its outbox and publishes nothing.
     #[serde(default)]
     pub provisioning: Option<PathBuf>,
+    /// Where `ota select` records the release versions of the slots in use
+    /// (`/run/ota` on a camera): health and the birth message report
+    /// them, and the firmware version is the rootfs's release.
+    #[serde(default)]
+    pub releases: Option<PathBuf>,
+    /// `"synced"`: count only once the kernel reports the clock
+    /// synchronised (a camera without a battery-backed clock; the image's
+    /// setting). `"any"` (default): trust the clock as it is.
+    #[serde(default)]
+    pub clock: crate::runtime::clock_gate::ClockPolicy,
 }
 
 fn default_camera_id() -> String {
@@ -86,6 +96,8 @@ impl Default for CameraConfig {
             id: default_camera_id(),
             board: None,
             provisioning: None,
+            releases: None,
+            clock: crate::runtime::clock_gate::ClockPolicy::Any,
         }
     }
 }
@@ -108,6 +120,12 @@ pub struct DetectorConfig {
     /// Overrides `$CAMERA_MODELS_DIR` and the user cache.
     #[serde(default)]
     pub models_dir: Option<PathBuf>,
+    /// A model package (the OTA model slot in use, `/run/ota/model.pkg` on
+    /// a camera): the model's manifest and weights come from there, not
+    /// from the models directory and the built-in manifest
+    /// (`model_package.rs`).
+    #[serde(default)]
+    pub package: Option<PathBuf>,
     /// CPU inference threads; 0 = one per physical core.
     #[serde(default = "default_threads")]
     pub threads: usize,
@@ -148,6 +166,7 @@ impl Default for DetectorConfig {
         Self {
             model: default_model(),
             models_dir: None,
+            package: None,
             threads: default_threads(),
             score_threshold: None,
             nms_iou: None,
@@ -353,6 +372,12 @@ impl Config {
         let mut p = Vec::new();
         if self.camera.id.trim().is_empty() || self.camera.id.len() > 64 {
             p.push("camera.id: must be 1 to 64 bytes".to_string());
+        }
+        if self.detector.package.is_some() && self.detector.models_dir.is_some() {
+            p.push(
+                "detector.package: the model comes from the package; remove detector.models_dir"
+                    .into(),
+            );
         }
         match self.board_profile() {
             Ok(Some(b)) => {

@@ -23,6 +23,7 @@ pub mod hw;
 pub mod jsonl;
 pub mod link;
 pub mod model;
+pub mod model_package;
 pub mod outbox;
 pub mod preprocess;
 pub mod reference_store;

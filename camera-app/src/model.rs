@@ -132,6 +132,8 @@ pub enum ModelError {
     NoModelsDir,
     #[error(transparent)]
     Infer(#[from] InferError),
+    #[error(transparent)]
+    Package(#[from] crate::model_package::PackageError),
     #[error("this build has no {backend} inference backend (cargo feature {feature:?})")]
     NotBuilt {
         backend: &'static str,

@@ -216,6 +216,13 @@ pub fn selected_path(run_dir: &Path, c: Component) -> PathBuf {
     run_dir.join(format!("{}.slot", c.name()))
 }
 
+/// The file in which `ota select` records the release version of the slot
+/// it chose for `c`, as the signed manifest named it (camera-app reports
+/// it); absent for a slot that holds the factory image.
+pub fn version_path(run_dir: &Path, c: Component) -> PathBuf {
+    run_dir.join(format!("{}.version", c.name()))
+}
+
 impl Platform for LinuxPlatform {
     fn now(&self) -> u64 {
         std::time::SystemTime::now()

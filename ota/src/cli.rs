@@ -74,6 +74,11 @@ enum Cmd {
         config: PathBuf,
         #[arg(long)]
         component: String,
+        /// Only record the slot the bootloader already chose (`ota.rootfs=`
+        /// on the kernel command line, else the active one) and its
+        /// version, without applying the boot rules again.
+        #[arg(long)]
+        booted: bool,
         #[command(flatten)]
         board: BoardOpts,
     },
@@ -152,8 +157,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Select {
             config,
             component,
+            booted,
             board,
-        } => select(&board.load(&config)?, &component)?,
+        } => select(&board.load(&config)?, &component, booted)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -244,8 +250,11 @@ fn install(source: &str, cfg: &agent::AgentConfig) -> anyhow::Result<()> {
 }
 
 /// `ota select`: the boot contract for an app or model slot; prints the
-/// path of the slot to run.
-fn select(cfg: &agent::AgentConfig, component: &str) -> anyhow::Result<()> {
+/// path of the slot to use and records, in the run directory, the slot
+/// (`<c>.slot`, read by the agent) and the release version the signed
+/// manifest gave it (`<c>.version`, reported by camera-app; absent for a
+/// factory slot).
+fn select(cfg: &agent::AgentConfig, component: &str, booted: bool) -> anyhow::Result<()> {
     let c = Component::parse(component)
         .ok_or_else(|| anyhow!("component {component:?} is not rootfs, app or model"))?;
     let slots = cfg
@@ -255,18 +264,47 @@ fn select(cfg: &agent::AgentConfig, component: &str) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("the layout has no slots for {c}"))?;
     let cur = cfg.layout.env.read_vars()?;
     let fallback = agent::last_good(cfg, c);
-    let sel = boot::select(cur.as_ref().map(|c| &c.vars), c, fallback);
-    if let (Some(cur), Some(w)) = (&cur, &sel.write) {
-        cfg.layout.env.write(Some(cur), w)?;
-    }
+    let slot = if booted {
+        use ota::agent::Platform as _;
+        let platform = LinuxPlatform::new(Vec::new(), &cfg.run_dir);
+        let slot = platform.booted(c).unwrap_or_else(|| {
+            cur.as_ref()
+                .map_or(fallback.unwrap_or(boot::Slot::A), |cur| {
+                    boot::state(&cur.vars, c, fallback).active
+                })
+        });
+        eprintln!("{c}: slot {slot} (booted)");
+        slot
+    } else {
+        let sel = boot::select(cur.as_ref().map(|c| &c.vars), c, fallback);
+        if let (Some(cur), Some(w)) = (&cur, &sel.write) {
+            cfg.layout.env.write(Some(cur), w)?;
+        }
+        eprintln!("{c}: slot {} ({:?})", sel.slot, sel.choice);
+        sel.slot
+    };
     // The agent learns from this record which slot is running.
     std::fs::create_dir_all(&cfg.run_dir)
         .with_context(|| format!("creating {}", cfg.run_dir.display()))?;
     let record = agent::selected_path(&cfg.run_dir, c);
-    std::fs::write(&record, format!("{}\n", sel.slot))
+    std::fs::write(&record, format!("{slot}\n"))
         .with_context(|| format!("writing {}", record.display()))?;
-    eprintln!("{c}: slot {} ({:?})", sel.slot, sel.choice);
-    println!("{}", slots[sel.slot.index()].display());
+    let version = cur
+        .as_ref()
+        .and_then(|cur| boot::version(&cur.vars, c, slot));
+    let record = agent::version_path(&cfg.run_dir, c);
+    match version {
+        Some(v) => std::fs::write(&record, format!("{v}\n")),
+        None => std::fs::remove_file(&record).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }),
+    }
+    .with_context(|| format!("recording {}", record.display()))?;
+    println!("{}", slots[slot.index()].display());
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use crate::capture::{FrameSource, SourceError};
 use crate::config::{Config, DetectorBackend, Provisioning, SourceConfig};
 use crate::config_store::ConfigStore;
 use crate::detect::Detector;
-use crate::health::{Reporter, SharedMetrics, SystemProbe, metrics};
+use crate::health::{Releases, Reporter, SharedMetrics, SystemProbe, metrics};
 use crate::hw::BoardHw;
 use crate::link::{CameraCommand, Link, LinkHandle};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
@@ -96,8 +96,18 @@ pub fn choose_backend(cfg: &Config) -> Result<model::Backend, ModelError> {
 /// Build the detector the config names, on the backend it chooses.
 pub fn build_detector(cfg: &Config) -> Result<(Manifest, Detector), ModelError> {
     let d = &cfg.detector;
-    let manifest = Manifest::builtin(&d.model)?;
-    let dir = model::models_dir(d.models_dir.as_deref())?;
+    // Unpacked only while the detector loads: on a camera /tmp is RAM.
+    let unpacked = match &d.package {
+        Some(p) => Some(crate::model_package::unpack(p, &d.model)?),
+        None => None,
+    };
+    let (manifest, dir) = match &unpacked {
+        Some(u) => (u.manifest.clone(), u.models_dir().to_path_buf()),
+        None => (
+            Manifest::builtin(&d.model)?,
+            model::models_dir(d.models_dir.as_deref())?,
+        ),
+    };
     let opts = DetectorOptions {
         score_threshold: d.score_threshold,
         nms_iou: d.nms_iou,
@@ -292,17 +302,30 @@ fn counting(
         let (commands_tx, commands) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
         let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         let started_us = metrics::now_us();
+        let releases = cfg
+            .camera
+            .releases
+            .as_deref()
+            .map(Releases::read)
+            .unwrap_or_default();
+        tracing::info!(
+            firmware = releases.firmware_version(),
+            ?releases,
+            "releases"
+        );
+        let birth = metrics::birth(&d.manifest.name, &d.manifest.sha256, started_us, &releases);
         let mut reporter = Reporter {
             metrics,
             probe: SystemProbe::new("/"),
             started_us,
+            releases,
         };
         let link = Link {
             config: link_cfg.clone(),
             camera_id: cfg.camera.id.clone(),
             outbox: o.clone(),
             running: (camera.config().version, body),
-            birth: metrics::birth(&d.manifest.name, &d.manifest.sha256, started_us),
+            birth,
             health: Box::new(move |stats| reporter.report(stats)),
         }
         .spawn(commands_tx, events_rx)?;

@@ -11,6 +11,7 @@ inherit cargo cargo-update-recipe-crates systemd retail_camera_board
 SRC_URI += "file://camera-app.service \
             file://camera-health.service \
             file://camera-health \
+            file://camera-app-launch \
             file://camera.toml \
             file://analytics.toml \
             "
@@ -42,6 +43,8 @@ do_install:append() {
     install -D -m 0644 ${UNPACKDIR}/camera-app.service ${D}${systemd_system_unitdir}/camera-app.service
     install -D -m 0644 ${UNPACKDIR}/camera-health.service ${D}${systemd_system_unitdir}/camera-health.service
     install -D -m 0755 ${UNPACKDIR}/camera-health ${D}${libexecdir}/camera-health
+    install -D -m 0755 ${UNPACKDIR}/camera-app-launch ${D}${libexecdir}/camera-app-launch
+    sed -i -e 's,@BINDIR@,${bindir},g' ${D}${libexecdir}/camera-app-launch
     sed -i -e 's,@LIBEXECDIR@,${libexecdir},g' -e 's,@BINDIR@,${bindir},g' \
         ${D}${systemd_system_unitdir}/camera-app.service \
         ${D}${systemd_system_unitdir}/camera-health.service
@@ -49,7 +52,9 @@ do_install:append() {
 
 SYSTEMD_SERVICE:${PN} = "camera-app.service camera-health.service"
 
-FILES:${PN} += "${libexecdir}/camera-health"
+FILES:${PN} += "${libexecdir}/camera-health ${libexecdir}/camera-app-launch"
 CONFFILES:${PN} = "${sysconfdir}/camera/config.toml ${sysconfdir}/camera/analytics.toml"
 # ota-select.service chooses the app and model slots before the app starts.
-RDEPENDS:${PN} = "ota"
+# ota: the slots (ota-select.service); camera-model: the factory model
+# package that seeds model slot A.
+RDEPENDS:${PN} = "camera-model ota"

@@ -14,6 +14,7 @@ inherit cargo cargo-update-recipe-crates systemd retail_camera_board
 SRC_URI += "file://ota-agent.service \
             file://ota-select.service \
             file://camera-provision.service \
+            file://ota-slots \
             file://${RETAIL_CAMERA_BOARD}/agent.toml \
             "
 
@@ -36,6 +37,8 @@ do_install:append() {
     install -D -m 0644 ${UNPACKDIR}/${RETAIL_CAMERA_BOARD}/agent.toml ${D}${sysconfdir}/ota/agent.toml
     install -D -m 0644 ${UNPACKDIR}/ota-agent.service ${D}${systemd_system_unitdir}/ota-agent.service
     install -D -m 0644 ${UNPACKDIR}/ota-select.service ${D}${systemd_system_unitdir}/ota-select.service
+    install -D -m 0755 ${UNPACKDIR}/ota-slots ${D}${libexecdir}/ota-slots
+    sed -i -e 's,@LIBEXECDIR@,${libexecdir},g' ${D}${systemd_system_unitdir}/ota-select.service
     install -D -m 0644 ${UNPACKDIR}/camera-provision.service ${D}${systemd_system_unitdir}/camera-provision.service
     if [ -z "${RETAIL_CAMERA_FACTORY_KEYS}" ]; then
         bbfatal "set RETAIL_CAMERA_FACTORY_KEYS to the vendor's factory public keys file: without it no camera of this image can be provisioned"
@@ -44,5 +47,9 @@ do_install:append() {
 }
 
 SYSTEMD_SERVICE:${PN} = "camera-provision.service ota-select.service ota-agent.service"
+
+FILES:${PN} += "${libexecdir}/ota-slots"
+# fallocate, mountpoint, mount (squashfs app slots).
+RDEPENDS:${PN} += "util-linux-fallocate util-linux-mount util-linux-mountpoint"
 
 CONFFILES:${PN} = "${sysconfdir}/ota/agent.toml"
