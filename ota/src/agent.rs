@@ -877,7 +877,9 @@ impl Agent<'_> {
         targets: &[(Component, Slot)],
         deadline: u64,
     ) -> Result<Option<Exit>, AgentError> {
-        match self.gate.verdict() {
+        let components: Vec<Component> = targets.iter().map(|(c, _)| *c).collect();
+        let version = self.j.job.as_ref().map_or("", |j| j.version.as_str());
+        match self.gate.verdict_for(&components, version) {
             health::Verdict::Healthy => {
                 let cur = self.cfg.layout.env.read()?;
                 let counter = self.j.job.as_ref().map_or(0, |j| j.security_counter);
