@@ -302,17 +302,7 @@ fn counting(
         let (commands_tx, commands) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
         let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         let started_us = metrics::now_us();
-        let releases = cfg
-            .camera
-            .releases
-            .as_deref()
-            .map(Releases::read)
-            .unwrap_or_default();
-        tracing::info!(
-            firmware = releases.firmware_version(),
-            ?releases,
-            "releases"
-        );
+        let releases = releases(cfg);
         let birth = metrics::birth(&d.manifest.name, &d.manifest.sha256, started_us, &releases);
         let mut reporter = Reporter {
             metrics,
@@ -340,6 +330,23 @@ fn counting(
     d.outbox = outbox;
     d.camera = Some(camera);
     Ok(())
+}
+
+/// The release versions of the slots in use, as `ota select` recorded
+/// them; none without `camera.releases`.
+fn releases(cfg: &Config) -> Releases {
+    let releases = cfg
+        .camera
+        .releases
+        .as_deref()
+        .map(Releases::read)
+        .unwrap_or_default();
+    tracing::info!(
+        firmware = releases.firmware_version(),
+        ?releases,
+        "releases"
+    );
+    releases
 }
 
 /// At start: the stored references of the shelves as configured. A
