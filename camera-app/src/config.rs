@@ -83,7 +83,7 @@ pub struct CameraConfig {
     /// synchronised (a camera without a battery-backed clock; the image's
     /// setting). `"any"` (default): trust the clock as it is.
     #[serde(default)]
-    pub clock: crate::runtime::clock_gate::ClockPolicy,
+    pub clock: crate::clock_gate::ClockPolicy,
 }
 
 fn default_camera_id() -> String {
@@ -97,7 +97,7 @@ impl Default for CameraConfig {
             board: None,
             provisioning: None,
             releases: None,
-            clock: crate::runtime::clock_gate::ClockPolicy::Any,
+            clock: crate::clock_gate::ClockPolicy::Any,
         }
     }
 }

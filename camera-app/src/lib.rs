@@ -14,6 +14,7 @@ pub mod bench;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod capture;
+pub mod clock_gate;
 pub mod config;
 pub mod config_store;
 pub mod demo;

@@ -23,8 +23,6 @@ use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Component, Path, PathBuf};
 
-use crate::model::Manifest;
-
 /// No file in a package is larger (the largest NPU builds are tens of MiB).
 const MAX_FILE: u64 = 512 << 20;
 
@@ -42,11 +40,12 @@ pub enum PackageError {
 }
 
 /// A package unpacked for this process: a models directory holding one
-/// model, and that model's manifest. The directory goes when this does.
+/// model, and that model's manifest (to parse with
+/// `model::Manifest::parse`). The directory goes when this does.
 #[derive(Debug)]
 pub struct Unpacked {
     dir: tempfile::TempDir,
-    pub manifest: Manifest,
+    pub manifest: String,
 }
 
 impl Unpacked {
@@ -124,16 +123,10 @@ pub fn unpack(path: &Path, name: &str) -> Result<Unpacked, PackageError> {
             io_err(e)
         }
     })?;
-    // ModelError::Manifest says "manifest <origin>: <reason>".
-    let manifest = Manifest::parse(&text, &format!("{name}/model.toml"))
-        .map_err(|e| invalid(e.to_string()))?;
-    if manifest.name != name {
-        return Err(invalid(format!(
-            "{name}/model.toml names model {:?}",
-            manifest.name
-        )));
-    }
-    Ok(Unpacked { dir, manifest })
+    Ok(Unpacked {
+        dir,
+        manifest: text,
+    })
 }
 
 #[cfg(test)]
@@ -172,7 +165,7 @@ mod tests {
         bytes.extend(std::iter::repeat_n(0xa5, 64 * 1024));
         std::fs::write(&slot, &bytes).unwrap();
         let u = unpack(&slot, "fastestdet").unwrap();
-        assert_eq!(u.manifest.name, "fastestdet");
+        assert_eq!(u.manifest, MANIFEST);
         assert_eq!(
             std::fs::read(u.models_dir().join("fastestdet/FastestDet.onnx")).unwrap(),
             b"weights"
@@ -200,10 +193,6 @@ mod tests {
             (
                 package(&[("fastestdet/sub/x", b"x")]),
                 "not a plain file under fastestdet/",
-            ),
-            (
-                package(&[("fastestdet/model.toml", b"name = 1")]),
-                "model.toml",
             ),
         ];
         for (bytes, says) in cases {

@@ -16,10 +16,10 @@ use camera_core::camera::{Camera, FrameInput, Input};
 use camera_core::config::remote::ConfigResult;
 
 use super::RunError;
-use super::clock_gate::ClockGate;
 use super::effects::Effects;
 use crate::capture::files::decode_mjpeg;
 use crate::capture::{Frame, FrameSource, PixelFormat};
+use crate::clock_gate::ClockGate;
 use crate::detect::{Detection, Detector};
 use crate::link::CameraCommand;
 use crate::preprocess::Colorimetry;

@@ -15,7 +15,6 @@
 // (clippy.toml: 80 lines).
 #![warn(clippy::too_many_lines)]
 
-pub mod clock_gate;
 pub mod effects;
 pub mod frame_loop;
 pub mod setup;
@@ -125,7 +124,7 @@ pub fn run(cfg: &Config, opts: RunOptions, stop: &AtomicBool) -> Result<RunSumma
     frames.max_frames = cfg.output.max_frames;
     frames.colorimetry = cfg.detector.colorimetry;
     frames.clock =
-        clock_gate::ClockGate::new(cfg.camera.clock, crate::health::system::kernel_clock);
+        crate::clock_gate::ClockGate::new(cfg.camera.clock, crate::health::system::kernel_clock);
     if let Some(l) = &cfg.link {
         frames.max_config_bytes = l.max_config_bytes;
     }

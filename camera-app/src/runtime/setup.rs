@@ -101,9 +101,12 @@ pub fn build_detector(cfg: &Config) -> Result<(Manifest, Detector), ModelError> 
         Some(p) => Some(crate::model_package::unpack(p, &d.model)?),
         None => None,
     };
-    let (manifest, dir) = match &unpacked {
-        Some(u) => (u.manifest.clone(), u.models_dir().to_path_buf()),
-        None => (
+    let (manifest, dir) = match (&unpacked, &d.package) {
+        (Some(u), Some(path)) => (
+            package_manifest(&u.manifest, path, &d.model)?,
+            u.models_dir().to_path_buf(),
+        ),
+        _ => (
             Manifest::builtin(&d.model)?,
             model::models_dir(d.models_dir.as_deref())?,
         ),
@@ -332,6 +335,20 @@ fn counting(
     Ok(())
 }
 
+/// The manifest a model package carries, for model `name`.
+fn package_manifest(text: &str, path: &Path, name: &str) -> Result<Manifest, ModelError> {
+    let origin = format!("{} ({name}/model.toml)", path.display());
+    let m = Manifest::parse(text, &origin)?;
+    if m.name != name {
+        return Err(ModelError::PackageName {
+            path: path.display().to_string(),
+            name: name.to_string(),
+            found: m.name,
+        });
+    }
+    Ok(m)
+}
+
 /// The release versions of the slots in use, as `ota select` recorded
 /// them; none without `camera.releases`.
 fn releases(cfg: &Config) -> Releases {
@@ -372,4 +389,31 @@ fn restore_references(store: &ReferenceStore, camera: &mut Camera) {
         refused = refused.len(),
         "shelf references restored"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A package's manifest must parse and name the configured model; the
+    /// error names the package.
+    #[test]
+    fn a_package_manifest_is_checked_and_must_be_the_configured_model() {
+        let text = include_str!("../../../models/fastestdet/model.toml");
+        let slot = Path::new("/data/models/b.pkg");
+        let m = package_manifest(text, slot, "fastestdet").expect("manifest");
+        assert_eq!(m.name, "fastestdet");
+        let e = package_manifest(text, slot, "yolo").expect_err("another model");
+        assert!(
+            e.to_string()
+                .contains("/data/models/b.pkg: yolo/model.toml names model \"fastestdet\""),
+            "{e}"
+        );
+        let e = package_manifest("name = 1", slot, "fastestdet").expect_err("bad");
+        assert!(
+            e.to_string()
+                .contains("/data/models/b.pkg (fastestdet/model.toml)"),
+            "{e}"
+        );
+    }
 }

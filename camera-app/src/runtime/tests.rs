@@ -382,7 +382,8 @@ fn nothing_is_written_before_the_clock_is_set() {
     let lines = Lines::default();
     let effects = Effects::new(Box::new(lines.clone()), "memory", m);
     let mut frames = FrameLoop::new(&mut src, &mut det, effects);
-    frames.clock = clock_gate::ClockGate::new(clock_gate::ClockPolicy::Synced, test_clock);
+    frames.clock =
+        crate::clock_gate::ClockGate::new(crate::clock_gate::ClockPolicy::Synced, test_clock);
     frames.max_frames = Some(2);
     let summary = frames.run(&AtomicBool::new(false)).expect("run");
     assert_eq!((summary.processed, summary.unclocked), (2, 2));
