@@ -850,17 +850,7 @@ fn a_slot_overwritten_by_a_refused_bundle_keeps_no_version() {
     let install = |bytes: &[u8]| {
         let path = cam.path("b.bundle");
         std::fs::write(&path, bytes).unwrap();
-        let mut f = std::fs::File::open(&path).unwrap();
-        let never = std::sync::atomic::AtomicBool::new(false);
-        ota::install::install(
-            &mut f,
-            &cam.trust,
-            &cam.layout,
-            NOW,
-            None,
-            &mut |_, _| {},
-            &never,
-        )
+        cam.install(&path)
     };
     install(&good(&cam)).unwrap();
     assert_eq!(cam.vars()["ota_rootfs_version_B"], "2.0.0");

@@ -98,15 +98,16 @@ pub fn build_detector(cfg: &Config) -> Result<(Manifest, Detector), ModelError> 
     let d = &cfg.detector;
     // Unpacked only while the detector loads: on a camera /tmp is RAM.
     let unpacked = match &d.package {
-        Some(p) => Some(crate::model_package::unpack(p, &d.model)?),
+        Some(p) => {
+            let u = crate::model_package::unpack(p, &d.model)?;
+            let m = package_manifest(&u.manifest, p, &d.model)?;
+            Some((u, m))
+        }
         None => None,
     };
-    let (manifest, dir) = match (&unpacked, &d.package) {
-        (Some(u), Some(path)) => (
-            package_manifest(&u.manifest, path, &d.model)?,
-            u.models_dir().to_path_buf(),
-        ),
-        _ => (
+    let (manifest, dir) = match &unpacked {
+        Some((u, m)) => (m.clone(), u.models_dir().to_path_buf()),
+        None => (
             Manifest::builtin(&d.model)?,
             model::models_dir(d.models_dir.as_deref())?,
         ),
