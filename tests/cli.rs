@@ -146,6 +146,78 @@ fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
     p
 }
 
+/// Under systemd (`Type=notify`, `WatchdogSec=`): READY=1 once set up,
+/// WATCHDOG=1 while frames flow, STOPPING=1 at the end, sent to the
+/// socket systemd names. The test plays systemd's side of the socket.
+#[test]
+fn tells_systemd_it_is_ready_and_feeds_the_watchdog_while_frames_flow() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tmp");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .expect("timeout");
+    // 3 s at 10 fps with a 0.6 s watchdog period: fed about every 0.2 s.
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[source]\nkind = \"synthetic\"\nwidth = 320\nheight = 240\nformat = \"nv12\"\n\
+             fps = 10\nrealtime = true\nframes = 30\n\n[detector]\nmodels_dir = {:?}\n\n\
+             [output]\npath = {:?}\n",
+            models_dir(),
+            dir.path().join("out.jsonl")
+        ),
+    );
+    // systemd names the watchdog's process: the shell's pid, which the
+    // app keeps through exec.
+    // Read as systemd does, while the app runs: a datagram socket's queue
+    // is short (10 by default) and a full one blocks the sender.
+    let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = std::thread::spawn({
+        let exited = exited.clone();
+        move || {
+            let mut notices = Vec::new();
+            let mut buf = [0u8; 256];
+            loop {
+                match socket.recv(&mut buf) {
+                    Ok(n) => notices.push(String::from_utf8_lossy(&buf[..n]).trim().to_string()),
+                    // Drained after the app exited.
+                    Err(_) if exited.load(std::sync::atomic::Ordering::SeqCst) => break,
+                    Err(_) => {}
+                }
+            }
+            notices
+        }
+    });
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_camera-app"))
+        .arg(&cfg)
+        .env_remove(camera_app::model::MODELS_DIR_ENV)
+        .env("RUST_LOG", "warn")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "600000");
+    let out = run(&mut cmd);
+    exited.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(out.status.success());
+    let notices = reader.join().expect("notice reader");
+    let feeds = notices.iter().filter(|n| *n == "WATCHDOG=1").count();
+    assert_eq!(
+        notices.first().map(String::as_str),
+        Some("READY=1"),
+        "{notices:?}"
+    );
+    assert_eq!(
+        notices.last().map(String::as_str),
+        Some("STOPPING=1"),
+        "{notices:?}"
+    );
+    // About 3 s / 0.2 s = 15; at least one per watchdog period.
+    assert!((5..=31).contains(&feeds), "{feeds} feeds: {notices:?}");
+}
+
 /// A corrupt or truncated JPEG frame is skipped and counted; the pipeline
 /// goes on; time comes from the frames.
 #[test]
@@ -197,6 +269,78 @@ fn run_skips_and_counts_broken_frames() {
     assert_eq!(summary["processed"], 2);
     assert_eq!(summary["corrupt"], 1);
     assert_eq!(summary["source"]["skipped"], 1);
+}
+
+/// A model package as the OTA model slot holds it: the manifest and the
+/// weights (real ones) in a ustar archive, in a slot file larger than it.
+fn model_slot(dir: &Path, weights: &[u8]) -> std::path::PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (
+            "fastestdet/model.toml",
+            include_bytes!("../models/fastestdet/model.toml").as_slice(),
+        ),
+        ("fastestdet/FastestDet.onnx", weights),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).expect("append");
+    }
+    let mut bytes = b.into_inner().expect("tar");
+    bytes.resize(bytes.len() + (1 << 20), 0x5a);
+    let slot = dir.join("a.pkg");
+    std::fs::write(&slot, bytes).expect("slot");
+    slot
+}
+
+/// The model and its manifest come from the model slot in use (no models
+/// directory at all), and the weights are still checked against the
+/// package's manifest: a slot with other weights is refused by name.
+#[test]
+fn the_model_comes_from_the_model_slot() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let weights = std::fs::read(models_dir().join("fastestdet/FastestDet.onnx")).expect("weights");
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).expect("mkdir");
+    std::fs::copy(images_dir().join("coco_sample_2.jpg"), frames.join("0.jpg")).expect("copy");
+    let out_path = dir.path().join("dets.jsonl");
+    let slot = model_slot(dir.path(), &weights);
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[source]\nkind = \"files\"\npath = {frames:?}\nfps = 2\n\n\
+             [detector]\npackage = {slot:?}\n\n[output]\npath = {out_path:?}\n"
+        ),
+    );
+    let mut cmd = camera_app();
+    cmd.arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .env_remove(camera_app::model::MODELS_DIR_ENV)
+        .env("HOME", dir.path());
+    let out = run(&mut cmd);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&out_path).expect("output");
+    let line: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a line")).expect("json");
+    assert_eq!(
+        line["detections"].as_array().expect("dets").len(),
+        3,
+        "{line}"
+    );
+
+    // Other weights than the package's manifest pins.
+    let mut other = weights.clone();
+    other[1000] ^= 1;
+    model_slot(dir.path(), &other);
+    let out = run(&mut cmd);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("FastestDet.onnx") && err.contains("sha256"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -15,6 +15,16 @@ use crate::preprocess::Colorimetry;
 /// default model. `camera-app default-config` prints it.
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 
+/// What [`Config::apply_provisioning`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provisioning {
+    /// The configuration names no provisioning directory.
+    NotUsed,
+    Provisioned(provisioning::Identity),
+    /// The directory is not there: the camera was never provisioned.
+    Missing(PathBuf),
+}
+
 /// Top-level configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +67,23 @@ pub struct CameraConfig {
     /// (`boards/*.toml`). Without it the CPU runs the model.
     #[serde(default)]
     pub board: Option<String>,
+    /// Where `ota provision` installed the factory bundle (`/data/factory`
+    /// on a camera). When set, the camera id and the link's broker, store
+    /// and TLS come from there ([`Config::apply_provisioning`]); `[link]`
+    /// keeps only its tuning. Until the camera is provisioned it counts
+    /// into its outbox and publishes nothing.
+    #[serde(default)]
+    pub provisioning: Option<PathBuf>,
+    /// Where `ota select` records the release versions of the slots in use
+    /// (`/run/ota` on a camera): health and the birth message report
+    /// them, and the firmware version is the rootfs's release.
+    #[serde(default)]
+    pub releases: Option<PathBuf>,
+    /// `"synced"`: count only once the kernel reports the clock
+    /// synchronised (a camera without a battery-backed clock; the image's
+    /// setting). `"any"` (default): trust the clock as it is.
+    #[serde(default)]
+    pub clock: crate::clock_gate::ClockPolicy,
 }
 
 fn default_camera_id() -> String {
@@ -68,6 +95,9 @@ impl Default for CameraConfig {
         Self {
             id: default_camera_id(),
             board: None,
+            provisioning: None,
+            releases: None,
+            clock: crate::clock_gate::ClockPolicy::Any,
         }
     }
 }
@@ -90,6 +120,12 @@ pub struct DetectorConfig {
     /// Overrides `$CAMERA_MODELS_DIR` and the user cache.
     #[serde(default)]
     pub models_dir: Option<PathBuf>,
+    /// A model package (the OTA model slot in use, `/run/ota/model.pkg` on
+    /// a camera): the model's manifest and weights come from there, not
+    /// from the models directory and the built-in manifest
+    /// (`model_package.rs`).
+    #[serde(default)]
+    pub package: Option<PathBuf>,
     /// CPU inference threads; 0 = one per physical core.
     #[serde(default = "default_threads")]
     pub threads: usize,
@@ -130,6 +166,7 @@ impl Default for DetectorConfig {
         Self {
             model: default_model(),
             models_dir: None,
+            package: None,
             threads: default_threads(),
             score_threshold: None,
             nms_iou: None,
@@ -296,6 +333,35 @@ impl Config {
             .transpose()
     }
 
+    /// Takes the camera id and the link's broker, store and TLS from the
+    /// provisioned directory `camera.provisioning` names, if any.
+    pub fn apply_provisioning(&mut self) -> Result<Provisioning, ConfigError> {
+        let Some(dir) = self.camera.provisioning.clone() else {
+            return Ok(Provisioning::NotUsed);
+        };
+        let loaded = provisioning::Provisioned::load(&dir).map_err(|e| ConfigError::Invalid {
+            origin: dir.display().to_string(),
+            problems: vec![format!("camera.provisioning: {e}")],
+        })?;
+        let Some(p) = loaded else {
+            // Nothing to trust and nowhere to publish: count locally.
+            self.link = None;
+            return Ok(Provisioning::Missing(dir));
+        };
+        let id = &p.identity;
+        self.camera.id.clone_from(&id.camera_id);
+        let mut link = self
+            .link
+            .take()
+            .unwrap_or_else(|| crate::link::LinkConfig::new(&id.broker.host, id.broker.port));
+        link.broker.clone_from(&id.broker.host);
+        link.port = id.broker.port;
+        link.store.clone_from(&id.store_id);
+        link.tls = Some(p.tls());
+        self.link = Some(link);
+        Ok(Provisioning::Provisioned(p.identity))
+    }
+
     /// The built-in default.
     pub fn default_config() -> Result<Self, ConfigError> {
         Self::parse(DEFAULT_CONFIG, "built-in default")
@@ -306,6 +372,12 @@ impl Config {
         let mut p = Vec::new();
         if self.camera.id.trim().is_empty() || self.camera.id.len() > 64 {
             p.push("camera.id: must be 1 to 64 bytes".to_string());
+        }
+        if self.detector.package.is_some() && self.detector.models_dir.is_some() {
+            p.push(
+                "detector.package: the model comes from the package; remove detector.models_dir"
+                    .into(),
+            );
         }
         match self.board_profile() {
             Ok(Some(b)) => {
@@ -341,7 +413,13 @@ impl Config {
             p.extend(e.problems.iter().map(|x| format!("tamper.{x}")));
         }
         if let Some(link) = &self.link {
-            p.extend(link.problems(&self.camera.id));
+            // With provisioning, the broker comes from there.
+            let provisioned = self.camera.provisioning.is_some();
+            p.extend(
+                link.problems(&self.camera.id)
+                    .into_iter()
+                    .filter(|x| !(provisioned && x.starts_with("link.broker:"))),
+            );
             if self.output.outbox.is_none() {
                 p.push("link: needs output.outbox (records wait there for the broker)".into());
             }
@@ -416,6 +494,63 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The configuration the camera image ships, with the board the
+    /// recipe sets, takes identity and broker from provisioning; an
+    /// unprovisioned camera counts but links to nothing.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_images_configuration_takes_the_camera_from_provisioning() {
+        let text = include_str!("../../yocto/recipes-camera/camera-app/files/camera.toml")
+            .replace("# board = \"none\"", "board = \"qemu-arm64\"");
+        let image = Config::parse(&text, "camera.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(image.camera.board.as_deref(), Some("qemu-arm64"));
+        let analytics = include_str!("../../yocto/recipes-camera/camera-app/files/analytics.toml");
+        camera_core::config::AnalyticsConfig::parse(analytics)
+            .unwrap_or_else(|e| panic!("analytics.toml: {e}"));
+
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("factory");
+        let mut cfg = image.clone();
+        cfg.camera.provisioning = Some(dir.clone());
+        assert_eq!(
+            cfg.apply_provisioning().unwrap(),
+            Provisioning::Missing(dir.clone())
+        );
+        assert!(cfg.link.is_none(), "nowhere to publish before provisioning");
+
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join(provisioning::IDENTITY_FILE),
+            "camera_id = \"cam-42\"\nstore_id = \"s-7\"\nserial = \"f-1\"\n\
+             [broker]\nhost = \"broker.s-7.example\"\nport = 8884\n",
+        )
+        .unwrap();
+        for f in [
+            provisioning::CA_FILE,
+            provisioning::CERT_FILE,
+            provisioning::KEY_FILE,
+            provisioning::ROOT_FILE,
+        ] {
+            std::fs::write(dir.join(f), "x").unwrap();
+        }
+        let mut cfg = image.clone();
+        cfg.camera.provisioning = Some(dir.clone());
+        assert!(matches!(
+            cfg.apply_provisioning().unwrap(),
+            Provisioning::Provisioned(id) if id.camera_id == "cam-42"
+        ));
+        assert_eq!(cfg.camera.id, "cam-42");
+        let link = cfg.link.unwrap();
+        assert_eq!(
+            (link.broker.as_str(), link.port, link.store.as_str()),
+            ("broker.s-7.example", 8884, "s-7")
+        );
+        assert_eq!(link.tls.unwrap().ca_file, dir.join(provisioning::CA_FILE));
+        // Without provisioning the link needs its broker.
+        let err = Config::parse(&text.replace("provisioning = ", "# "), "x").unwrap_err();
+        assert!(err.to_string().contains("link.broker"), "{err}");
+    }
 
     #[test]
     fn default_config_is_valid() {

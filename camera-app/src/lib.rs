@@ -14,6 +14,7 @@ pub mod bench;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod capture;
+pub mod clock_gate;
 pub mod config;
 pub mod config_store;
 pub mod demo;
@@ -23,6 +24,7 @@ pub mod hw;
 pub mod jsonl;
 pub mod link;
 pub mod model;
+pub mod model_package;
 pub mod outbox;
 pub mod preprocess;
 pub mod reference_store;

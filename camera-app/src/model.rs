@@ -132,6 +132,14 @@ pub enum ModelError {
     NoModelsDir,
     #[error(transparent)]
     Infer(#[from] InferError),
+    #[error(transparent)]
+    Package(#[from] crate::model_package::PackageError),
+    #[error("model package {path}: {name}/model.toml names model {found:?}")]
+    PackageName {
+        path: String,
+        name: String,
+        found: String,
+    },
     #[error("this build has no {backend} inference backend (cargo feature {feature:?})")]
     NotBuilt {
         backend: &'static str,

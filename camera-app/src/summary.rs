@@ -14,6 +14,9 @@ pub struct RunSummary {
     pub corrupt: u64,
     /// Frames the detector failed on.
     pub failed: u64,
+    /// Frames detected but not counted: the clock was not set yet
+    /// (`camera.clock = "synced"`).
+    pub unclocked: u64,
     /// Errors from the source (each followed by a retry).
     pub source_errors: u64,
     /// The source's own counters (frames it skipped, reopens).

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bench, bundle, campaign, files, root};
+use crate::{bench, bundle, campaign, factory, files, root};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +23,9 @@ pub struct Args {
 enum Cmd {
     /// Make an Ed25519 key pair: <NAME>.key (secret, mode 600) and <NAME>.pub.
     Keygen { name: PathBuf },
+    /// Seal one camera's factory bundle (identity, broker, certificates,
+    /// root of trust), signed with the vendor's factory key.
+    Provision(factory::ProvisionArgs),
     /// Root of trust: create, sign, rotate.
     #[command(subcommand)]
     Root(root::RootCmd),
@@ -65,6 +68,7 @@ enum Cmd {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         Cmd::Keygen { name } => files::keygen(&name)?,
+        Cmd::Provision(a) => factory::provision(a)?,
         Cmd::Root(rc) => root::run(rc)?,
         Cmd::Sign(a) => bundle::sign(a)?,
         Cmd::Inspect { bundle } => bundle::inspect(&bundle)?,

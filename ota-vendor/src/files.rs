@@ -48,7 +48,7 @@ pub fn write_json(path: &Path, v: &impl serde::Serialize) -> anyhow::Result<()> 
 }
 
 #[cfg(unix)]
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

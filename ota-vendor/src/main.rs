@@ -1,13 +1,15 @@
 //! `ota-vendor`: the vendor's side of signed updates: keys, roots of
-//! trust, signed bundles, staged rollouts, root rotation, and the install
-//! benchmark. It runs on the vendor's machines, never on a camera (whose
-//! `ota` binary has only the agent, `install` and `select`). The commands
-//! are modules over the `ota` library, dispatched from `cli.rs`.
+//! trust, factory bundles (provisioning), signed bundles, staged
+//! rollouts, root rotation, and the install benchmark. It runs on the
+//! vendor's machines, never on a camera (whose `ota` binary has only
+//! `provision`, the agent, `install` and `select`). The commands are
+//! modules over the `ota` library, dispatched from `cli.rs`.
 
 mod bench;
 mod bundle;
 mod campaign;
 mod cli;
+mod factory;
 mod files;
 mod root;
 

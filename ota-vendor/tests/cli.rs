@@ -365,3 +365,137 @@ fn vendor_workflow_from_keys_to_an_installed_slot() {
     );
     assert!(e.contains("version 1"), "{e}");
 }
+
+/// A CA and a client certificate with its key, as PEM files in `d`.
+fn write_pki(d: &Path, camera: &str) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    std::fs::write(d.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![camera.to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(d.join(format!("{camera}.pem")), cert.pem()).unwrap();
+    std::fs::write(d.join(format!("{camera}.key.pem")), key.serialize_pem()).unwrap();
+}
+
+fn provision_args<'a>(camera: &'a str, key: &'a str, cert: &'a str, pem: &'a str) -> Vec<&'a str> {
+    vec![
+        "provision",
+        "--factory-key",
+        key,
+        "--camera-id",
+        camera,
+        "--store-id",
+        "store-9",
+        "--broker-host",
+        "broker.store-9.example",
+        "--ca",
+        "ca.pem",
+        "--cert",
+        cert,
+        "--key",
+        pem,
+        "--root",
+        "root.json",
+        "--out",
+    ]
+}
+
+#[test]
+fn factory_provisioning_from_the_station_to_the_camera() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for k in ["factory", "stranger", "root1", "signer"] {
+        ok(Vendor, d, &["keygen", k]);
+    }
+    ok(
+        Vendor,
+        d,
+        &[
+            "root",
+            "new",
+            "--key",
+            "root1.pub",
+            "--signer",
+            "manifest=signer.pub",
+            "-o",
+            "root.json",
+        ],
+    );
+    // An unsigned root would be refused by the camera: the station says so.
+    write_pki(d, "cam-1");
+    let mut args = provision_args("cam-1", "factory.key", "cam-1.pem", "cam-1.key.pem");
+    args.push("cam-1.bundle");
+    let e = fails(Vendor, d, &args);
+    assert!(e.contains("root of trust"), "{e}");
+    ok(
+        Vendor,
+        d,
+        &["root", "sign", "root.json", "--key", "root1.key"],
+    );
+    let out = ok(Vendor, d, &args);
+    assert!(out.contains("cam-1") && out.contains("store-9"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.join("cam-1.bundle"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the bundle holds the camera's key");
+
+    // On the camera: a bundle sealed with another key is refused and
+    // nothing is installed.
+    args.pop();
+    args[2] = "stranger.key";
+    args.push("forged.bundle");
+    ok(Vendor, d, &args);
+    let camera = ["--factory-keys", "factory.pub", "--dir", "data/factory"];
+    let e = fails(
+        Ota,
+        d,
+        &[&["provision", "forged.bundle"][..], &camera].concat(),
+    );
+    assert!(e.contains("not signed by the vendor"), "{e}");
+    assert!(!d.join("data/factory").exists());
+
+    // The vendor's bundle installs once; again is a no-op.
+    let out = ok(
+        Ota,
+        d,
+        &[&["provision", "cam-1.bundle"][..], &camera].concat(),
+    );
+    assert!(
+        out.contains("provisioned") && out.contains("cam-1"),
+        "{out}"
+    );
+    let identity = std::fs::read_to_string(d.join("data/factory/identity.toml")).unwrap();
+    assert!(identity.contains("camera_id = \"cam-1\""), "{identity}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("data/factory/client.key")).unwrap(),
+        std::fs::read_to_string(d.join("cam-1.key.pem")).unwrap()
+    );
+    let out = ok(
+        Ota,
+        d,
+        &[&["provision", "cam-1.bundle"][..], &camera].concat(),
+    );
+    assert!(out.contains("already provisioned"), "{out}");
+
+    // Another camera's bundle on a provisioned camera: refused.
+    write_pki(d, "cam-2");
+    let mut args = provision_args("cam-2", "factory.key", "cam-2.pem", "cam-2.key.pem");
+    args.push("cam-2.bundle");
+    ok(Vendor, d, &args);
+    let e = fails(
+        Ota,
+        d,
+        &[&["provision", "cam-2.bundle"][..], &camera].concat(),
+    );
+    assert!(e.contains("provisioned once") && e.contains("cam-1"), "{e}");
+    let after = std::fs::read_to_string(d.join("data/factory/identity.toml")).unwrap();
+    assert_eq!(after, identity, "the installed identity stays");
+}

@@ -61,6 +61,13 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// The factory root of trust (a signed root document).
     pub root_file: PathBuf,
+    /// Where `ota provision` installed the camera's factory bundle
+    /// (`/data/factory`). When set, the camera and store ids, the broker
+    /// (over TLS with the provisioned certificates) and the root of trust
+    /// come from there ([`AgentConfig::apply_provisioning`]), not from
+    /// this file.
+    #[serde(default)]
+    pub provisioning: Option<PathBuf>,
     /// The release running when no update was ever committed here.
     pub version: String,
     /// URL prefixes bundles may be fetched from.
@@ -115,6 +122,25 @@ fn default_run_dir() -> PathBuf {
 }
 
 impl AgentConfig {
+    /// Takes identity, broker and root of trust from the provisioned
+    /// directory, if the configuration names one. `Ok(false)`: the camera
+    /// is not provisioned yet, and nothing here may be trusted.
+    pub fn apply_provisioning(&mut self) -> Result<bool, provisioning::ProvisioningError> {
+        let Some(dir) = &self.provisioning else {
+            return Ok(true);
+        };
+        let Some(p) = provisioning::Provisioned::load(dir)? else {
+            return Ok(false);
+        };
+        self.camera_id.clone_from(&p.identity.camera_id);
+        self.store_id.clone_from(&p.identity.store_id);
+        self.broker.host.clone_from(&p.identity.broker.host);
+        self.broker.port = p.identity.broker.port;
+        self.broker.tls = Some(p.tls());
+        self.root_file = p.root_file();
+        Ok(true)
+    }
+
     pub fn prefix(&self) -> String {
         self.topic_prefix
             .replace("{store}", &self.store_id)
@@ -153,6 +179,8 @@ pub trait Platform {
     /// A point where the journal or environment was just made durable;
     /// fault-injection tests cut power here.
     fn step(&mut self, _what: &str) {}
+    /// The agent's loop went round: feed the service manager's watchdog.
+    fn alive(&mut self) {}
 }
 
 /// The real platform: system clock, `/proc/cmdline` (`ota.rootfs=B`,
@@ -163,6 +191,8 @@ pub struct LinuxPlatform {
     pub reboot_command: Vec<String>,
     /// Where `ota select` records the app and model slots it chose.
     pub run_dir: PathBuf,
+    /// systemd's watchdog period (`WatchdogSec=`), and the last feed.
+    watchdog: Option<(Duration, Option<Instant>)>,
 }
 
 impl LinuxPlatform {
@@ -171,6 +201,11 @@ impl LinuxPlatform {
             cmdline: std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
             reboot_command,
             run_dir: run_dir.to_path_buf(),
+            watchdog: {
+                let mut usec = 0;
+                sd_notify::watchdog_enabled(false, &mut usec)
+                    .then_some((Duration::from_micros(usec), None))
+            },
         }
     }
 }
@@ -179,6 +214,13 @@ impl LinuxPlatform {
 /// kernel command line only knows the rootfs).
 pub fn selected_path(run_dir: &Path, c: Component) -> PathBuf {
     run_dir.join(format!("{}.slot", c.name()))
+}
+
+/// The file in which `ota select` records the release version of the slot
+/// it chose for `c`, as the signed manifest named it (camera-app reports
+/// it); absent for a slot that holds the factory image.
+pub fn version_path(run_dir: &Path, c: Component) -> PathBuf {
+    run_dir.join(format!("{}.version", c.name()))
 }
 
 impl Platform for LinuxPlatform {
@@ -215,6 +257,19 @@ impl Platform for LinuxPlatform {
             Ok(())
         } else {
             Err(format!("{cmd} exited with {st}"))
+        }
+    }
+
+    fn alive(&mut self) {
+        let Some((period, last)) = &mut self.watchdog else {
+            return;
+        };
+        // A third of the period, as camera-app does.
+        if last.is_none_or(|t| t.elapsed() >= *period / 3) {
+            if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]) {
+                warn!(error = %e, "cannot feed systemd's watchdog");
+            }
+            *last = Some(Instant::now());
         }
     }
 }
@@ -401,6 +456,7 @@ impl Agent<'_> {
                 self.save("stop")?;
                 return Ok(Exit::Stopped);
             }
+            self.platform.alive();
             self.pump(Duration::from_millis(100))?;
             match self.j.phase.clone() {
                 Phase::Idle => {
@@ -821,7 +877,9 @@ impl Agent<'_> {
         targets: &[(Component, Slot)],
         deadline: u64,
     ) -> Result<Option<Exit>, AgentError> {
-        match self.gate.verdict() {
+        let components: Vec<Component> = targets.iter().map(|(c, _)| *c).collect();
+        let version = self.j.job.as_ref().map_or("", |j| j.version.as_str());
+        match self.gate.verdict_for(&components, version) {
             health::Verdict::Healthy => {
                 let cur = self.cfg.layout.env.read()?;
                 let counter = self.j.job.as_ref().map_or(0, |j| j.security_counter);
@@ -1292,6 +1350,7 @@ mod tests {
             cmdline: "console=ttyS2 root=/dev/mmcblk0p3 ota.rootfs=B rw".into(),
             reboot_command: Vec::new(),
             run_dir: dir.path().to_path_buf(),
+            watchdog: None,
         };
         std::fs::write(selected_path(dir.path(), Component::App), "A\n").unwrap();
         assert_eq!(p.booted(Component::Rootfs), Some(Slot::B));

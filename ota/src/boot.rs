@@ -252,6 +252,31 @@ pub fn clear_result(vars: &Vars, c: Component) -> Vars {
     w
 }
 
+/// The variable holding the release version (from the signed manifest)
+/// of what slot `slot` of `c` holds: `ota_app_version_B`. Written in the
+/// same environment write that marks the slot pending, removed before the
+/// slot is overwritten; a slot without one holds the factory image.
+pub fn version_var(c: Component, slot: Slot) -> String {
+    var(c, &format!("version_{slot}"))
+}
+
+/// The release version recorded for `slot` of `c`, if any.
+pub fn version(vars: &Vars, c: Component, slot: Slot) -> Option<&str> {
+    vars.get(&version_var(c, slot))
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// Record (or, with `None`, forget) the version that `slot` of `c` holds.
+pub fn set_version(vars: &Vars, c: Component, slot: Slot, version: Option<&str>) -> Vars {
+    let mut w = vars.clone();
+    match version {
+        Some(v) => w.insert(version_var(c, slot), v.to_string()),
+        None => w.remove(&version_var(c, slot)),
+    };
+    w
+}
+
 pub fn security_counter(vars: &Vars) -> u64 {
     vars.get(COUNTER).and_then(|s| s.parse().ok()).unwrap_or(0)
 }

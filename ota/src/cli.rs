@@ -1,4 +1,5 @@
-//! The `ota` subcommands on the camera: `agent`, `install`, `select`.
+//! The `ota` subcommands on the camera: `provision`, `agent`, `install`,
+//! `select`.
 //!
 //! `inspect` and `verify` are not here but in `ota-vendor`: on a camera
 //! `install` already verifies a bundle (header, signatures, board, counter,
@@ -19,6 +20,7 @@ use ota::agent::{self, LinuxPlatform};
 use ota::boot;
 use ota::install::{self, Layout};
 use ota::manifest::Component;
+use provisioning::Installed;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +35,19 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Install the camera's factory bundle (identity, broker, certificates,
+    /// the store chain's root of trust) once, after checking the vendor's
+    /// signature. Run at first boot; the same bundle again is a no-op.
+    Provision {
+        /// The signed factory bundle.
+        bundle: PathBuf,
+        /// The vendor's factory public keys (one hex key per line).
+        #[arg(long, default_value = "/etc/ota/factory-keys")]
+        factory_keys: PathBuf,
+        /// Where the contents are installed.
+        #[arg(long, default_value = "/data/factory")]
+        dir: PathBuf,
+    },
     /// Install a bundle (file or http(s) URL) into the inactive slots of
     /// the agent's layout; the next boot tries them.
     Install {
@@ -59,6 +74,11 @@ enum Cmd {
         config: PathBuf,
         #[arg(long)]
         component: String,
+        /// Only record the slot the bootloader already chose (`ota.rootfs=`
+        /// on the kernel command line, else the active one) and its
+        /// version, without applying the boot rules again.
+        #[arg(long)]
+        booted: bool,
         #[command(flatten)]
         board: BoardOpts,
     },
@@ -90,19 +110,46 @@ impl BoardOpts {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
+        Cmd::Provision {
+            bundle,
+            factory_keys,
+            dir,
+        } => {
+            let (done, id) = ota::provision::provision(&bundle, &factory_keys, &dir)?;
+            let what = match done {
+                Installed::New => "provisioned",
+                Installed::Already => "already provisioned",
+            };
+            println!(
+                "{what}: camera {} of store {} (bundle {}) in {}",
+                id.camera_id,
+                id.store_id,
+                id.serial,
+                dir.display()
+            );
+        }
         Cmd::Install {
             source,
             config,
             board,
-        } => install(&source, &board.load(&config)?)?,
+        } => {
+            let mut cfg = board.load(&config)?;
+            if !cfg.apply_provisioning()? {
+                anyhow::bail!("{}", unprovisioned(&cfg));
+            }
+            install(&source, &cfg)?;
+        }
         Cmd::Agent {
             config,
             board,
             reboot_command,
         } => {
-            let cfg = board.load(&config)?;
+            let mut cfg = board.load(&config)?;
             let stop = Arc::new(AtomicBool::new(false));
             signal_hook_stop(&stop);
+            if !wait_for_provisioning(&mut cfg, &stop)? {
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut platform = LinuxPlatform::new(reboot_command, &cfg.run_dir);
             let exit = agent::run(&cfg, &mut platform, &stop)?;
             tracing::info!("ota agent: {exit:?}");
@@ -110,10 +157,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Select {
             config,
             component,
+            booted,
             board,
-        } => select(&board.load(&config)?, &component)?,
+        } => select(&board.load(&config)?, &component, booted)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn unprovisioned(cfg: &agent::AgentConfig) -> String {
+    format!(
+        "camera not provisioned: nothing in {} (ota provision installs the factory bundle); \
+         no update is trusted until then",
+        cfg.provisioning
+            .as_deref()
+            .unwrap_or(Path::new("?"))
+            .display()
+    )
+}
+
+/// An unprovisioned camera trusts no root and knows no broker: the agent
+/// says so and waits, doing nothing, until provisioning appears or it is
+/// stopped (`Ok(false)`).
+fn wait_for_provisioning(cfg: &mut agent::AgentConfig, stop: &AtomicBool) -> anyhow::Result<bool> {
+    let mut said = false;
+    loop {
+        if cfg.apply_provisioning()? {
+            return Ok(true);
+        }
+        if !said {
+            tracing::error!("{}", unprovisioned(cfg));
+            said = true;
+        }
+        for _ in 0..50 {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 }
 
 fn now_s() -> u64 {
@@ -169,8 +250,11 @@ fn install(source: &str, cfg: &agent::AgentConfig) -> anyhow::Result<()> {
 }
 
 /// `ota select`: the boot contract for an app or model slot; prints the
-/// path of the slot to run.
-fn select(cfg: &agent::AgentConfig, component: &str) -> anyhow::Result<()> {
+/// path of the slot to use and records, in the run directory, the slot
+/// (`<c>.slot`, read by the agent) and the release version the signed
+/// manifest gave it (`<c>.version`, reported by camera-app; absent for a
+/// factory slot).
+fn select(cfg: &agent::AgentConfig, component: &str, booted: bool) -> anyhow::Result<()> {
     let c = Component::parse(component)
         .ok_or_else(|| anyhow!("component {component:?} is not rootfs, app or model"))?;
     let slots = cfg
@@ -180,18 +264,47 @@ fn select(cfg: &agent::AgentConfig, component: &str) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("the layout has no slots for {c}"))?;
     let cur = cfg.layout.env.read_vars()?;
     let fallback = agent::last_good(cfg, c);
-    let sel = boot::select(cur.as_ref().map(|c| &c.vars), c, fallback);
-    if let (Some(cur), Some(w)) = (&cur, &sel.write) {
-        cfg.layout.env.write(Some(cur), w)?;
-    }
+    let slot = if booted {
+        use ota::agent::Platform as _;
+        let platform = LinuxPlatform::new(Vec::new(), &cfg.run_dir);
+        let slot = platform.booted(c).unwrap_or_else(|| {
+            cur.as_ref()
+                .map_or(fallback.unwrap_or(boot::Slot::A), |cur| {
+                    boot::state(&cur.vars, c, fallback).active
+                })
+        });
+        eprintln!("{c}: slot {slot} (booted)");
+        slot
+    } else {
+        let sel = boot::select(cur.as_ref().map(|c| &c.vars), c, fallback);
+        if let (Some(cur), Some(w)) = (&cur, &sel.write) {
+            cfg.layout.env.write(Some(cur), w)?;
+        }
+        eprintln!("{c}: slot {} ({:?})", sel.slot, sel.choice);
+        sel.slot
+    };
     // The agent learns from this record which slot is running.
     std::fs::create_dir_all(&cfg.run_dir)
         .with_context(|| format!("creating {}", cfg.run_dir.display()))?;
     let record = agent::selected_path(&cfg.run_dir, c);
-    std::fs::write(&record, format!("{}\n", sel.slot))
+    std::fs::write(&record, format!("{slot}\n"))
         .with_context(|| format!("writing {}", record.display()))?;
-    eprintln!("{c}: slot {} ({:?})", sel.slot, sel.choice);
-    println!("{}", slots[sel.slot.index()].display());
+    let version = cur
+        .as_ref()
+        .and_then(|cur| boot::version(&cur.vars, c, slot));
+    let record = agent::version_path(&cfg.run_dir, c);
+    match version {
+        Some(v) => std::fs::write(&record, format!("{v}\n")),
+        None => std::fs::remove_file(&record).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }),
+    }
+    .with_context(|| format!("recording {}", record.display()))?;
+    println!("{}", slots[slot.index()].display());
     Ok(())
 }
 

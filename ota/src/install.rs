@@ -260,6 +260,8 @@ pub fn install(
             if boot::state(&vars, img.component, None).pending == Some(*target) {
                 vars = boot::clear_pending(&vars, img.component);
             }
+            // Nor is its old version reported for the new bytes.
+            vars = boot::set_version(&vars, img.component, *target, None);
         }
         if vars != cur.vars {
             env = Some(layout.env.write(Some(cur), &vars)?);
@@ -298,6 +300,7 @@ pub fn install(
     let mut vars = cur.vars.clone();
     for (img, target) in plan.manifest.images.iter().zip(&plan.targets) {
         vars = boot::set_pending(&vars, img.component, *target);
+        vars = boot::set_version(&vars, img.component, *target, Some(&plan.manifest.version));
     }
     layout.env.write(Some(&cur), &vars)?;
     Ok(Installed {

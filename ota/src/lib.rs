@@ -3,8 +3,9 @@
 //! U-Boot environment ([`boot`], [`mod@env`], [`slots`]), installation
 //! ([`install`]), resumable download ([`download`]), the update agent
 //! ([`agent`], its layout from a board profile: [`board`], [`announce`], [`journal`], [`health`]) and staged rollouts
-//! ([`rollout`]). [`tls`] (the `mqtt-tls` crate) loads the agent's MQTT
-//! TLS settings. `docs/ota.md` is the guide; the `ota` binary (on the
+//! ([`rollout`]); [`provision`] checks and installs a camera's factory
+//! bundle. [`tls`] (the `mqtt-tls` crate) loads the agent's MQTT TLS
+//! settings. `docs/ota.md` is the guide; the `ota` binary (on the
 //! camera) and the `ota-vendor` binary (the vendor's tools) wrap it.
 
 pub mod agent;
@@ -19,6 +20,7 @@ pub mod install;
 pub mod journal;
 pub mod logging;
 pub mod manifest;
+pub mod provision;
 pub mod rollout;
 pub mod slots;
 pub mod trust;

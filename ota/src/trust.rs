@@ -148,6 +148,8 @@ pub enum SignerSet {
     RootKeys { version: u64 },
     /// The keys root `root_version` delegates the role to.
     Delegated { root_version: u64 },
+    /// The vendor's factory keys the image carries.
+    Factory,
 }
 
 impl fmt::Display for SignerSet {
@@ -157,6 +159,7 @@ impl fmt::Display for SignerSet {
             SignerSet::Delegated { root_version } => {
                 write!(f, "the keys delegated by root v{root_version}")
             }
+            SignerSet::Factory => f.write_str("the factory keys"),
         }
     }
 }
@@ -207,6 +210,10 @@ pub enum Role {
     Root,
     Manifest,
     Announcement,
+    /// A camera's factory bundle (`crate::provision`), signed by the
+    /// vendor's factory keys, which the image carries: no store chain's
+    /// root can delegate it.
+    Factory,
 }
 
 impl Role {
@@ -215,6 +222,7 @@ impl Role {
             Role::Root => "root",
             Role::Manifest => "manifest",
             Role::Announcement => "announcement",
+            Role::Factory => "factory",
         }
     }
 }
@@ -453,6 +461,21 @@ pub struct Signed {
     pub signatures: Vec<SignatureEntry>,
 }
 
+/// Checks a [`Role::Factory`] envelope against the vendor's factory keys
+/// (no root: a camera is provisioned before it trusts any store chain);
+/// one valid signature suffices. Returns the ids of the keys that signed.
+pub fn verify_factory(signed: &Signed, keys: &[PublicKey]) -> Result<Vec<KeyId>, TrustError> {
+    let role = Role::Factory;
+    let tally = signed
+        .tally(role, |id| {
+            keys.iter()
+                .find(|k| &k.key_id() == id)
+                .ok_or(Rejection::UnknownKey)
+        })?
+        .require(role, SignerSet::Factory, 1)?;
+    Ok(tally.valid.into_iter().collect())
+}
+
 /// Signs `payload` for `role` with each of `keys`.
 pub fn sign(payload: String, role: Role, keys: &[&SecretKey]) -> Signed {
     let mut signed = Signed {
@@ -565,6 +588,7 @@ impl Thresholds {
             Role::Root => None,
             Role::Manifest => Some(self.manifest),
             Role::Announcement => Some(self.announcement),
+            Role::Factory => None,
         }
     }
 }
@@ -684,6 +708,10 @@ impl Root {
             }
             if d.roles.contains(&Role::Root) {
                 return bad(format!("signer {id} is delegated the root role"));
+            }
+            // Factory keys are the vendor's, carried by the image.
+            if d.roles.contains(&Role::Factory) {
+                return bad(format!("signer {id} is delegated the factory role"));
             }
             // Root keys stay offline; an online copy would make them
             // as exposed as a signer key.

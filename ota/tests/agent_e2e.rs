@@ -67,6 +67,7 @@ fn config(cam: &Camera, id: &str, store: &str, announce: &str, url_prefix: &str)
         },
         state_dir: cam.path(&format!("state-{id}")),
         root_file: root,
+        provisioning: None,
         version: "1.0.0".into(),
         allowed_urls: vec![url_prefix.into()],
         max_bundle_bytes: 64 << 20,

@@ -584,6 +584,8 @@ fn a_good_bundle_passes_where_the_bad_ones_failed() {
     let done = cam.install(&b).unwrap();
     assert_eq!(done.targets, vec![(Component::Rootfs, ota::boot::Slot::B)]);
     assert_eq!(cam.vars()["ota_rootfs_pending"], "B");
+    // The slot's version, from the signed manifest, for `ota select`.
+    assert_eq!(cam.vars()["ota_rootfs_version_B"], "2.0.0");
     // Clock at 1970: no "not yet valid", the trusted time is used.
     let cam = Camera::new();
     let mut f = std::fs::File::open(cam.bundle("g.bundle", "2.0.0", 5, Component::App)).unwrap();
@@ -687,6 +689,7 @@ fn agent_config(cam: &Camera) -> AgentConfig {
         },
         state_dir: cam.path("state"),
         root_file: cam.path("root.json"),
+        provisioning: None,
         version: "1.0.0".into(),
         allowed_urls: vec!["http://127.0.0.1:1/bundles/".into()],
         max_bundle_bytes: 64 << 20,
@@ -836,4 +839,26 @@ fn verify_checks_the_whole_image_hash_too() {
     assert!(e.to_string().contains("its sha256 is"), "{e}");
     let good = good(&cam);
     ota::install::verify(&mut good.as_slice(), &cam.trust, NOW).unwrap();
+}
+
+/// A slot being overwritten loses its trial and its recorded version
+/// before its first byte changes: a refused install mid-stream leaves no
+/// pending slot and no version claiming the half-written bytes.
+#[test]
+fn a_slot_overwritten_by_a_refused_bundle_keeps_no_version() {
+    let cam = Camera::new();
+    let install = |bytes: &[u8]| {
+        let path = cam.path("b.bundle");
+        std::fs::write(&path, bytes).unwrap();
+        cam.install(&path)
+    };
+    install(&good(&cam)).unwrap();
+    assert_eq!(cam.vars()["ota_rootfs_version_B"], "2.0.0");
+    let (h, mut p) = split(&good(&cam));
+    p[3 * CHUNK as usize + 17] ^= 0x10;
+    let e = install(&join(&h, &p)).unwrap_err();
+    assert_eq!(e.code(), "hash-mismatch", "{e}");
+    let vars = cam.vars();
+    assert!(!vars.contains_key("ota_rootfs_pending"), "{vars:?}");
+    assert!(!vars.contains_key("ota_rootfs_version_B"), "{vars:?}");
 }

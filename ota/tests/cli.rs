@@ -124,3 +124,90 @@ fn select_takes_the_layout_from_the_board_profile() {
         "{e}"
     );
 }
+
+/// `ota select` records, beside the slot, the release version the signed
+/// manifest gave it (install writes it into the environment), so that
+/// camera-app reports what runs; a factory slot has none. `--booted`
+/// records the bootloader's choice without counting a boot.
+#[test]
+fn select_records_the_version_of_the_slot_it_chose() {
+    use ota::boot::{self, Slot};
+    use ota::manifest::Component;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let env = [d.join("env-a"), d.join("env-b")];
+    for e in &env {
+        std::fs::write(e, vec![0u8; 8192]).unwrap();
+    }
+    let slots = [d.join("app-a"), d.join("app-b")];
+    std::fs::write(
+        d.join("agent.toml"),
+        format!(
+            "{}rootfs = [\"{}\", \"{}\"]\n",
+            agent_toml(d, &slots, &env),
+            d.join("root-a").display(),
+            d.join("root-b").display()
+        ),
+    )
+    .unwrap();
+    let store = ota::slots::EnvStore {
+        copies: env
+            .clone()
+            .map(|path| ota::slots::EnvLocation { path, offset: 0 }),
+        size: 8192,
+    };
+    let mut vars = ota::env::Vars::new();
+    vars.insert(boot::var(Component::Rootfs, "active"), "B".into());
+    vars = boot::set_version(&vars, Component::Rootfs, Slot::B, Some("1.5.0"));
+    vars = boot::set_pending(&vars, Component::App, Slot::B);
+    vars = boot::set_version(&vars, Component::App, Slot::B, Some("1.5.1"));
+    store.write(None, &vars).unwrap();
+    let run = d.join("run");
+    let read = |name: &str| std::fs::read_to_string(run.join(name)).ok();
+
+    // The app's trial: slot B, its version recorded, one try spent.
+    let out = ok(
+        d,
+        &["select", "--config", "agent.toml", "--component", "app"],
+    );
+    assert_eq!(PathBuf::from(out.trim()), slots[1]);
+    assert_eq!(read("app.slot").as_deref(), Some("B\n"));
+    assert_eq!(read("app.version").as_deref(), Some("1.5.1\n"));
+    let after = store.read_vars().unwrap().unwrap().vars;
+    assert_eq!(after[&boot::var(Component::App, "tries")], "2");
+
+    // Tries spent: back to the factory slot A, which has no version.
+    ok(
+        d,
+        &["select", "--config", "agent.toml", "--component", "app"],
+    );
+    ok(
+        d,
+        &["select", "--config", "agent.toml", "--component", "app"],
+    );
+    let out = ok(
+        d,
+        &["select", "--config", "agent.toml", "--component", "app"],
+    );
+    assert_eq!(PathBuf::from(out.trim()), slots[0]);
+    assert_eq!(read("app.slot").as_deref(), Some("A\n"));
+    assert_eq!(read("app.version"), None);
+
+    // The rootfs the bootloader chose (this host's command line names
+    // none: the active one), recorded without touching the environment.
+    let before = store.read_vars().unwrap().unwrap().vars;
+    let out = ok(
+        d,
+        &[
+            "select",
+            "--config",
+            "agent.toml",
+            "--component",
+            "rootfs",
+            "--booted",
+        ],
+    );
+    assert_eq!(PathBuf::from(out.trim()), d.join("root-b"));
+    assert_eq!(read("rootfs.version").as_deref(), Some("1.5.0\n"));
+    assert_eq!(store.read_vars().unwrap().unwrap().vars, before);
+}

@@ -49,12 +49,16 @@ def agent(board, p):
     return f'''# ota agent configuration for the {board} board (docs/ota.md "Agent").
 # Generated from boards/{board}.toml by yocto/scripts/check-boards.py --write.
 # The image installs it as /etc/ota/agent.toml; the first boot copies it to
-# /data/ota/agent.toml, where provisioning sets the camera's identity and
-# broker.
+# /data/ota/agent.toml. The camera's identity, its broker (TLS with the
+# provisioned certificates) and the store chain's root of trust come from
+# the factory bundle that `ota provision` installed in /data/factory
+# (camera-provision.service); until then the agent waits and trusts
+# nothing, and the placeholders below are used by nothing.
 camera_id = "unprovisioned"
 store_id = "unprovisioned"
+provisioning = "/data/factory"
 state_dir = "/data/ota"
-root_file = "/etc/ota/root.json"
+root_file = "/data/factory/root.json"
 version = "0.1.0"
 allowed_urls = ["https://updates.example.invalid/bundles/"]
 max_bundle_bytes = 1073741824
@@ -63,8 +67,8 @@ health_deadline_s = 300
 run_dir = "/run/ota"
 
 [broker]
-host = "broker.example.invalid"
-port = 1883
+host = "unprovisioned.invalid"
+port = 8883
 
 [layout]
 board = "{board}"

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use super::{HealthInputs, HealthReport, LatencyWindow, SystemProbe, TamperStatus};
+use super::{HealthInputs, HealthReport, LatencyWindow, Releases, SystemProbe, TamperStatus};
 use crate::outbox::OutboxStats;
 use crate::summary::RunSummary;
 
@@ -63,6 +63,7 @@ pub struct Reporter {
     pub metrics: SharedMetrics,
     pub probe: SystemProbe,
     pub started_us: u64,
+    pub releases: Releases,
 }
 
 impl Reporter {
@@ -80,13 +81,14 @@ impl Reporter {
             frames_corrupt: m.summary.corrupt,
             frames_failed: m.summary.failed,
             frames_skipped: m.summary.source.skipped,
+            frames_unclocked: m.summary.unclocked,
             source_errors: m.summary.source_errors,
             tracks_active: m.tracks_active,
             outbox_depth: outbox.depth,
             outbox_oldest_us: outbox.oldest_us,
             outbox_evictions: outbox.evicted,
         };
-        let report = HealthReport::build(&inputs, &m.inference, &system, &m.tamper);
+        let report = HealthReport::build(&inputs, &m.inference, &system, &m.tamper, &self.releases);
         let mut value = serde_json::to_value(report).unwrap_or_default();
         // Only on a camera that watches shelves.
         if let (Some(names), Some(o)) = (&m.shelves_without_reference, value.as_object_mut()) {
@@ -97,9 +99,15 @@ impl Reporter {
 }
 
 /// Fields of the retained birth message: firmware and model.
-pub fn birth(model: &str, model_sha256: &str, started_us: u64) -> serde_json::Value {
+pub fn birth(
+    model: &str,
+    model_sha256: &str,
+    started_us: u64,
+    releases: &Releases,
+) -> serde_json::Value {
     json!({
-        "firmware_version": super::FIRMWARE_VERSION,
+        "firmware_version": releases.firmware_version(),
+        "releases": releases,
         "models": [{"name": model, "sha256": model_sha256}],
         "started_us": started_us,
     })

@@ -2,8 +2,10 @@
 //!
 //! - [`LatencyWindow`]: recent inference durations and their percentiles;
 //! - [`SystemProbe`]: CPU temperature, memory, uptime, clock sync state;
+//! - [`Releases`]: the signed release versions of the running slots;
 //! - [`TamperDetector`]: lens covered, defocused, view moved, from cheap
 //!   image statistics on every frame;
+//! - [`watchdog`]: systemd's watchdog, fed only while frames flow;
 //! - [`HealthReport`]: all of it in one JSON object, assembled from plain
 //!   inputs by [`HealthReport::build`] (no I/O).
 //!
@@ -18,7 +20,9 @@
 //! {
 //!   "schema": 1,
 //!   "time_us": 1718000000000000,        // wall clock of the report
-//!   "firmware_version": "0.1.0",
+//!   "firmware_version": "1.5.0",       // the rootfs release, else this build's
+//!   "releases": {"rootfs": "1.5.0", "app": "1.5.1", "model": null},
+//!                                       // per slot in use; null: factory image
 //!   "config_version": 3,                // analytics config in force, or null
 //!   "app_uptime_s": 3600.0,             // since the process started
 //!   "frames_captured": 36000,           // delivered by the source
@@ -27,6 +31,7 @@
 //!   "frames_corrupt": 4,                // undecodable or malformed
 //!   "frames_failed": 6,                 // the detector failed
 //!   "frames_skipped": 0,                // the source could not read them
+//!   "frames_unclocked": 0,              // detected, not counted: clock not set yet
 //!   "source_errors": 0,                 // source failures, each retried
 //!   "inference_ms_p50": 41.2,           // over the last N inferences
 //!   "inference_ms_p95": 55.0,
@@ -56,7 +61,9 @@
 
 pub mod latency;
 pub mod metrics;
+pub mod release;
 pub mod system;
+pub mod watchdog;
 
 use serde::Serialize;
 
@@ -66,9 +73,10 @@ pub use camera_core::tamper::{
 };
 pub use latency::{LatencyStats, LatencyWindow};
 pub use metrics::{Metrics, Reporter, SharedMetrics};
+pub use release::Releases;
 pub use system::{ClockSync, SystemProbe, SystemSnapshot};
 
-/// This build's version.
+/// This build's version (reported when the rootfs has no signed release).
 pub const FIRMWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Bumped when a field changes meaning or disappears.
@@ -89,6 +97,8 @@ pub struct HealthInputs {
     pub frames_failed: u64,
     /// Frames the source itself could not read and skipped.
     pub frames_skipped: u64,
+    /// Frames detected but not counted: the clock was not set yet.
+    pub frames_unclocked: u64,
     /// Source failures (a vanished camera), each followed by a retry.
     pub source_errors: u64,
     pub tracks_active: u32,
@@ -103,7 +113,8 @@ pub struct HealthInputs {
 pub struct HealthReport {
     pub schema: u32,
     pub time_us: u64,
-    pub firmware_version: &'static str,
+    pub firmware_version: String,
+    pub releases: Releases,
     pub config_version: Option<u64>,
     pub app_uptime_s: f64,
     pub frames_captured: u64,
@@ -112,6 +123,7 @@ pub struct HealthReport {
     pub frames_corrupt: u64,
     pub frames_failed: u64,
     pub frames_skipped: u64,
+    pub frames_unclocked: u64,
     pub source_errors: u64,
     pub inference_ms_p50: Option<f64>,
     pub inference_ms_p95: Option<f64>,
@@ -136,6 +148,7 @@ impl HealthReport {
         latency: &LatencyWindow,
         system: &SystemSnapshot,
         tamper: &TamperStatus,
+        releases: &Releases,
     ) -> Self {
         let t = inputs.time_us;
         // Elapsed µs → s; a clock stepped back reads as 0, not as huge.
@@ -145,7 +158,8 @@ impl HealthReport {
         Self {
             schema: HEALTH_SCHEMA,
             time_us: t,
-            firmware_version: FIRMWARE_VERSION,
+            firmware_version: releases.firmware_version().to_string(),
+            releases: releases.clone(),
             config_version: inputs.config_version,
             app_uptime_s: age_s(inputs.started_us),
             frames_captured: inputs.frames_captured,
@@ -154,6 +168,7 @@ impl HealthReport {
             frames_corrupt: inputs.frames_corrupt,
             frames_failed: inputs.frames_failed,
             frames_skipped: inputs.frames_skipped,
+            frames_unclocked: inputs.frames_unclocked,
             source_errors: inputs.source_errors,
             inference_ms_p50: stats.map(|s| ms(s.p50_us)),
             inference_ms_p95: stats.map(|s| ms(s.p95_us)),

@@ -6,6 +6,7 @@ fn inputs() -> HealthInputs {
         started_us: 1_718_000_000_000_000,
         config_version: Some(3),
         frames_skipped: 0,
+        frames_unclocked: 0,
         source_errors: 0,
         frames_captured: 100,
         frames_processed: 93,
@@ -40,7 +41,7 @@ fn the_report_is_assembled_from_plain_inputs() {
         covered: true,
         ..TamperStatus::default()
     };
-    let r = HealthReport::build(&inputs(), &lat, &system, &tamper);
+    let r = HealthReport::build(&inputs(), &lat, &system, &tamper, &Releases::default());
     assert_eq!(r.frames_dropped, 7);
     assert_eq!(r.app_uptime_s, 10.0);
     assert_eq!(r.outbox_oldest_age_s, Some(4.5));
@@ -62,6 +63,7 @@ fn the_report_is_assembled_from_plain_inputs() {
         "schema",
         "time_us",
         "firmware_version",
+        "releases",
         "config_version",
         "app_uptime_s",
         "frames_captured",
@@ -70,6 +72,7 @@ fn the_report_is_assembled_from_plain_inputs() {
         "frames_corrupt",
         "frames_failed",
         "frames_skipped",
+        "frames_unclocked",
         "source_errors",
         "inference_ms_p50",
         "inference_ms_p95",
@@ -109,6 +112,7 @@ fn unknowns_are_null_and_a_clock_step_back_is_no_huge_age() {
         &LatencyWindow::new(8),
         &SystemSnapshot::default(),
         &TamperStatus::default(),
+        &Releases::default(),
     );
     assert_eq!(r.outbox_oldest_age_s, Some(0.0));
     assert_eq!(r.app_uptime_s, 0.0);
@@ -125,4 +129,34 @@ fn unknowns_are_null_and_a_clock_step_back_is_no_huge_age() {
     }
     assert_eq!(json["inference_samples"], 0);
     assert_eq!(json["clock"], serde_json::json!({"state": "unknown"}));
+}
+
+/// The versions `ota select` recorded for the slots in use are reported;
+/// the firmware's is the rootfs release; a factory slot is null; a record
+/// that is not a version is left out, never published.
+#[test]
+fn releases_come_from_the_records_of_the_running_slots() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("rootfs.version"), "1.5.0\n").expect("write");
+    std::fs::write(dir.path().join("app.version"), "bad\u{1b}[2J\n").expect("write");
+    let r = Releases::read(dir.path());
+    assert_eq!(r.rootfs.as_deref(), Some("1.5.0"));
+    assert_eq!(r.app, None);
+    assert_eq!(r.model, None);
+    let report = HealthReport::build(
+        &inputs(),
+        &LatencyWindow::new(8),
+        &SystemSnapshot::default(),
+        &TamperStatus::default(),
+        &r,
+    );
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(json["firmware_version"], "1.5.0");
+    assert_eq!(
+        json["releases"],
+        serde_json::json!({"rootfs": "1.5.0", "app": null, "model": null})
+    );
+    // No records at all (a developer's machine): this build's version.
+    let none = Releases::read(&dir.path().join("missing"));
+    assert_eq!(none.firmware_version(), env!("CARGO_PKG_VERSION"));
 }

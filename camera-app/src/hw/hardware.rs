@@ -302,6 +302,8 @@ mod tests {
         led_levels(Status::Running, false, &[H]);
         // A 100 ms flash every 2 s.
         led_levels(Status::NoLink, false, &[H, L]);
+        // Not provisioned: two 100 ms flashes every 2 s.
+        led_levels(Status::Unprovisioned, false, &[H, L, H, L]);
         // 5 Hz: ten flashes in 2 s.
         led_levels(Status::Updating, false, &[H, L].repeat(10));
         // An active-low LED gets the opposite levels.

@@ -7,6 +7,7 @@
 //! | running | steady on |
 //! | no link | one short flash every 2 s |
 //! | updating | fast blink, 5 Hz |
+//! | not provisioned | two short flashes every 2 s |
 
 use embedded_hal::digital::OutputPin;
 
@@ -16,6 +17,8 @@ pub enum Status {
     Running,
     NoLink,
     Updating,
+    /// No factory bundle installed: it counts but publishes nothing.
+    Unprovisioned,
 }
 
 /// Whether the LED is lit for `status` at `t_ms` (pure).
@@ -25,6 +28,7 @@ pub fn lit(status: Status, t_ms: u64) -> bool {
         Status::Running => true,
         Status::NoLink => t_ms % 2000 < 100,
         Status::Updating => t_ms % 200 < 100,
+        Status::Unprovisioned => matches!(t_ms % 2000, 0..100 | 300..400),
     }
 }
 

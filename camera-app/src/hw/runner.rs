@@ -65,6 +65,7 @@ fn status_code(s: Status) -> u8 {
         Status::Running => 1,
         Status::NoLink => 2,
         Status::Updating => 3,
+        Status::Unprovisioned => 4,
     }
 }
 
@@ -73,6 +74,7 @@ fn status_from(code: u8) -> Status {
         1 => Status::Running,
         2 => Status::NoLink,
         3 => Status::Updating,
+        4 => Status::Unprovisioned,
         _ => Status::Booting,
     }
 }
@@ -244,14 +246,10 @@ impl BoardHw {
         }
     }
 
-    /// After a frame: whether the camera is online, and the brightness
+    /// After a frame: the camera's state for the LED, and the brightness
     /// (the tamper detector's measure when there is one).
-    pub fn frame(&self, frame: &Frame, tamper: Option<&TamperStatus>, online: bool) {
-        self.shared.set_status(if online {
-            Status::Running
-        } else {
-            Status::NoLink
-        });
+    pub fn frame(&self, frame: &Frame, tamper: Option<&TamperStatus>, status: Status) {
+        self.shared.set_status(status);
         if self.shared.wants_image_luma() {
             let luma = tamper
                 .and_then(super::light::luma_from_tamper)

@@ -37,7 +37,9 @@ pub use topics::Topics;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkConfig {
-    /// Broker host name or address.
+    /// Broker host name or address (from provisioning when
+    /// `camera.provisioning` is set).
+    #[serde(default)]
     pub broker: String,
     #[serde(default = "default_port")]
     pub port: u16,

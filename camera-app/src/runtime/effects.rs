@@ -17,8 +17,9 @@ use super::RunError;
 use crate::capture::Frame;
 use crate::config_store::ConfigStore;
 use crate::detect::Detection;
+use crate::health::watchdog::Watchdog;
 use crate::health::{SharedMetrics, TamperStatus};
-use crate::hw::BoardHw;
+use crate::hw::{BoardHw, Status};
 use crate::jsonl::{DetectionRecord, FrameRecord, write_line};
 use crate::link::{CameraEvent, LinkStats, Snapshot};
 use crate::model::Manifest;
@@ -85,6 +86,11 @@ pub struct Effects {
     configs: Option<ConfigStore>,
     metrics: SharedMetrics,
     board: Option<BoardHw>,
+    /// Not provisioned: the LED says so instead of "no link".
+    unprovisioned: bool,
+    /// systemd's, fed after each frame through detection.
+    watchdog: Watchdog,
+    started: std::time::Instant,
     tap: Option<Tap>,
     manifest: Manifest,
     detections: FrameRecord,
@@ -113,6 +119,9 @@ impl Effects {
             configs: None,
             metrics: SharedMetrics::default(),
             board: None,
+            unprovisioned: false,
+            watchdog: Watchdog::from_env(),
+            started: std::time::Instant::now(),
             tap: None,
             manifest,
             detections: FrameRecord {
@@ -147,6 +156,28 @@ impl Effects {
 
     pub fn with_metrics(mut self, metrics: SharedMetrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Feed this watchdog instead of systemd's (tests).
+    pub fn with_watchdog(mut self, watchdog: Watchdog) -> Self {
+        self.watchdog = watchdog;
+        self
+    }
+
+    /// Set-up is over: the service is ready (systemd `READY=1`).
+    pub fn ready(&mut self) {
+        self.watchdog.ready();
+    }
+
+    /// The camera stops on purpose (systemd `STOPPING=1`).
+    pub fn stopping(&mut self) {
+        self.watchdog.stopping();
+    }
+
+    /// The camera has no factory bundle installed (LED pattern).
+    pub fn unprovisioned(mut self, unprovisioned: bool) -> Self {
+        self.unprovisioned = unprovisioned;
         self
     }
 
@@ -284,11 +315,14 @@ impl Effects {
 
     /// After a frame: the figures of health reports, and the board.
     pub fn frame_done(
-        &self,
+        &mut self,
         frame: &Frame,
         inference: std::time::Duration,
         camera: Option<&Camera>,
     ) {
+        let elapsed = self.started.elapsed();
+        self.watchdog
+            .frame(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
         let status = camera.map(Camera::status);
         {
             let mut m = self.metrics.lock();
@@ -301,7 +335,14 @@ impl Effects {
         }
         if let Some(board) = &self.board {
             let tamper: Option<&TamperStatus> = status.as_ref().map(|s| &s.tamper);
-            board.frame(frame, tamper, self.online());
+            let status = if self.unprovisioned {
+                Status::Unprovisioned
+            } else if self.online() {
+                Status::Running
+            } else {
+                Status::NoLink
+            };
+            board.frame(frame, tamper, status);
         }
     }
 

@@ -19,6 +19,7 @@ use super::RunError;
 use super::effects::Effects;
 use crate::capture::files::decode_mjpeg;
 use crate::capture::{Frame, FrameSource, PixelFormat};
+use crate::clock_gate::ClockGate;
 use crate::detect::{Detection, Detector};
 use crate::link::CameraCommand;
 use crate::preprocess::Colorimetry;
@@ -48,6 +49,8 @@ pub struct FrameLoop<'a> {
     pub colorimetry: Colorimetry,
     /// Snapshots, when installers may ask for them.
     pub snapshots: Option<SnapshotOptions>,
+    /// Whether the clock may stamp records yet.
+    pub clock: ClockGate,
     summary: RunSummary,
     snapshot_wanted: bool,
     /// The current frame's detections, kept to allocate nothing per frame.
@@ -91,6 +94,7 @@ impl<'a> FrameLoop<'a> {
             max_config_bytes: camera_core::config::remote::DEFAULT_MAX_CONFIG_BYTES,
             colorimetry: Colorimetry::Bt601Limited,
             snapshots: None,
+            clock: ClockGate::default(),
             summary: RunSummary::default(),
             snapshot_wanted: false,
             dets: Vec::new(),
@@ -180,7 +184,13 @@ impl<'a> FrameLoop<'a> {
     ) -> Result<(), RunError> {
         let t_us = frame.timestamp.as_micros();
         self.handle_commands(t_us)?;
+        let clocked = self.clock.open();
+        if !clocked {
+            self.summary.unclocked += 1;
+        }
         match &mut self.camera {
+            // Nothing is counted or written with a time that is not set.
+            _ if !clocked => {}
             None => self.effects.detections(frame, dets)?,
             Some(camera) => {
                 let colorimetry = self.colorimetry;
@@ -299,6 +309,7 @@ impl<'a> FrameLoop<'a> {
             camera.handle(Input::Finish { reason });
             self.effects.apply(camera)?;
         }
+        self.effects.stopping();
         self.effects.flush()
     }
 }

@@ -40,6 +40,8 @@ use camera_core::shelf::request::ShelfReferenceRequest;
 pub enum RunError {
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("camera.board: {0}")]
     Board(String),
     #[error("frame source: {0}")]
@@ -103,8 +105,14 @@ impl RunOptions {
 /// is closed and stored, and the link gets `drain_s` to deliver what
 /// waits.
 pub fn run(cfg: &Config, opts: RunOptions, stop: &AtomicBool) -> Result<RunSummary, RunError> {
-    let mut d = setup::devices(cfg)?;
-    let effects = d.effects.with_tap(opts.tap);
+    // Who the camera is and where it reports come from provisioning when
+    // the configuration says so.
+    let mut cfg = cfg.clone();
+    let provisioning = cfg.apply_provisioning()?;
+    let cfg = &cfg;
+    let mut d = setup::devices(cfg, &provisioning)?;
+    let mut effects = d.effects.with_tap(opts.tap);
+    effects.ready();
     let mut frames = FrameLoop::new(d.source.as_mut(), &mut d.detector, effects);
     frames.camera = d.camera;
     frames.commands = d.commands;
@@ -115,6 +123,8 @@ pub fn run(cfg: &Config, opts: RunOptions, stop: &AtomicBool) -> Result<RunSumma
         .collect();
     frames.max_frames = cfg.output.max_frames;
     frames.colorimetry = cfg.detector.colorimetry;
+    frames.clock =
+        crate::clock_gate::ClockGate::new(cfg.camera.clock, crate::health::system::kernel_clock);
     if let Some(l) = &cfg.link {
         frames.max_config_bytes = l.max_config_bytes;
     }

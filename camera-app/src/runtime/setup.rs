@@ -20,10 +20,10 @@ use crate::capture::files::FileSource;
 use crate::capture::synthetic::SyntheticSource;
 use crate::capture::v4l2::V4l2Source;
 use crate::capture::{FrameSource, SourceError};
-use crate::config::{Config, DetectorBackend, SourceConfig};
+use crate::config::{Config, DetectorBackend, Provisioning, SourceConfig};
 use crate::config_store::ConfigStore;
 use crate::detect::Detector;
-use crate::health::{Reporter, SharedMetrics, SystemProbe, metrics};
+use crate::health::{Releases, Reporter, SharedMetrics, SystemProbe, metrics};
 use crate::hw::BoardHw;
 use crate::link::{CameraCommand, Link, LinkHandle};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
@@ -96,8 +96,22 @@ pub fn choose_backend(cfg: &Config) -> Result<model::Backend, ModelError> {
 /// Build the detector the config names, on the backend it chooses.
 pub fn build_detector(cfg: &Config) -> Result<(Manifest, Detector), ModelError> {
     let d = &cfg.detector;
-    let manifest = Manifest::builtin(&d.model)?;
-    let dir = model::models_dir(d.models_dir.as_deref())?;
+    // Unpacked only while the detector loads: on a camera /tmp is RAM.
+    let unpacked = match &d.package {
+        Some(p) => {
+            let u = crate::model_package::unpack(p, &d.model)?;
+            let m = package_manifest(&u.manifest, p, &d.model)?;
+            Some((u, m))
+        }
+        None => None,
+    };
+    let (manifest, dir) = match &unpacked {
+        Some((u, m)) => (m.clone(), u.models_dir().to_path_buf()),
+        None => (
+            Manifest::builtin(&d.model)?,
+            model::models_dir(d.models_dir.as_deref())?,
+        ),
+    };
     let opts = DetectorOptions {
         score_threshold: d.score_threshold,
         nms_iou: d.nms_iou,
@@ -180,7 +194,7 @@ fn open_lines(cfg: &Config) -> Result<(Box<dyn Write + Send>, String), RunError>
 }
 
 /// The configuration's devices, ready to run.
-pub fn devices(cfg: &Config) -> Result<Devices, RunError> {
+pub fn devices(cfg: &Config, provisioning: &Provisioning) -> Result<Devices, RunError> {
     let analytics = cfg.analytics.as_deref().map(load_analytics).transpose()?;
     let (manifest, detector) = build_detector(cfg)?;
     let board = cfg
@@ -194,8 +208,24 @@ pub fn devices(cfg: &Config) -> Result<Devices, RunError> {
     };
     let source = open_source(&source_cfg).map_err(RunError::Source)?;
     let (lines, lines_name) = open_lines(cfg)?;
+    let unprovisioned = match provisioning {
+        Provisioning::Missing(dir) => {
+            tracing::error!(
+                dir = %dir.display(),
+                "camera not provisioned: counting into the outbox, publishing nothing until \
+                 `ota provision` installs its factory bundle"
+            );
+            true
+        }
+        Provisioning::Provisioned(id) => {
+            tracing::info!(camera = id.camera_id, store = id.store_id, "provisioned");
+            false
+        }
+        Provisioning::NotUsed => false,
+    };
     let effects = Effects::new(lines, &lines_name, manifest.clone())
-        .with_board(board.as_ref().and_then(BoardHw::start));
+        .with_board(board.as_ref().and_then(BoardHw::start))
+        .unprovisioned(unprovisioned);
     tracing::info!(
         source = %source.describe(),
         model = %manifest.name,
@@ -276,17 +306,20 @@ fn counting(
         let (commands_tx, commands) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
         let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         let started_us = metrics::now_us();
+        let releases = releases(cfg);
+        let birth = metrics::birth(&d.manifest.name, &d.manifest.sha256, started_us, &releases);
         let mut reporter = Reporter {
             metrics,
             probe: SystemProbe::new("/"),
             started_us,
+            releases,
         };
         let link = Link {
             config: link_cfg.clone(),
             camera_id: cfg.camera.id.clone(),
             outbox: o.clone(),
             running: (camera.config().version, body),
-            birth: metrics::birth(&d.manifest.name, &d.manifest.sha256, started_us),
+            birth,
             health: Box::new(move |stats| reporter.report(stats)),
         }
         .spawn(commands_tx, events_rx)?;
@@ -301,6 +334,37 @@ fn counting(
     d.outbox = outbox;
     d.camera = Some(camera);
     Ok(())
+}
+
+/// The manifest a model package carries, for model `name`.
+fn package_manifest(text: &str, path: &Path, name: &str) -> Result<Manifest, ModelError> {
+    let origin = format!("{} ({name}/model.toml)", path.display());
+    let m = Manifest::parse(text, &origin)?;
+    if m.name != name {
+        return Err(ModelError::PackageName {
+            path: path.display().to_string(),
+            name: name.to_string(),
+            found: m.name,
+        });
+    }
+    Ok(m)
+}
+
+/// The release versions of the slots in use, as `ota select` recorded
+/// them; none without `camera.releases`.
+fn releases(cfg: &Config) -> Releases {
+    let releases = cfg
+        .camera
+        .releases
+        .as_deref()
+        .map(Releases::read)
+        .unwrap_or_default();
+    tracing::info!(
+        firmware = releases.firmware_version(),
+        ?releases,
+        "releases"
+    );
+    releases
 }
 
 /// At start: the stored references of the shelves as configured. A
@@ -326,4 +390,31 @@ fn restore_references(store: &ReferenceStore, camera: &mut Camera) {
         refused = refused.len(),
         "shelf references restored"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A package's manifest must parse and name the configured model; the
+    /// error names the package.
+    #[test]
+    fn a_package_manifest_is_checked_and_must_be_the_configured_model() {
+        let text = include_str!("../../../models/fastestdet/model.toml");
+        let slot = Path::new("/data/models/b.pkg");
+        let m = package_manifest(text, slot, "fastestdet").expect("manifest");
+        assert_eq!(m.name, "fastestdet");
+        let e = package_manifest(text, slot, "yolo").expect_err("another model");
+        assert!(
+            e.to_string()
+                .contains("/data/models/b.pkg: yolo/model.toml names model \"fastestdet\""),
+            "{e}"
+        );
+        let e = package_manifest("name = 1", slot, "fastestdet").expect_err("bad");
+        assert!(
+            e.to_string()
+                .contains("/data/models/b.pkg (fastestdet/model.toml)"),
+            "{e}"
+        );
+    }
 }

@@ -352,3 +352,51 @@ fn snapshots_are_taken_from_the_next_frame_or_refused() {
         }
     }
 }
+
+static CLOCK_SET: AtomicBool = AtomicBool::new(false);
+
+fn test_clock() -> crate::health::ClockSync {
+    if CLOCK_SET.load(std::sync::atomic::Ordering::SeqCst) {
+        crate::health::ClockSync::Synced {
+            est_error_us: 100,
+            max_error_us: 1000,
+        }
+    } else {
+        crate::health::ClockSync::Unsynced {
+            est_error_us: 0,
+            max_error_us: 16_000_000,
+        }
+    }
+}
+
+/// Frames before the clock is set are detected (the watchdog is fed) but
+/// nothing is written with their time; from the first synchronised
+/// reading on, every frame is.
+#[test]
+fn nothing_is_written_before_the_clock_is_set() {
+    let mut script = Script::new(false, 32, 16, vec![(64, 1024)]);
+    script.events = (0..5).map(frame_event).collect();
+    let shared = Arc::new(Mutex::new(script));
+    let mut src = fake_camera(&shared);
+    let (m, mut det) = detector();
+    let lines = Lines::default();
+    let effects = Effects::new(Box::new(lines.clone()), "memory", m);
+    let mut frames = FrameLoop::new(&mut src, &mut det, effects);
+    frames.clock =
+        crate::clock_gate::ClockGate::new(crate::clock_gate::ClockPolicy::Synced, test_clock);
+    frames.max_frames = Some(2);
+    let summary = frames.run(&AtomicBool::new(false)).expect("run");
+    assert_eq!((summary.processed, summary.unclocked), (2, 2));
+    assert!(lines.json().is_empty(), "{:?}", lines.json());
+    CLOCK_SET.store(true, std::sync::atomic::Ordering::SeqCst);
+    frames.max_frames = Some(5);
+    let summary = frames.run(&AtomicBool::new(false)).expect("run");
+    frames.finish(frame_loop::STOPPED).expect("finish");
+    assert_eq!((summary.processed, summary.unclocked), (5, 2));
+    let seqs: Vec<u64> = lines
+        .json()
+        .iter()
+        .map(|r| r["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [2, 3, 4]);
+}

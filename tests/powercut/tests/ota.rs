@@ -348,6 +348,7 @@ impl Rig {
             },
             state_dir: root.join("ota"),
             root_file,
+            provisioning: None,
             version: "1.0.0".into(),
             allowed_urls: vec![v.url_prefix.clone()],
             max_bundle_bytes: 64 << 20,

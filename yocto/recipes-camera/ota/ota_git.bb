@@ -13,6 +13,8 @@ inherit cargo cargo-update-recipe-crates systemd retail_camera_board
 # boards/<board>.toml by yocto/scripts/check-boards.py --write).
 SRC_URI += "file://ota-agent.service \
             file://ota-select.service \
+            file://camera-provision.service \
+            file://ota-slots \
             file://${RETAIL_CAMERA_BOARD}/agent.toml \
             "
 
@@ -20,6 +22,11 @@ SRC_URI += "file://ota-agent.service \
 # rollouts: the ota-vendor package of the same workspace) never ship on a
 # camera.
 CARGO_BUILD_FLAGS += "-p ota --bin ota"
+
+# The vendor's factory public keys (ota-vendor keygen: the .pub files, one
+# per line): the camera installs only factory bundles they signed. A
+# vendor setting, like the signing keys it pairs with.
+RETAIL_CAMERA_FACTORY_KEYS ??= ""
 
 do_install:append() {
     # cargo_do_install installs every executable it finds in the target
@@ -30,8 +37,19 @@ do_install:append() {
     install -D -m 0644 ${UNPACKDIR}/${RETAIL_CAMERA_BOARD}/agent.toml ${D}${sysconfdir}/ota/agent.toml
     install -D -m 0644 ${UNPACKDIR}/ota-agent.service ${D}${systemd_system_unitdir}/ota-agent.service
     install -D -m 0644 ${UNPACKDIR}/ota-select.service ${D}${systemd_system_unitdir}/ota-select.service
+    install -D -m 0755 ${UNPACKDIR}/ota-slots ${D}${libexecdir}/ota-slots
+    sed -i -e 's,@LIBEXECDIR@,${libexecdir},g' ${D}${systemd_system_unitdir}/ota-select.service
+    install -D -m 0644 ${UNPACKDIR}/camera-provision.service ${D}${systemd_system_unitdir}/camera-provision.service
+    if [ -z "${RETAIL_CAMERA_FACTORY_KEYS}" ]; then
+        bbfatal "set RETAIL_CAMERA_FACTORY_KEYS to the vendor's factory public keys file: without it no camera of this image can be provisioned"
+    fi
+    install -D -m 0644 ${RETAIL_CAMERA_FACTORY_KEYS} ${D}${sysconfdir}/ota/factory-keys
 }
 
-SYSTEMD_SERVICE:${PN} = "ota-select.service ota-agent.service"
+SYSTEMD_SERVICE:${PN} = "camera-provision.service ota-select.service ota-agent.service"
+
+FILES:${PN} += "${libexecdir}/ota-slots"
+# fallocate, mountpoint, mount (squashfs app slots).
+RDEPENDS:${PN} += "util-linux-fallocate util-linux-mount util-linux-mountpoint"
 
 CONFFILES:${PN} = "${sysconfdir}/ota/agent.toml"
