@@ -3,8 +3,8 @@
 #
 #   tests/system/build-image.sh [BIN_DIR] [OUT_IMAGE]
 #
-# BIN_DIR: aarch64 binaries camera-app and ota (whichever are there; default
-# /work/target/aarch64-unknown-linux-gnu/debug). OUT_IMAGE: default
+# BIN_DIR: aarch64 binaries camera-app and ota (whichever are there; none
+# when BIN_DIR is not given or "-"). OUT_IMAGE: default
 # $SYSTEM_TEST_CACHE/out/disk.img.
 #
 # The layout is boards/qemu-arm64.toml's, from the Yocto layer's own files
@@ -19,7 +19,7 @@
 # scripts, apt-get for missing host tools). Caches under
 # ${SYSTEM_TEST_CACHE:-$HOME/.cache/camera-system-test}: the base root
 # filesystem tarball (rebuilt when its package list or hooks change), the
-# downloaded .debs, and the work directory. See NOTES.md.
+ and the work directory. See NOTES.md., and the work directory. See NOTES.md.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +27,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
-BIN_DIR=${1:-/work/target/aarch64-unknown-linux-gnu/debug}
+BIN_DIR=${1:--}
 OUT=${2:-$SYSTEM_TEST_CACHE/out/disk.img}
 BOARD=qemu-arm64
 # Slot sizes: classes/retail_camera_board.bbclass (RETAIL_CAMERA_ROOTFS_SIZE,
@@ -43,7 +43,7 @@ WORK=$SYSTEM_TEST_CACHE/work
 [ -f "$PROFILE" ] || die "no $PROFILE"
 
 need_root "build-image.sh"
-apt_need mmdebstrap u-boot-tools mtools dosfstools gdisk e2fsprogs zstd cpio file patch
+apt_need mmdebstrap u-boot-tools mtools dosfstools gdisk e2fsprogs zstd cpio file
 export MTOOLS_SKIP_CHECK=1
 T0=$(date +%s)
 
@@ -182,29 +182,15 @@ systemctl --root="$ROOT" enable "${enable[@]}" >&2
 # --- 3. partitions --------------------------------------------------------------
 P=$WORK/parts
 mkdir -p "$P"
-# boot.scr: boot.cmd.in with the prototype's changes (boot.cmd.in.patch:
-# environment from the disk offsets, initrd), @NAMES@ as
-# retail-camera-bootscript_1.0.bb fills them for qemuarm64.
-cp "$LAYER/recipes-bsp/retail-camera-bootscript/files/boot.cmd.in" "$P/boot.cmd.in"
-patch -s --no-backup-if-mismatch "$P/boot.cmd.in" < "$HERE/boot.cmd.in.patch" \
-    || die "boot.cmd.in.patch does not apply to the layer's boot.cmd.in"
-hex() { printf '0x%x' "$1"; }
-sed -e 's,@DEV@,virtio 0,g' \
-    -e 's,@ROOT_A@,/dev/vda2,g' -e 's,@ROOT_B@,/dev/vda3,g' \
-    -e 's;@CONSOLE@;console=ttyAMA0,115200;g' \
-    -e 's,@KERNEL@,Image,g' -e 's,@DTB@,,g' -e 's,@BOOTCMD@,booti,g' \
-    -e 's,@INITRD@,initrd.img,g' \
-    -e 's,@ENV_IF@,virtio,g' -e 's,@ENV_DEVNUM@,0,g' \
-    -e "s,@ENV_BLK_A@,$(hex $((ENV_OFF_A / 512))),g" \
-    -e "s,@ENV_BLK_B@,$(hex $((ENV_OFF_B / 512))),g" \
-    -e "s,@ENV_BLKS@,$(hex $((ENV_SIZE / 512))),g" \
-    -e "s,@ENV_SIZE@,$(hex "$ENV_SIZE"),g" \
-    -e "s,@ENV_SIZE_X2@,$(hex $((2 * ENV_SIZE))),g" \
-    -e "s,@ENV_SIZE_X4@,$(hex $((4 * ENV_SIZE))),g" \
-    -e "s,@ENV_SIZE_X5@,$(hex $((5 * ENV_SIZE))),g" \
-    -e "s,@ENV_DATA_LEN@,$(hex $((ENV_SIZE - 5))),g" \
-    "$P/boot.cmd.in" > "$P/boot.cmd"
-! grep -n '@[A-Z_]*@' "$P/boot.cmd" | grep -v '@NAMES@' || die "unfilled @NAMES@ in boot.cmd"
+# boot.scr: the layer's boot.cmd.in filled in by the layer's fill-boot-cmd
+# with the values retail_camera_board.bbclass and the bootscript recipe give
+# qemuarm64 (check-boards.py checks RETAIL_CAMERA_SCRIPT_ENV against the
+# profile), plus the initramfs Debian's kernel needs.
+BS=$LAYER/recipes-bsp/retail-camera-bootscript/files
+DEV="virtio 0" ROOT_A=/dev/vda2 ROOT_B=/dev/vda3 CONSOLE="console=ttyAMA0,115200" \
+    KERNEL=Image DTB= BOOTCMD=booti INITRD=initrd.img \
+    SCRIPT_ENV="virtio 0 $ENV_OFF_A $ENV_OFF_B $ENV_SIZE" \
+    sh "$BS/fill-boot-cmd" "$BS/boot.cmd.in" "$P/boot.cmd" || die "fill-boot-cmd failed"
 mkimage -A arm64 -O linux -T script -C none -n "retail camera A/B boot" \
     -d "$P/boot.cmd" "$P/boot.scr" >/dev/null
 rm -f "$P/boot.vfat"

@@ -50,6 +50,19 @@ RETAIL_CAMERA_ROOT_A:rv1106-camera ?= "/dev/mtdblock3"
 RETAIL_CAMERA_ROOT_B:rv1106-camera ?= "/dev/mtdblock4"
 RETAIL_CAMERA_DATA:rv1106-camera ?= "/dev/mtdblock5"
 
+# Where the boot script keeps the redundant U-Boot environment itself:
+# "<interface> <device> <offset A> <offset B> <size>" in bytes, the
+# [uboot_env] of boards/<board>.toml. For boards whose U-Boot keeps its own
+# environment elsewhere: QEMU virt's U-Boot has it in pflash, one copy that
+# Linux cannot reach, and its saveenv fails on QEMU (tests/system/README.md).
+# Empty: U-Boot's own environment and saveenv (uboot-env.cfg puts it at the
+# same offsets).
+RETAIL_CAMERA_SCRIPT_ENV ??= ""
+RETAIL_CAMERA_SCRIPT_ENV:qemuarm64 ?= "virtio 0 0x100000 0x104000 0x4000"
+# An initramfs the boot script loads from the slot's /boot with the kernel
+# (empty: none; the layer's kernels have the root device built in).
+RETAIL_CAMERA_INITRD ??= ""
+
 # Disk image (files/wic/; boards with their loader on the disk have their own).
 RETAIL_CAMERA_WKS ??= "retail-camera.wks.in"
 RETAIL_CAMERA_WKS:rock-5b ?= "retail-camera-rockchip.wks.in"

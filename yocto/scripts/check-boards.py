@@ -161,6 +161,17 @@ def main():
             got = mm.group(1) if mm else (dm.group(1) if dm else None)
             if got != val:
                 errors.append(f"classes/retail_camera_board.bbclass: {var} for {m} is {got!r}, boards/{board}.toml says {val!r}")
+        # The boot script's own environment (boards whose U-Boot keeps it
+        # elsewhere): the same offsets and size as [uboot_env].
+        se = re.search(rf'^RETAIL_CAMERA_SCRIPT_ENV:{re.escape(m)} \?= "([^"]*)"', cls, re.M)
+        if se:
+            f = se.group(1).split()
+            want = [e["offsets"][0], e["offsets"][1], e["size"]]
+            if len(f) != 5 or [int(x, 0) for x in f[2:]] != want:
+                errors.append(f"classes/retail_camera_board.bbclass: RETAIL_CAMERA_SCRIPT_ENV:{m} is {se.group(1)!r}, "
+                              f"boards/{board}.toml [uboot_env] says offsets {e['offsets'][0]:#x} {e['offsets'][1]:#x} size {e['size']:#x}")
+            if os.path.exists(cfg_path):
+                errors.append(f"{where}/uboot-env.cfg and RETAIL_CAMERA_SCRIPT_ENV:{m}: one environment writer, not two")
         if not re.search(rf'^RETAIL_CAMERA_BOARD:{re.escape(m)} \?= "{re.escape(board)}"', cls, re.M):
             errors.append(f"classes/retail_camera_board.bbclass: RETAIL_CAMERA_BOARD:{m} is not {board!r}")
     if args.write:

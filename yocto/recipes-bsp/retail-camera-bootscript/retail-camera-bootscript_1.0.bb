@@ -8,7 +8,7 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7ca
 
 DEPENDS = "u-boot-mkimage-native"
 
-SRC_URI = "file://boot.cmd.in"
+SRC_URI = "file://boot.cmd.in file://fill-boot-cmd"
 S = "${UNPACKDIR}"
 INHIBIT_DEFAULT_DEPS = "1"
 
@@ -26,14 +26,14 @@ BOOTSCRIPT_BOOTCMD ?= "${@'booti' if d.getVar('TARGET_ARCH') == 'aarch64' else '
 do_configure[noexec] = "1"
 
 do_compile() {
-    sed -e 's,@DEV@,${RETAIL_CAMERA_UBOOT_DEV},g' \
-        -e 's,@ROOT_A@,${RETAIL_CAMERA_ROOT_A},g' \
-        -e 's,@ROOT_B@,${RETAIL_CAMERA_ROOT_B},g' \
-        -e 's;@CONSOLE@;${BOOTSCRIPT_CONSOLE};g' \
-        -e 's,@KERNEL@,${KERNEL_IMAGETYPE},g' \
-        -e 's,@DTB@,${BOOTSCRIPT_DTB},g' \
-        -e 's,@BOOTCMD@,${BOOTSCRIPT_BOOTCMD},g' \
-        ${UNPACKDIR}/boot.cmd.in > ${B}/boot.cmd
+    # fill-boot-cmd is shared with tests/system/build-image.sh, which boots
+    # the result in QEMU.
+    DEV="${RETAIL_CAMERA_UBOOT_DEV}" ROOT_A="${RETAIL_CAMERA_ROOT_A}" \
+    ROOT_B="${RETAIL_CAMERA_ROOT_B}" CONSOLE="${BOOTSCRIPT_CONSOLE}" \
+    KERNEL="${KERNEL_IMAGETYPE}" DTB="${BOOTSCRIPT_DTB}" \
+    BOOTCMD="${BOOTSCRIPT_BOOTCMD}" INITRD="${RETAIL_CAMERA_INITRD}" \
+    SCRIPT_ENV="${RETAIL_CAMERA_SCRIPT_ENV}" \
+        sh ${UNPACKDIR}/fill-boot-cmd ${UNPACKDIR}/boot.cmd.in ${B}/boot.cmd
     mkimage -A ${UBOOT_ARCH} -O linux -T script -C none -n "retail camera A/B boot" \
         -d ${B}/boot.cmd ${B}/boot.scr
 }
