@@ -20,7 +20,7 @@ pub enum Soc {
     Rv1126,
     Rk3568,
     Rk3588,
-    /// QEMU's `virt` machine: no NPU, no camera.
+    /// QEMU's `virt` machine: no NPU; the kernel's vivid test driver as its camera.
     Virt,
 }
 
@@ -96,7 +96,7 @@ pub enum PixelFormat {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capture {
-    /// `/dev/videoN`; absent on a board without a camera (QEMU).
+    /// `/dev/videoN`; absent on a board without a camera.
     #[serde(default)]
     pub device: Option<PathBuf>,
     /// Formats in order of preference.

@@ -167,6 +167,12 @@ awk '!/^#/ && NF >= 2 { print $2 }' "$G/fstab" | while read -r mp; do install -d
 install -m 0644 "$G/mosquitto.conf" "$ROOT/etc/mosquitto/mosquitto.conf"
 install -D -m 0644 "$G/10-virtio-net.network" "$ROOT/etc/systemd/network/10-virtio-net.network"
 install -D -m 0644 "$G/watchdog.conf" "$ROOT/etc/systemd/system.conf.d/watchdog.conf"
+# The board's camera: vivid at boot (the layer: KERNEL_MODULE_AUTOLOAD on
+# qemuarm64), one single- and one multi-planar instance.
+install -D -m 0644 /dev/null "$ROOT/etc/modules-load.d/vivid.conf"
+echo vivid > "$ROOT/etc/modules-load.d/vivid.conf"
+install -D -m 0644 /dev/null "$ROOT/etc/modprobe.d/vivid.conf"
+echo 'options vivid n_devs=2 multiplanar=1,2' > "$ROOT/etc/modprobe.d/vivid.conf"
 install -D -m 0755 "$G/run" "$ROOT/usr/libexec/camtest/run"
 install_unit "$G/camtest.service"
 enable+=(camtest.service systemd-networkd.service)

@@ -91,8 +91,19 @@ mod tests {
     }
 
     #[test]
+    fn the_qemu_board_captures_from_vivid() {
+        let SourceConfig::V4l2(v) = capture_source(&shipped("qemu-arm64")).unwrap() else {
+            panic!("v4l2 expected")
+        };
+        assert_eq!(v.device, Path::new("/dev/video0"));
+        assert_eq!(v.format, PixelFormat::Nv12);
+    }
+
+    #[test]
     fn a_board_without_a_camera_says_so() {
-        let e = capture_source(&shipped("qemu-arm64")).unwrap_err();
+        let mut profile = shipped("qemu-arm64");
+        profile.capture.device = None;
+        let e = capture_source(&profile).unwrap_err();
         assert!(matches!(e, BoardCaptureError::NoDevice { .. }), "{e:?}");
         assert!(e.to_string().contains("qemu-arm64"), "{e}");
     }

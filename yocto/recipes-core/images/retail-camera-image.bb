@@ -19,6 +19,8 @@ IMAGE_INSTALL = " \
     ${@'kernel-devicetree' if d.getVar('KERNEL_DEVICETREE') else ''} \
     ${CORE_IMAGE_EXTRA_INSTALL} \
 "
+# qemuarm64's camera: the vivid module (linux-yocto bbappend)
+IMAGE_INSTALL:append:qemuarm64 = " kernel-module-vivid"
 
 IMAGE_ROOTFS_MAXSIZE ?= "1048576"
 
