@@ -19,7 +19,7 @@
 # scripts, apt-get for missing host tools). Caches under
 # ${SYSTEM_TEST_CACHE:-$HOME/.cache/camera-system-test}: the base root
 # filesystem tarball (rebuilt when its package list or hooks change), the
- and the work directory. See NOTES.md., and the work directory. See NOTES.md.
+# downloaded .debs, and the work directory. See README.md.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -48,8 +48,8 @@ export MTOOLS_SKIP_CHECK=1
 T0=$(date +%s)
 
 # --- the profile's values ---------------------------------------------------
-toml() { # KEY (a line "KEY = VALUE" of the profile)
-    sed -n "s/^$1 *= *//p" "$PROFILE" | head -n1
+toml() { # KEY (a line "KEY = VALUE" in the profile's [uboot_env])
+    sed -n '/^\[uboot_env\]/,/^\[/p' "$PROFILE" | sed -n "s/^$1 *= *//p" | head -n1
 }
 ENV_DEVICE=$(toml device | tr -d '"')
 ENV_SIZE=$(toml size)
