@@ -1,7 +1,7 @@
 //! `ota-vendor rollout` and `publish-roots`: what the vendor sends the
 //! cameras over MQTT.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -62,19 +62,11 @@ pub struct RolloutArgs {
 /// halt on failures. Exits 0 when done, 2 when halted, 3 when stopped.
 pub fn rollout(a: RolloutArgs) -> anyhow::Result<ExitCode> {
     let key = read_secret(&a.key)?;
-    let mut f = std::fs::File::open(&a.bundle)
-        .with_context(|| format!("opening {}", a.bundle.display()))?;
-    let signed = bundle::read_header(&mut f)?;
-    let m = Manifest::parse(&signed.payload)?;
-    let size = std::fs::metadata(&a.bundle)?.len();
+    let announcement = announcement_for(&a.bundle, a.campaign, a.url, a.seq, a.window)?;
     let (host, port) = a
         .broker
         .rsplit_once(':')
         .ok_or_else(|| anyhow!("--broker must be host:port"))?;
-    let window = a
-        .window
-        .map(|w| Window::parse(&w).ok_or_else(|| anyhow!("--window {w:?} is not HH:MM-HH:MM")))
-        .transpose()?;
     if a.waves.is_empty() || a.waves.iter().any(|w| *w == 0 || *w > 100) {
         bail!("--waves must be percentages 1..=100");
     }
@@ -83,21 +75,7 @@ pub fn rollout(a: RolloutArgs) -> anyhow::Result<ExitCode> {
         port: port.parse().context("--broker port")?,
         announce_topic: a.announce_topic,
         report_topic: a.report_topic,
-        announcement: Announcement {
-            kind: "announcement".into(),
-            campaign: a.campaign,
-            seq: a.seq,
-            issued: 0,
-            expires: 0,
-            url: a.url,
-            version: m.version.clone(),
-            security_counter: m.security_counter,
-            size,
-            boards: m.compatible.clone(),
-            percent: 0,
-            window,
-            halted: false,
-        },
+        announcement,
         plan: rollout::Plan {
             waves: a.waves,
             failure_threshold: a.failure_threshold,
@@ -115,6 +93,108 @@ pub fn rollout(a: RolloutArgs) -> anyhow::Result<ExitCode> {
         rollout::Outcome::Halted { .. } => ExitCode::from(2),
         rollout::Outcome::Stopped(_) => ExitCode::from(3),
     })
+}
+
+/// The announcement of `bundle` (its manifest's version, counter and
+/// boards, its size), not yet issued: `percent` 0, times 0.
+fn announcement_for(
+    bundle_path: &Path,
+    campaign: String,
+    url: String,
+    seq: u64,
+    window: Option<String>,
+) -> anyhow::Result<Announcement> {
+    let mut f = std::fs::File::open(bundle_path)
+        .with_context(|| format!("opening {}", bundle_path.display()))?;
+    let signed = bundle::read_header(&mut f)?;
+    let m = Manifest::parse(&signed.payload)?;
+    let size = std::fs::metadata(bundle_path)?.len();
+    let window = window
+        .map(|w| Window::parse(&w).ok_or_else(|| anyhow!("--window {w:?} is not HH:MM-HH:MM")))
+        .transpose()?;
+    Ok(Announcement {
+        kind: "announcement".into(),
+        campaign,
+        seq,
+        issued: 0,
+        expires: 0,
+        url,
+        version: m.version.clone(),
+        security_counter: m.security_counter,
+        size,
+        boards: m.compatible.clone(),
+        percent: 0,
+        window,
+        halted: false,
+    })
+}
+
+/// The flags of `ota-vendor announce` (its help is the doc of `cli::Cmd::Announce`).
+#[derive(Debug, clap::Args)]
+pub struct AnnounceArgs {
+    /// The announcement signing key.
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    campaign: String,
+    /// Where cameras download the bundle.
+    #[arg(long)]
+    url: String,
+    /// The bundle itself, for its manifest and size.
+    #[arg(long)]
+    bundle: PathBuf,
+    /// Share of the cameras (by their seed) that go ahead.
+    #[arg(long, default_value_t = 100)]
+    percent: u8,
+    /// Sequence number within the campaign (raise it for each change).
+    #[arg(long, default_value_t = 1)]
+    seq: u64,
+    /// Maintenance window in store time, HH:MM-HH:MM.
+    #[arg(long)]
+    window: Option<String>,
+    /// Announce the campaign halted.
+    #[arg(long)]
+    halted: bool,
+    /// How long the announcement is valid (e.g. 7d).
+    #[arg(long, default_value = "7d")]
+    validity: humantime::Duration,
+    /// Where to write the signed announcement (what goes, retained, on
+    /// `ota/announce`).
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+/// `ota-vendor announce`: one signed announcement in a file, for a back
+/// office that publishes by itself (and for tests); `rollout` signs the
+/// same announcements wave by wave.
+pub fn announce(a: AnnounceArgs) -> anyhow::Result<()> {
+    if a.percent > 100 {
+        bail!("--percent must be 0..=100");
+    }
+    let key = read_secret(&a.key)?;
+    let mut ann = announcement_for(&a.bundle, a.campaign, a.url, a.seq, a.window)?;
+    ann.percent = a.percent;
+    ann.halted = a.halted;
+    ann.issued = crate::cli::now_s();
+    ann.expires = ann.issued + a.validity.as_secs();
+    let signed = ota::trust::sign(ann.to_payload(), ota::trust::Role::Announcement, &[&key]);
+    // An announcement already published keeps its file (a resend must
+    // raise seq, not replace what cameras saw).
+    if a.out.exists() {
+        bail!("{} must not exist yet", a.out.display());
+    }
+    crate::files::write_json(&a.out, &signed)?;
+    println!(
+        "{}: campaign {} seq {}, {} {} for {}% of {}",
+        a.out.display(),
+        ann.campaign,
+        ann.seq,
+        ann.version,
+        ann.url,
+        ann.percent,
+        ann.boards.join(", ")
+    );
+    Ok(())
 }
 
 /// `ota-vendor publish-roots`: the chain of roots after the factory one,

@@ -42,6 +42,9 @@ enum Cmd {
     },
     /// Publish a campaign in waves, watch the reports, halt on failures.
     Rollout(campaign::RolloutArgs),
+    /// Sign one announcement into a file, for a back office that publishes
+    /// it itself (retained, on `ota/announce`).
+    Announce(campaign::AnnounceArgs),
     /// Publish the chain of roots after the factory one (retained), so
     /// that cameras rotate their root of trust.
     PublishRoots {
@@ -76,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // The only command whose exit code says more than success: how
         // the campaign ended.
         Cmd::Rollout(a) => return campaign::rollout(a),
+        Cmd::Announce(a) => campaign::announce(a)?,
         Cmd::PublishRoots {
             broker,
             topic,

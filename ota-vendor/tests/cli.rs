@@ -249,6 +249,82 @@ fn vendor_workflow_from_keys_to_an_installed_slot() {
     assert_eq!(v["manifest"]["images"][0]["component"], "app");
     assert_eq!(v["manifest"]["images"][0]["chunks"], "4 chunk hashes");
 
+    // A back office that publishes by itself: one signed announcement of
+    // that bundle, which a camera trusting root.json accepts as one.
+    let out = ok(
+        Vendor,
+        d,
+        &[
+            "announce",
+            "--key",
+            "announcer.key",
+            "--campaign",
+            "spring",
+            "--url",
+            "http://127.0.0.1:8080/app.bundle",
+            "--bundle",
+            "app.bundle",
+            "--seq",
+            "4",
+            "--percent",
+            "30",
+            "-o",
+            "announce.json",
+        ],
+    );
+    assert!(out.contains("campaign spring seq 4, 2.0.0"), "{out}");
+    let signed: ota::trust::Signed =
+        serde_json::from_str(&std::fs::read_to_string(d.join("announce.json")).unwrap()).unwrap();
+    let root: ota::trust::Signed =
+        serde_json::from_str(&std::fs::read_to_string(d.join("root.json")).unwrap()).unwrap();
+    let trust = ota::trust::Trust::from_initial_root(&root).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    trust
+        .verify(&signed, ota::trust::Role::Announcement, now)
+        .expect("the announcement verifies under the root");
+    assert!(
+        trust
+            .verify(&signed, ota::trust::Role::Manifest, now)
+            .is_err(),
+        "an announcement is no manifest"
+    );
+    let a = ota::announce::Announcement::parse(&signed.payload).unwrap();
+    let bundle_len = std::fs::metadata(d.join("app.bundle")).unwrap().len();
+    assert_eq!(
+        (
+            a.seq,
+            a.percent,
+            a.version.as_str(),
+            a.security_counter,
+            a.size
+        ),
+        (4, 30, "2.0.0", 3, bundle_len)
+    );
+    assert_eq!(a.boards, ["rk3588"]);
+    assert!(a.expires > a.issued && a.issued + 8 * 86_400 > now && !a.halted);
+    // Never overwritten by accident.
+    let e = fails(
+        Vendor,
+        d,
+        &[
+            "announce",
+            "--key",
+            "announcer.key",
+            "--campaign",
+            "spring",
+            "--url",
+            "http://x/b",
+            "--bundle",
+            "app.bundle",
+            "-o",
+            "announce.json",
+        ],
+    );
+    assert!(e.contains("must not exist") || e.contains("exists"), "{e}");
+
     // A flipped byte in the payload is found.
     let mut bytes = std::fs::read(d.join("app.bundle")).unwrap();
     let n = bytes.len();
