@@ -23,10 +23,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib.sh"
 
 IMAGE=${1:-$SYSTEM_TEST_CACHE/out/disk.img}
-TIMEOUT=${SYSTEM_TEST_TIMEOUT:-1200}
+TIMEOUT=${SYSTEM_TEST_TIMEOUT:-2700}
 RUN=${SYSTEM_TEST_RUN:-$SYSTEM_TEST_CACHE/run}
 LOG=${SYSTEM_TEST_LOG:-$RUN/serial.log}
 PORT=${SYSTEM_TEST_PORT:-$((20000 + $$ % 20000))}
+TLS_PORT=$((PORT + 1))
+# make-factory.sh's output: the host's client certificate.
+FACTORY=${SYSTEM_TEST_FACTORY:-$SYSTEM_TEST_CACHE/factory}
 CPU=${SYSTEM_TEST_CPU:-cortex-a53}
 SMP=${SYSTEM_TEST_SMP:-2}
 MEM=${SYSTEM_TEST_MEM:-1024}
@@ -51,14 +54,18 @@ qemu=("$QEMU_SYSTEM" -M virt -cpu "$CPU" -smp "$SMP" -m "$MEM"
       -bios "$UBOOT_BIN" ${QEMU_DATADIR:+-L "$QEMU_DATADIR"}
       -display none -monitor none -serial "file:$LOG"
       -drive "if=none,id=disk,$drive" -device virtio-blk-pci,drive=disk
-      -netdev "user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:1883"
+      -netdev "user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:1883,hostfwd=tcp:127.0.0.1:$TLS_PORT-:8883"
       -device virtio-net-pci,netdev=net,romfile=
       -device i6300esb)
 log "${qemu[*]}"
 t0=$(date +%s.%N)
 "${qemu[@]}" > "$RUN/qemu.out" 2>&1 &
 QPID=$!
-cleanup() { kill "$QPID" 2>/dev/null || true; wait "$QPID" 2>/dev/null || true; }
+SUBPID=
+cleanup() {
+    [ -z "$SUBPID" ] || kill "$SUBPID" 2>/dev/null || true
+    kill "$QPID" 2>/dev/null || true; wait "$QPID" 2>/dev/null || true
+}
 trap cleanup EXIT
 
 # Milestones, reported with the seconds since QEMU started (each once per
@@ -91,7 +98,46 @@ report() {
     done
 }
 
-published=0
+# The host's side of stage 1: when the guest asks, subscribe to the
+# camera's topics through hostfwd with the host's own client certificate
+# (mutual TLS, the broker's name checked: 127.0.0.1 is in its
+# certificate), and once bins, health and status have arrived, say so on
+# camtest/host-saw.
+TLS=(-h 127.0.0.1 -p "$TLS_PORT" --cafile "$FACTORY/host/ca.pem"
+     --cert "$FACTORY/host/host.pem" --key "$FACTORY/host/host.key")
+HOSTLOG=$RUN/host-mqtt.log
+host_state=idle
+host_step() {
+    case $host_state in
+    idle)
+        grep -aq 'CAMTEST: waiting for the host' "$LOG" || return 0
+        [ -f "$FACTORY/host/host.pem" ] || { log "no $FACTORY/host/host.pem: cannot read the camera"; host_state=done; return 0; }
+        : > "$HOSTLOG"
+        timeout 300 mosquitto_sub "${TLS[@]}" -i camtest-host -t 'stores/+/cameras/+/#' -v >> "$HOSTLOG" 2>&1 &
+        SUBPID=$!
+        host_state=reading
+        log "reading the camera's topics through 127.0.0.1:$TLS_PORT (TLS)"
+        ;;
+    reading)
+        local bins health status
+        bins=$(grep -a '/bins {' "$HOSTLOG" | grep -c '"type":"bin"' || true)
+        health=$(grep -ac '/health {' "$HOSTLOG" || true)
+        status=$(grep -a '/status {' "$HOSTLOG" | grep -c '"state":"online"' || true)
+        if [ "$bins" -gt 0 ] && [ "$health" -gt 0 ] && [ "$status" -gt 0 ]; then
+            if mosquitto_pub "${TLS[@]}" -i camtest-host-pub -q 1 -t camtest/host-saw \
+                -m "bins=$bins health=$health status=$status" 2>>"$RUN/qemu.out"; then
+                log "the host read bins=$bins health=$health status=$status through hostfwd"
+                kill "$SUBPID" 2>/dev/null || true; SUBPID=
+                host_state=done
+            fi
+        elif ! kill -0 "$SUBPID" 2>/dev/null; then
+            log "the host's subscriber ended: $(tail -n 3 "$HOSTLOG" | tr '\n' ' ')"
+            host_state=done
+        fi
+        ;;
+    esac
+}
+
 verdict=
 deadline=$(( $(date +%s) + TIMEOUT ))
 while :; do
@@ -99,14 +145,7 @@ while :; do
     if ! kill -0 "$QPID" 2>/dev/null; then
         break
     fi
-    if [ $published = 0 ] && grep -aq 'CAMTEST: waiting for the host' "$LOG"; then
-        # Host -> guest broker through hostfwd (retained: the guest's
-        # subscriber may start after this).
-        if mosquitto_pub -h 127.0.0.1 -p "$PORT" -t camtest/ping -m "from host" -r 2>>"$RUN/qemu.out"; then
-            published=1
-            log "published camtest/ping to 127.0.0.1:$PORT"
-        fi
-    fi
+    host_step
     if grep -aq 'CAMTEST-DONE:' "$LOG"; then
         verdict=$(grep -a 'CAMTEST-DONE:' "$LOG" | tail -n1 | tr -d '\r' | sed 's/.*CAMTEST-DONE: *//')
         # Let the guest power off.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Build the qemu-arm64 disk image for the system test.
 #
-#   tests/system/build-image.sh [BIN_DIR] [OUT_IMAGE]
+#   tests/system/build-image.sh [BIN_DIR [FACTORY_DIR [OUT_IMAGE]]]
 #
 # BIN_DIR: aarch64 binaries camera-app and ota (whichever are there; none
-# when BIN_DIR is not given or "-"). OUT_IMAGE: default
-# $SYSTEM_TEST_CACHE/out/disk.img.
+# when BIN_DIR is not given or "-"). FACTORY_DIR: make-factory.sh's output
+# (the factory keys, model package and test broker's certificates go into
+# the image, the factory bundle and the test's material onto /data).
+# OUT_IMAGE: default $SYSTEM_TEST_CACHE/out/disk.img.
 #
 # The layout is boards/qemu-arm64.toml's, from the Yocto layer's own files
 # (files/wic/retail-camera.wks.in, boot.cmd.in, fw_env.config, the units):
@@ -28,7 +30,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 
 BIN_DIR=${1:--}
-OUT=${2:-$SYSTEM_TEST_CACHE/out/disk.img}
+FACTORY=${2:--}
+OUT=${3:-$SYSTEM_TEST_CACHE/out/disk.img}
 BOARD=qemu-arm64
 # Slot sizes: classes/retail_camera_board.bbclass (RETAIL_CAMERA_ROOTFS_SIZE,
 # RETAIL_CAMERA_DATA_SIZE), the boot partition: retail-camera.wks.in.
@@ -67,7 +70,8 @@ grep -Eq "^/dev/vda[[:space:]]+$(printf '0x%x' $ENV_OFF_A)[[:space:]]+$(printf '
 
 # --- 1. the base root filesystem (cached) -------------------------------------
 PKGS=(systemd systemd-sysv udev dbus kmod initramfs-tools zstd linux-image-arm64
-      mosquitto mosquitto-clients libubootenv-tool iproute2 procps v4l-utils)
+      mosquitto mosquitto-clients libubootenv-tool iproute2 procps v4l-utils
+      busybox adjtimex)
 INITRAMFS_MODULES=$HERE/guest/initramfs-modules
 # MODULES=list: only the listed modules and their dependencies. MODULES=most
 # took over 10 minutes under qemu-user here (one emulated realpath/modprobe
@@ -131,32 +135,55 @@ install_unit "$LAYER/recipes-core/retail-camera-data/files/data.mount"
 enable+=(data.mount)
 # libubootenv (fw_printenv/fw_setenv) with the layer's fw_env.config
 install -m 0644 "$LAYER/files/boards/$BOARD/fw_env.config" "$ROOT/etc/fw_env.config"
-# camera-app
+# The project's binaries (stripped: debug builds carry their symbols).
+install_bin() { # NAME
+    file -b "$BIN_DIR/$1" | grep -q 'ARM aarch64' || die "$BIN_DIR/$1 is not aarch64"
+    install -D -m 0755 "$BIN_DIR/$1" "$ROOT/usr/bin/$1"
+    if command -v aarch64-linux-gnu-strip >/dev/null; then aarch64-linux-gnu-strip "$ROOT/usr/bin/$1"; fi
+}
+CA=$LAYER/recipes-camera/camera-app/files
+OTA=$LAYER/recipes-camera/ota/files
+# camera-app, as camera-app_git.bb installs it
 if [ -x "$BIN_DIR/camera-app" ]; then
-    file -b "$BIN_DIR/camera-app" | grep -q 'ARM aarch64' || die "$BIN_DIR/camera-app is not aarch64"
-    install -D -m 0755 "$BIN_DIR/camera-app" "$ROOT/usr/bin/camera-app"
-    install -D -m 0644 "$REPO/camera-app/src/default-config.toml" "$ROOT/etc/camera/config.toml"
+    install_bin camera-app
+    install -D -m 0644 "$CA/camera.toml" "$ROOT/etc/camera/config.toml"
+    install -D -m 0644 "$CA/analytics.toml" "$ROOT/etc/camera/analytics.toml"
     sed -i -e "s,^# board = \"[^\"]*\",board = \"$BOARD\"," "$ROOT/etc/camera/config.toml"
-    grep -q "^board = \"$BOARD\"" "$ROOT/etc/camera/config.toml" || die "no '# board = ' line in default-config.toml"
-    install_unit "$LAYER/recipes-camera/camera-app/files/camera-app.service"
-    install_unit "$LAYER/recipes-camera/camera-app/files/camera-health.service"
-    install -D -m 0755 "$LAYER/recipes-camera/camera-app/files/camera-health" "$ROOT/usr/libexec/camera-health"
+    grep -q "^board = \"$BOARD\"" "$ROOT/etc/camera/config.toml" || die "camera.toml has no '# board = ' line"
+    install_unit "$CA/camera-app.service"
+    install_unit "$CA/camera-health.service"
+    install -D -m 0755 "$CA/camera-health" "$ROOT/usr/libexec/camera-health"
+    install -D -m 0755 "$CA/camera-app-launch" "$ROOT/usr/libexec/camera-app-launch"
+    sed -i -e 's,@BINDIR@,/usr/bin,g' "$ROOT/usr/libexec/camera-app-launch"
     enable+=(camera-app.service camera-health.service)
     log "camera-app from $BIN_DIR"
 else
     log "no $BIN_DIR/camera-app: image without camera-app"
 fi
-# ota
+# ota, as ota_git.bb installs it
 if [ -x "$BIN_DIR/ota" ]; then
-    file -b "$BIN_DIR/ota" | grep -q 'ARM aarch64' || die "$BIN_DIR/ota is not aarch64"
-    install -D -m 0755 "$BIN_DIR/ota" "$ROOT/usr/bin/ota"
-    install -D -m 0644 "$LAYER/recipes-camera/ota/files/$BOARD/agent.toml" "$ROOT/etc/ota/agent.toml"
-    install_unit "$LAYER/recipes-camera/ota/files/ota-select.service"
-    install_unit "$LAYER/recipes-camera/ota/files/ota-agent.service"
-    enable+=(ota-select.service ota-agent.service)
+    install_bin ota
+    install -D -m 0644 "$OTA/$BOARD/agent.toml" "$ROOT/etc/ota/agent.toml"
+    install_unit "$OTA/ota-select.service"
+    install_unit "$OTA/ota-agent.service"
+    install_unit "$OTA/camera-provision.service"
+    install -D -m 0755 "$OTA/ota-slots" "$ROOT/usr/libexec/ota-slots"
+    enable+=(ota-select.service ota-agent.service camera-provision.service)
     log "ota from $BIN_DIR"
 else
-    log "no $BIN_DIR/ota: image without ota (ota-select, ota-agent)"
+    log "no $BIN_DIR/ota: image without ota (ota-select, ota-agent, provisioning)"
+fi
+# The vendor's and the factory's part (make-factory.sh): into the image the
+# factory public keys (RETAIL_CAMERA_FACTORY_KEYS), the factory model
+# package (camera-model recipe) and the test broker's certificates; onto
+# /data what the factory station writes after flashing (the camera's
+# bundle) and the test's material.
+if [ "$FACTORY" != - ]; then
+    [ -f "$FACTORY/rootfs/etc/ota/factory-keys" ] && [ -f "$FACTORY/data/provision/bundle.json" ] \
+        || die "$FACTORY is not make-factory.sh's output"
+    cp -a "$FACTORY/rootfs/." "$ROOT/"
+    cp -a "$FACTORY/data/." "$WORK/data/"
+    log "factory material from $FACTORY"
 fi
 # the test's own pieces
 G=$HERE/guest
@@ -166,7 +193,9 @@ install -m 0644 "$G/fstab" "$ROOT/etc/fstab"
 awk '!/^#/ && NF >= 2 { print $2 }' "$G/fstab" | while read -r mp; do install -d "$ROOT$mp"; done
 install -m 0644 "$G/mosquitto.conf" "$ROOT/etc/mosquitto/mosquitto.conf"
 install -D -m 0644 "$G/10-virtio-net.network" "$ROOT/etc/systemd/network/10-virtio-net.network"
-install -D -m 0644 "$G/watchdog.conf" "$ROOT/etc/systemd/system.conf.d/watchdog.conf"
+# retail-camera-data: systemd drives the hardware watchdog
+install -D -m 0644 "$LAYER/recipes-core/retail-camera-data/files/camera-watchdog.conf" \
+    "$ROOT/usr/lib/systemd/system.conf.d/camera-watchdog.conf"
 # The board's camera: vivid at boot (the layer: KERNEL_MODULE_AUTOLOAD on
 # qemuarm64), one single- and one multi-planar instance.
 install -D -m 0644 /dev/null "$ROOT/etc/modules-load.d/vivid.conf"
@@ -175,8 +204,14 @@ install -D -m 0644 /dev/null "$ROOT/etc/modprobe.d/vivid.conf"
 echo 'options vivid n_devs=2 multiplanar=1,2' > "$ROOT/etc/modprobe.d/vivid.conf"
 install -D -m 0755 "$G/run" "$ROOT/usr/libexec/camtest/run"
 install_unit "$G/camtest.service"
-enable+=(camtest.service systemd-networkd.service)
+install_unit "$G/camtest-record.service"
+install_unit "$G/camtest-httpd.service"
+enable+=(camtest.service camtest-record.service camtest-httpd.service systemd-networkd.service)
 echo camera-qemu > "$ROOT/etc/hostname"
+# mmdebstrap's minbase writes no /etc/hosts (Yocto's base-files does):
+# without it "localhost", the broker's name in the factory bundle, does
+# not resolve.
+[ -s "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tcamera-qemu\n' > "$ROOT/etc/hosts"
 # root without a password on the serial console (a test VM on loopback)
 if [ -f "$ROOT/etc/shadow" ]; then sed -i 's/^root:[^:]*:/root::/' "$ROOT/etc/shadow"
 else log "no /etc/shadow in the base: root login stays as it is"; fi
