@@ -50,17 +50,47 @@ else
 fi
 : > "$LOG"
 
+# The console appends: QEMU is started again after each power cut.
 qemu=("$QEMU_SYSTEM" -M virt -cpu "$CPU" -smp "$SMP" -m "$MEM"
       -bios "$UBOOT_BIN" ${QEMU_DATADIR:+-L "$QEMU_DATADIR"}
-      -display none -monitor none -serial "file:$LOG"
+      -display none -monitor none
+      -chardev "file,id=console,path=$LOG,append=on" -serial chardev:console
       -drive "if=none,id=disk,$drive" -device virtio-blk-pci,drive=disk
       -netdev "user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:1883,hostfwd=tcp:127.0.0.1:$TLS_PORT-:8883"
       -device virtio-net-pci,netdev=net,romfile=
       -device i6300esb)
+# Power cuts: QEMU killed (SIGKILL, nothing flushed by the guest) when the
+# console shows each pattern in turn, then started again on the same disk.
+# Default: during the first boot's provisioning and slot set-up (when
+# systemd starts ota-select.service), and while the agent installs the
+# app update (the driver prints "power-cut" once the agent reported
+# "installing").
+IFS=';' read -ra cuts <<< "${SYSTEM_TEST_POWER_CUTS-Starting .*ota-select;CAMTEST: power-cut}"
+cut_i=0
+cut_seen=0
 log "${qemu[*]}"
 t0=$(date +%s.%N)
-"${qemu[@]}" > "$RUN/qemu.out" 2>&1 &
-QPID=$!
+: > "$RUN/qemu.out"
+start_qemu() {
+    "${qemu[@]}" >> "$RUN/qemu.out" 2>&1 &
+    QPID=$!
+}
+start_qemu
+power_cut() {
+    [ "$cut_i" -lt "${#cuts[@]}" ] || return 0
+    local pat=${cuts[cut_i]} n
+    n=$(grep -Eac -- "$pat" "$LOG" || true)
+    [ "$n" -gt "$cut_seen" ] || return 0
+    kill -KILL "$QPID" 2>/dev/null || true
+    wait "$QPID" 2>/dev/null || true
+    printf '%7.1fs  POWER CUT %d: QEMU killed at /%s/\n' "$(echo "$(date +%s.%N) - $t0" | bc)" $((cut_i + 1)) "$pat" >&2
+    echo "CAMTEST-HOST: power cut $((cut_i + 1)) at /$pat/" >> "$LOG"
+    cut_i=$((cut_i + 1))
+    # The next pattern counts only what comes after this cut.
+    if [ "$cut_i" -lt "${#cuts[@]}" ]; then cut_seen=$(grep -Eac -- "${cuts[cut_i]}" "$LOG" || true); fi
+    sleep 1
+    start_qemu
+}
 SUBPID=
 cleanup() {
     [ -z "$SUBPID" ] || kill "$SUBPID" 2>/dev/null || true
@@ -142,6 +172,7 @@ verdict=
 deadline=$(( $(date +%s) + TIMEOUT ))
 while :; do
     report
+    power_cut
     if ! kill -0 "$QPID" 2>/dev/null; then
         break
     fi
