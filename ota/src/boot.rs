@@ -277,6 +277,68 @@ pub fn set_version(vars: &Vars, c: Component, slot: Slot, version: Option<&str>)
     w
 }
 
+/// A component running its pending slot: a trial not yet committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trial {
+    pub component: Component,
+    pub slot: Slot,
+    /// Boots the slot has left after this one.
+    pub tries_left: u32,
+}
+
+impl std::fmt::Display for Trial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} slot {} ({} boots left)",
+            self.component, self.slot, self.tries_left
+        )
+    }
+}
+
+/// The components whose booted slot (`booted`: the kernel command line or
+/// `ota select`'s record; unknown means the active one) is on trial.
+pub fn trials(vars: &Vars, booted: impl Fn(Component) -> Option<Slot>) -> Vec<Trial> {
+    Component::ALL
+        .into_iter()
+        .filter_map(|c| {
+            let st = state(vars, c, None);
+            let slot = booted(c).unwrap_or(st.active);
+            matches!(status(vars, c, slot), BootStatus::Trial { .. }).then_some(Trial {
+                component: c,
+                slot,
+                tries_left: st.tries,
+            })
+        })
+        .collect()
+}
+
+/// What the camera does when a service it needs (camera-app, the agent)
+/// stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterStop {
+    /// A clean stop, or a failure on committed slots: systemd restarts a
+    /// failed unit (and gives up after its start limit), as it always has.
+    Nothing,
+    /// A failure during a trial: reboot, so that the boot count ends a
+    /// trial whose slot keeps failing (a camera-app that hangs and is
+    /// killed by its watchdog, or crashes) and the committed slots come
+    /// back, instead of the trial failing in place until someone
+    /// power-cycles the camera.
+    Reboot(Vec<Trial>),
+}
+
+/// The decision after a service stopped with `result` (systemd's
+/// `$SERVICE_RESULT`: `success`, `exit-code`, `signal`, `core-dump`,
+/// `watchdog`, `timeout`, ...) while `trials` run.
+pub fn after_stop(result: &str, trials: Vec<Trial>) -> AfterStop {
+    if result == "success" || trials.is_empty() {
+        AfterStop::Nothing
+    } else {
+        AfterStop::Reboot(trials)
+    }
+}
+
 pub fn security_counter(vars: &Vars) -> u64 {
     vars.get(COUNTER).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
@@ -294,6 +356,63 @@ mod tests {
             *vars = w.clone();
         }
         s
+    }
+
+    #[test]
+    fn a_failure_reboots_only_during_a_trial() {
+        use Component::{App, Model, Rootfs};
+        let committed = commit(&commit(&Vars::new(), App, Slot::B, 1), Rootfs, Slot::A, 1);
+        let app_on_trial = set_pending(&committed, App, Slot::B.other());
+        let ran = |app: Slot| move |c: Component| (c == App).then_some(app);
+
+        // Committed slots: nothing on trial, whatever the result.
+        assert!(trials(&committed, ran(Slot::B)).is_empty());
+        assert_eq!(
+            after_stop("watchdog", trials(&committed, ran(Slot::B))),
+            AfterStop::Nothing
+        );
+
+        // The app's pending slot runs: a watchdog kill or a crash reboots,
+        // a clean stop does not.
+        let on = trials(&app_on_trial, ran(Slot::A));
+        assert_eq!(
+            on,
+            vec![Trial {
+                component: App,
+                slot: Slot::A,
+                tries_left: TRIES
+            }]
+        );
+        for result in ["watchdog", "exit-code", "signal", "core-dump", "timeout"] {
+            assert_eq!(
+                after_stop(result, on.clone()),
+                AfterStop::Reboot(on.clone()),
+                "{result}"
+            );
+        }
+        assert_eq!(after_stop("success", on), AfterStop::Nothing);
+
+        // Pending but not what runs (the committed slot was chosen, e.g.
+        // the trial's tries are spent and ota select fell back): no trial.
+        assert!(trials(&app_on_trial, ran(Slot::B)).is_empty());
+
+        // A rootfs trial (booted from the command line) counts too, with
+        // its tries as U-Boot left them.
+        let mut v = set_pending(&committed, Rootfs, Slot::B);
+        v.insert(var(Rootfs, "tries"), "1".into());
+        let booted = |c: Component| match c {
+            Rootfs => Some(Slot::B),
+            App => Some(Slot::B),
+            Model => None,
+        };
+        assert_eq!(
+            trials(&v, booted),
+            vec![Trial {
+                component: Rootfs,
+                slot: Slot::B,
+                tries_left: 1
+            }]
+        );
     }
 
     #[test]

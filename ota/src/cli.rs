@@ -1,5 +1,5 @@
 //! The `ota` subcommands on the camera: `provision`, `agent`, `install`,
-//! `select`.
+//! `select`, `unit-stopped`.
 //!
 //! `inspect` and `verify` are not here but in `ota-vendor`: on a camera
 //! `install` already verifies a bundle (header, signatures, board, counter,
@@ -82,6 +82,29 @@ enum Cmd {
         #[command(flatten)]
         board: BoardOpts,
     },
+    /// A service the camera needs stopped (systemd runs this after
+    /// camera-app or the agent stops: ExecStopPost=, with
+    /// $SERVICE_RESULT). A failure during a trial reboots the camera, so
+    /// that the boot count ends a trial whose new slot hangs (killed by
+    /// its watchdog) or crashes; on committed slots systemd restarts the
+    /// service as usual.
+    UnitStopped {
+        #[arg(long)]
+        config: PathBuf,
+        /// The unit that stopped, for the log.
+        #[arg(long)]
+        unit: String,
+        /// How it stopped, as systemd says: success, exit-code, signal,
+        /// core-dump, watchdog, timeout, ...
+        #[arg(long, env = "SERVICE_RESULT")]
+        result: String,
+        #[command(flatten)]
+        board: BoardOpts,
+        /// Command that reboots the camera; it must not wait for the
+        /// unit that runs it to stop.
+        #[arg(long, num_args = 1.., default_values = ["systemctl", "--no-block", "reboot"])]
+        reboot_command: Vec<String>,
+    },
 }
 
 /// The board whose profile gives the agent's layout (instead of the
@@ -160,6 +183,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             booted,
             board,
         } => select(&board.load(&config)?, &component, booted)?,
+        Cmd::UnitStopped {
+            config,
+            unit,
+            result,
+            board,
+            reboot_command,
+        } => unit_stopped(&board.load(&config)?, &unit, &result, reboot_command)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -305,6 +335,42 @@ fn select(cfg: &agent::AgentConfig, component: &str, booted: bool) -> anyhow::Re
     }
     .with_context(|| format!("recording {}", record.display()))?;
     println!("{}", slots[slot.index()].display());
+    Ok(())
+}
+
+/// `ota unit-stopped`: reboot when a service failed during a trial.
+fn unit_stopped(
+    cfg: &agent::AgentConfig,
+    unit: &str,
+    result: &str,
+    reboot_command: Vec<String>,
+) -> anyhow::Result<()> {
+    use ota::agent::Platform as _;
+    let Some(cur) = cfg.layout.env.read_vars()? else {
+        // No trial can be known; the boot rules already run the last good
+        // slots (EnvLost).
+        tracing::warn!(
+            "{unit} stopped ({result}); the boot environment cannot be read: nothing to do"
+        );
+        return Ok(());
+    };
+    let mut platform = LinuxPlatform::new(reboot_command, &cfg.run_dir);
+    match boot::after_stop(result, boot::trials(&cur.vars, |c| platform.booted(c))) {
+        boot::AfterStop::Nothing => {
+            if result != "success" {
+                tracing::info!("{unit} stopped ({result}) on committed slots: systemd restarts it");
+            }
+        }
+        boot::AfterStop::Reboot(trials) => {
+            let on: Vec<String> = trials.iter().map(ToString::to_string).collect();
+            tracing::warn!(
+                "{unit} failed ({result}) during the trial of {}: rebooting, so that the boot \
+                 count ends a trial that keeps failing",
+                on.join(", ")
+            );
+            platform.reboot().map_err(|e| anyhow!("rebooting: {e}"))?;
+        }
+    }
     Ok(())
 }
 

@@ -211,3 +211,102 @@ fn select_records_the_version_of_the_slot_it_chose() {
     assert_eq!(read("rootfs.version").as_deref(), Some("1.5.0\n"));
     assert_eq!(store.read_vars().unwrap().unwrap().vars, before);
 }
+
+/// `ota unit-stopped` (systemd's ExecStopPost= of camera-app and the
+/// agent): a failure during a trial reboots, so that the boot count ends a
+/// trial whose slot hangs; a clean stop, or any stop on committed slots,
+/// does not.
+#[test]
+fn a_service_failing_during_a_trial_reboots_the_camera() {
+    use ota::boot::{self, Slot};
+    use ota::manifest::Component;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let env = [d.join("env-a"), d.join("env-b")];
+    for e in &env {
+        std::fs::write(e, vec![0u8; 8192]).unwrap();
+    }
+    let slots = [d.join("app-a"), d.join("app-b")];
+    std::fs::write(d.join("agent.toml"), agent_toml(d, &slots, &env)).unwrap();
+    let store = ota::slots::EnvStore {
+        copies: env
+            .clone()
+            .map(|path| ota::slots::EnvLocation { path, offset: 0 }),
+        size: 8192,
+    };
+    let committed = boot::commit(&ota::env::Vars::new(), Component::App, Slot::A, 1);
+    let trial = boot::set_pending(&committed, Component::App, Slot::B);
+    std::fs::create_dir_all(d.join("run")).unwrap();
+    let marker = d.join("rebooted");
+    let stopped = |result: &str| {
+        let _ = std::fs::remove_file(&marker);
+        let o = ota(
+            d,
+            &[
+                "unit-stopped",
+                "--config",
+                "agent.toml",
+                "--unit",
+                "camera-app.service",
+                "--result",
+                result,
+                "--reboot-command",
+                "touch",
+                "rebooted",
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            marker.exists(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+
+    // The app's new slot B on trial, and B is what ota select chose.
+    store.write(None, &trial).unwrap();
+    std::fs::write(d.join("run/app.slot"), "B\n").unwrap();
+    let (rebooted, log) = stopped("watchdog");
+    assert!(rebooted, "{log}");
+    assert!(
+        log.contains("camera-app.service failed (watchdog) during the trial of app slot B"),
+        "{log}"
+    );
+    assert!(stopped("exit-code").0);
+    assert!(!stopped("success").0, "a clean stop is not a failure");
+
+    // The same slot once committed: systemd restarts camera-app, no reboot.
+    let cur = store.read_vars().unwrap();
+    store
+        .write(
+            cur.as_ref(),
+            &boot::commit(&trial, Component::App, Slot::B, 1),
+        )
+        .unwrap();
+    let (rebooted, log) = stopped("watchdog");
+    assert!(!rebooted, "{log}");
+
+    // The result may come from systemd's environment, as in the unit.
+    let cur = store.read_vars().unwrap();
+    store
+        .write(
+            cur.as_ref(),
+            &boot::set_pending(&committed, Component::App, Slot::B),
+        )
+        .unwrap();
+    let _ = std::fs::remove_file(&marker);
+    let o = Command::new(env!("CARGO_BIN_EXE_ota"))
+        .args([
+            "unit-stopped",
+            "--config",
+            "agent.toml",
+            "--unit",
+            "ota-agent.service",
+        ])
+        .args(["--reboot-command", "touch", "rebooted"])
+        .current_dir(d)
+        .env("SERVICE_RESULT", "core-dump")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(marker.exists(), "{}", String::from_utf8_lossy(&o.stderr));
+}
