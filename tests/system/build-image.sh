@@ -206,7 +206,9 @@ install -D -m 0755 "$G/run" "$ROOT/usr/libexec/camtest/run"
 install_unit "$G/camtest.service"
 install_unit "$G/camtest-record.service"
 install_unit "$G/camtest-httpd.service"
-enable+=(camtest.service camtest-record.service camtest-httpd.service systemd-networkd.service)
+install_unit "$G/camtest-journal.service"
+enable+=(camtest.service camtest-record.service camtest-httpd.service camtest-journal.service
+         systemd-networkd.service)
 echo camera-qemu > "$ROOT/etc/hostname"
 # mmdebstrap's minbase writes no /etc/hosts (Yocto's base-files does):
 # without it "localhost", the broker's name in the factory bundle, does

@@ -128,6 +128,10 @@ mkdir -p "$W/app"
 # app 1.1.0: camera-app alone, in a squashfs (what ota-slots mounts).
 install -m 0755 "$ARM_BIN/camera-app" "$W/app/camera-app"
 $STRIP "$W/app/camera-app"
+# Incompressible filler, so that installing the app lasts long enough (a
+# few seconds under TCG) for the test's power cut to land in the middle
+# of it rather than after it (guest/run, stage 1).
+head -c $((40 << 20)) /dev/urandom > "$W/app/filler.bin"
 mksquashfs "$W/app" "$W/app.squashfs" -noappend -all-root -quiet >/dev/null
 # model 1.2.0: the same weights, repackaged (the version is what shows).
 model_pkg "$W/model.pkg" "$manifest"
@@ -140,17 +144,38 @@ announce() { # CAMPAIGN VERSION
         --url "$BUNDLE_URL/$2.bundle" --bundle "$D/camtest/bundles/$2.bundle" \
         -o "$D/camtest/announce-$1.json" >/dev/null
 }
+# app 1.3.0, a release that hangs: under it the camera never delivers a
+# frame (it tells vivid to drop every buffer), so camera-app, blocked on
+# its capture, stops feeding systemd's watchdog (guest/run, stage 4: it is
+# killed, the trial reboots, the boot count ends it).
+mkdir -p "$W/hang"
+cat > "$W/hang/camera-app" <<'HANG'
+#!/bin/sh
+v4l2-ctl -d /dev/video0 --set-ctrl percentage_of_dropped_buffers=100 >&2 &&
+    echo "camtest app 1.3.0: /dev/video0 now drops every buffer" >&2
+exec /usr/bin/camera-app "$@"
+HANG
+chmod 0755 "$W/hang/camera-app"
+mksquashfs "$W/hang" "$W/hang.squashfs" -noappend -all-root -quiet >/dev/null
 sign 1.1.0 1 --app "$W/app.squashfs"
 announce app-1.1.0 1.1.0
 sign 1.2.0 2 --model "$W/model.pkg"
 announce model-1.2.0 1.2.0
+sign 1.3.0 3 --app "$W/hang.squashfs"
+announce app-1.3.0 1.3.0
 
 # --- the installer's door: a generated scene and its lines ---------------
-"$SCENEGEN" render "$REPO/tests/scenes/sequential_in_out.toml" --images "$SHARED/images" \
+# Two people crossing the door at the same moment, one each way: 110
+# frames (inference is ~1.6 s a frame under TCG, so the scene is short).
+SCENE=${SYSTEM_TEST_SCENE:-opposite_directions}
+"$SCENEGEN" render "$REPO/tests/scenes/$SCENE.toml" --images "$SHARED/images" \
     --out "$W/scene" >/dev/null
 mkdir -p "$D/camtest/scene"
 cp -r "$W/scene/frames" "$D/camtest/scene/"
 cp "$W/scene/truth.json" "$W/scene/analytics.toml" "$D/camtest/scene/"
+# What the camera must count at its line: "IN OUT" from the truth.
+python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["counts"]; [(l, n)] = c.items(); print(n["in"], n["out"], l)' \
+    "$W/scene/truth.json" > "$D/camtest/scene/expect"
 # config/set takes the analytics TOML as JSON.
 python3 -c 'import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], "rb"))))' \
     "$W/scene/analytics.toml" > "$D/camtest/scene/analytics.json"
