@@ -34,12 +34,16 @@ pub fn points(raw: &[[f32; 2]], path: &str, problems: &mut Vec<String>) -> Optio
     ok.then(|| raw.iter().map(|&[x, y]| Point::new(x, y)).collect())
 }
 
-/// A name that is not empty, not too long and not used before.
+/// A name that is not empty, not too long, has no control character and
+/// is not used before. Names go into records and topics: two that differ
+/// only by an invisible NUL or escape would look like one name used twice.
 pub fn check_name(name: &str, path: &str, seen: &mut HashSet<String>, problems: &mut Vec<String>) {
     if name.trim().is_empty() {
         problems.push(format!("{path}.name: empty"));
     } else if name.len() > MAX_NAME {
         problems.push(format!("{path}.name: longer than {MAX_NAME} bytes"));
+    } else if name.chars().any(char::is_control) {
+        problems.push(format!("{path}.name: {name:?} has a control character"));
     } else if !seen.insert(name.to_string()) {
         problems.push(format!("{path}.name: {name:?} is used twice"));
     }

@@ -80,7 +80,13 @@ pub fn decide(
     // The version first, so that even a config with type errors gets an
     // answer naming the version it was for.
     let version = value.get("version").and_then(serde_json::Value::as_u64);
-    let raw: RawConfig = match serde_path_to_error::deserialize(&value) {
+    // The typed config is read from the text itself, not from `value`: a
+    // JSON object keeps the last of two equal keys, so `{"version": 1,
+    // "version": 9}` would pass as 9 while a consumer reading the first
+    // sees 1. Read field by field, a key given twice is refused, as the OTA
+    // manifest refuses it.
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let raw: RawConfig = match serde_path_to_error::deserialize(de) {
         Ok(raw) => raw,
         Err(e) => {
             let path = e.path().to_string();
@@ -213,6 +219,33 @@ mod tests {
                     line.replace("\"left\"", "\"up\"")
                 )),
                 "lines[0].in_side",
+            ),
+            // A key given twice, at the top and inside a line.
+            (
+                r#"{"version": 9, "bin_minutes": 1, "version": 10}"#.into(),
+                "duplicate field `version`",
+            ),
+            (
+                cfg(&format!(
+                    r#", "lines": [{}]"#,
+                    line.replace("\"name\": \"door\"", "\"name\": \"door\", \"name\": \"d2\"")
+                )),
+                "lines[0]: duplicate field `name`",
+            ),
+            // Names that differ from another only by a control character.
+            (
+                cfg(&format!(
+                    r#", "lines": [{line}, {}]"#,
+                    line.replace("door", "door\\u0000")
+                )),
+                "lines[1].name: \"door\\0\" has a control character",
+            ),
+            (
+                cfg(&format!(
+                    r#", "lines": [{}]"#,
+                    line.replace("door", "do\\u001bor")
+                )),
+                "lines[0].name",
             ),
         ]
     }

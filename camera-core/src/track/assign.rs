@@ -14,7 +14,11 @@ pub struct Assigner {
     parent: Vec<usize>,
     comp_rows: Vec<usize>,
     comp_cols: Vec<usize>,
-    seen_root: Vec<bool>,
+    /// Component number by root node (`usize::MAX`: none yet).
+    comp_of: Vec<usize>,
+    /// (component, row) and (component, column), sorted.
+    row_order: Vec<(usize, usize)>,
+    col_order: Vec<(usize, usize)>,
     sub: Vec<f64>,
     u: Vec<f64>,
     v: Vec<f64>,
@@ -63,25 +67,43 @@ impl Assigner {
                 }
             }
         }
-        self.seen_root.clear();
-        self.seen_root.resize(rows + cols, false);
+        // Number the components in the order of their first row, then
+        // list each side's members by (component, index): one sort instead
+        // of a scan of every node per component, and the same order of
+        // pairs as before (which decides the order new track ids go out).
+        self.comp_of.clear();
+        self.comp_of.resize(rows + cols, usize::MAX);
+        self.row_order.clear();
+        self.col_order.clear();
+        let mut comps = 0;
         for r in 0..rows {
             let root = find(&mut self.parent, r);
-            if self.seen_root[root] {
-                continue;
+            if self.comp_of[root] == usize::MAX {
+                self.comp_of[root] = comps;
+                comps += 1;
             }
-            self.seen_root[root] = true;
+            self.row_order.push((self.comp_of[root], r));
+        }
+        for c in 0..cols {
+            let root = find(&mut self.parent, rows + c);
+            // A column with no valid pair has a component of its own.
+            if self.comp_of[root] != usize::MAX {
+                self.col_order.push((self.comp_of[root], c));
+            }
+        }
+        self.row_order.sort_unstable();
+        self.col_order.sort_unstable();
+        let (mut ri, mut ci) = (0, 0);
+        for k in 0..comps {
             self.comp_rows.clear();
             self.comp_cols.clear();
-            for rr in r..rows {
-                if find(&mut self.parent, rr) == root {
-                    self.comp_rows.push(rr);
-                }
+            while ri < self.row_order.len() && self.row_order[ri].0 == k {
+                self.comp_rows.push(self.row_order[ri].1);
+                ri += 1;
             }
-            for c in 0..cols {
-                if find(&mut self.parent, rows + c) == root {
-                    self.comp_cols.push(c);
-                }
+            while ci < self.col_order.len() && self.col_order[ci].0 == k {
+                self.comp_cols.push(self.col_order[ci].1);
+                ci += 1;
             }
             if self.comp_cols.is_empty() {
                 continue; // a row with no valid pair

@@ -478,6 +478,13 @@ impl Tracker {
             let tb = self.tracks[ti].bbox();
             for &d in cands {
                 let det = &dets[d];
+                let b = &det.bbox;
+                // Most pairs do not overlap at all (IoU 0): nothing more to
+                // weigh. A NaN box fails these tests and is weighed below.
+                if b.x1 >= tb.x2 || b.x2 <= tb.x1 || b.y1 >= tb.y2 || b.y2 <= tb.y1 {
+                    self.cost.push(1.0);
+                    continue;
+                }
                 let (th, dh) = (tb.y2 - tb.y1, det.bbox.y2 - det.bbox.y1);
                 let ratio = self.config.max_height_ratio;
                 // A box of a very different height is another person, two
