@@ -34,6 +34,8 @@ use crate::trust::{Role, Signed, Trust, TrustError};
 /// How long the agent waits after a download gave up (server or network
 /// down) before it tries again.
 const DOWNLOAD_RETRY: Duration = Duration::from_secs(600);
+/// How long to wait for another install (by hand) to finish.
+const INSTALL_RETRY: Duration = Duration::from_secs(30);
 
 /// Reboots into a pending slot that never starts before the agent gives
 /// the update up.
@@ -356,6 +358,8 @@ struct Agent<'a> {
     /// After the download gave up on a network that is down: when to try
     /// again (the campaign is not failed for an outage).
     download_retry_at: Option<Instant>,
+    /// When to try an install again that found another install running.
+    install_retry_at: Option<Instant>,
 }
 
 /// Run the agent until it reboots the platform or `stop` is set.
@@ -416,6 +420,7 @@ pub fn run(
         deferred: None,
         last_progress: None,
         download_retry_at: None,
+        install_retry_at: None,
     };
     let exit = agent.main(stop);
     let _ = agent.client.disconnect();
@@ -471,13 +476,16 @@ impl Agent<'_> {
                 }
                 Phase::Downloaded => {
                     if self.in_window()
+                        && self.install_due()
                         && let Some(exit) = self.install(stop)?
                     {
                         return Ok(exit);
                     }
                 }
                 Phase::Installing => {
-                    if let Some(exit) = self.install(stop)? {
+                    if self.install_due()
+                        && let Some(exit) = self.install(stop)?
+                    {
                         return Ok(exit);
                     }
                 }
@@ -803,6 +811,10 @@ impl Agent<'_> {
         }
     }
 
+    fn install_due(&self) -> bool {
+        self.install_retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
     fn install(&mut self, stop: &AtomicBool) -> Result<Option<Exit>, AgentError> {
         let Some(job) = self.j.job.clone() else {
             self.j.phase = Phase::Idle;
@@ -854,6 +866,13 @@ impl Agent<'_> {
                 self.reboot().map(Some)
             }
             Err(install::InstallError::Cancelled) => Ok(None),
+            // Someone else (`ota install` by hand) is installing: not this
+            // bundle's fault; the same job is tried again later.
+            Err(e @ install::InstallError::Busy(_)) => {
+                warn!("ota: {e}; trying again in {}s", INSTALL_RETRY.as_secs());
+                self.install_retry_at = Some(Instant::now() + INSTALL_RETRY);
+                Ok(None)
+            }
             Err(e) => {
                 self.report(State::Rejected, None, Some(format!("{}: {e}", e.code())));
                 self.j.job = None;

@@ -10,6 +10,9 @@
 //!    compared with the manifest;
 //! 4. only then does one environment write mark the new slots pending.
 //!
+//! All of it under one lock ([`InstallLock`]): a second install started
+//! meanwhile is refused (`busy`) before it reads or writes anything.
+//!
 //! A refusal in step 2 or 3 may leave verified chunks in the inactive
 //! slot; that slot is not pending and is never booted.
 
@@ -26,7 +29,7 @@ use crate::boot::{self, Slot};
 use crate::bundle::{self, BundleError};
 use crate::env::Current;
 use crate::manifest::{Component, Manifest, ManifestError};
-use crate::slots::{DeviceError, EnvStore, SlotDevice};
+use crate::slots::{DeviceError, EnvStore, InstallLock, SlotDevice};
 use crate::trust::{Role, Signed, Trust, TrustError};
 
 /// Where this camera's slots and environment are.
@@ -106,6 +109,8 @@ pub enum InstallError {
     Device(#[from] DeviceError),
     #[error("cancelled")]
     Cancelled,
+    #[error("another install is in progress (it holds the lock on {0}); nothing was changed")]
+    Busy(PathBuf),
 }
 
 impl InstallError {
@@ -130,6 +135,7 @@ impl InstallError {
             InstallError::Read(_) => "read-error",
             InstallError::Device(_) => "device-error",
             InstallError::Cancelled => "cancelled",
+            InstallError::Busy(_) => "busy",
         }
     }
 }
@@ -237,6 +243,10 @@ pub fn install(
     progress: &mut dyn FnMut(u64, u64),
     cancel: &AtomicBool,
 ) -> Result<Installed, InstallError> {
+    // Before the environment is read: it decides the target slots.
+    let Some(_lock) = InstallLock::try_acquire(&layout.env)? else {
+        return Err(InstallError::Busy(layout.env.copies[0].path.clone()));
+    };
     let signed = bundle::read_header(r)?;
     let plan = plan(&signed, trust, layout, system_now)?;
     if let Some(e) = expect

@@ -115,6 +115,33 @@ pub struct EnvLocation {
     pub offset: u64,
 }
 
+/// Held for a whole install transaction (environment read, slot writes,
+/// read-back, the pending write): a second install meanwhile is refused,
+/// never interleaved. Two installs at once once left slot B holding the
+/// chunks of both while the one that finished marked it pending.
+///
+/// An advisory `flock` on the first environment copy: every installer on
+/// the camera (the agent, `ota install`) names the same file or device,
+/// and the kernel drops the lock when its holder dies, so a crash or kill
+/// never leaves the camera locked.
+#[derive(Debug)]
+pub struct InstallLock {
+    _file: File,
+}
+
+impl InstallLock {
+    /// Take the lock, or `Ok(None)` when another install holds it.
+    pub fn try_acquire(env: &EnvStore) -> Result<Option<InstallLock>, DeviceError> {
+        let path = &env.copies[0].path;
+        let file = File::open(path).map_err(io_err("opening for the install lock", path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(InstallLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_err("locking", path)(e)),
+        }
+    }
+}
+
 /// A redundant U-Boot environment: two copies of `size` bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -862,3 +862,81 @@ fn a_slot_overwritten_by_a_refused_bundle_keeps_no_version() {
     assert!(!vars.contains_key("ota_rootfs_pending"), "{vars:?}");
     assert!(!vars.contains_key("ota_rootfs_version_B"), "{vars:?}");
 }
+
+/// Two installs into the same slot at once, a good bundle and one whose
+/// last chunk is damaged, started at random offsets of each other: one
+/// holds the lock for its whole transaction and the other is refused
+/// (`busy`) or runs after it. Never a slot holding chunks of both, never a
+/// pending slot that fails its read-back.
+#[test]
+fn racing_installs_never_leave_a_mixed_or_unverified_pending_slot() {
+    const ROUNDS: u64 = 50;
+    const LEN: u64 = 900_000;
+    let (mut busy, mut serialised) = (0, 0);
+    for round in 0..ROUNDS {
+        let cam = Camera::new();
+        let good_img = cam.image("good.img", LEN, 1000 + round);
+        let good = cam.path("good.bundle");
+        bundle::create(
+            &good,
+            &cam.release("2.0.0", 5),
+            &[(Component::App, &good_img)],
+            &[&cam.keys.signer],
+        )
+        .unwrap();
+        let bad_img = cam.image("bad.img", LEN, 2000 + round);
+        let bad = cam.path("bad.bundle");
+        bundle::create(
+            &bad,
+            &cam.release("2.1.0", 6),
+            &[(Component::App, &bad_img)],
+            &[&cam.keys.signer],
+        )
+        .unwrap();
+        // Damage the last chunk: the bad install writes every chunk but
+        // the last before it is refused.
+        let mut bytes = std::fs::read(&bad).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&bad, &bytes).unwrap();
+
+        let mut rng = fastrand::Rng::with_seed(round);
+        let delays = [rng.u64(0..3000), rng.u64(0..3000)];
+        let start = std::sync::Barrier::new(2);
+        let run = |path: &std::path::Path, delay: u64| {
+            start.wait();
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+            cam.install(path)
+        };
+        let (g, b) = std::thread::scope(|s| {
+            let g = s.spawn(|| run(&good, delays[0]));
+            let b = s.spawn(|| run(&bad, delays[1]));
+            (g.join().unwrap(), b.join().unwrap())
+        });
+        let codes = (
+            g.as_ref().map_err(|e| e.code()).err(),
+            b.as_ref().map_err(|e| e.code()).err(),
+        );
+        match codes {
+            (None, Some("hash-mismatch")) => serialised += 1,
+            (Some("busy"), Some("hash-mismatch")) | (None, Some("busy")) => busy += 1,
+            other => panic!("round {round} (delays {delays:?} µs): {other:?}"),
+        }
+        // Whatever the order: a pending slot holds exactly the good image.
+        let vars = cam.vars();
+        if let Some(slot) = vars.get("ota_app_pending") {
+            assert_eq!(slot, "B", "round {round}");
+            let want = std::fs::read(&good_img).unwrap();
+            let got = std::fs::read(&cam.layout.slots[&Component::App][1]).unwrap();
+            assert!(
+                got[..want.len()] == want[..],
+                "round {round}: slot B is pending but does not hold the good image"
+            );
+            assert_eq!(vars["ota_app_version_B"], "2.0.0", "round {round}");
+        }
+    }
+    println!(
+        "{ROUNDS} rounds: {busy} with one install refused as busy, {serialised} one after the other"
+    );
+    assert!(busy > 0, "no round overlapped: the race was not exercised");
+}
