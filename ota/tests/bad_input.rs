@@ -875,24 +875,21 @@ fn racing_installs_never_leave_a_mixed_or_unverified_pending_slot() {
     let (mut busy, mut serialised) = (0, 0);
     for round in 0..ROUNDS {
         let cam = Camera::new();
-        let good_img = cam.image("good.img", LEN, 1000 + round);
-        let good = cam.path("good.bundle");
-        bundle::create(
-            &good,
-            &cam.release("2.0.0", 5),
-            &[(Component::App, &good_img)],
-            &[&cam.keys.signer],
-        )
-        .unwrap();
-        let bad_img = cam.image("bad.img", LEN, 2000 + round);
-        let bad = cam.path("bad.bundle");
-        bundle::create(
-            &bad,
-            &cam.release("2.1.0", 6),
-            &[(Component::App, &bad_img)],
-            &[&cam.keys.signer],
-        )
-        .unwrap();
+        let app_bundle = |name: &str, version: &str, counter: u64, seed: u64| {
+            let img = cam.image(&format!("{name}.img"), LEN, seed);
+            let out = cam.path(&format!("{name}.bundle"));
+            let release = cam.release(version, counter);
+            bundle::create(
+                &out,
+                &release,
+                &[(Component::App, &img)],
+                &[&cam.keys.signer],
+            )
+            .unwrap();
+            (img, out)
+        };
+        let (good_img, good) = app_bundle("good", "2.0.0", 5, 1000 + round);
+        let (_, bad) = app_bundle("bad", "2.1.0", 6, 2000 + round);
         // Damage the last chunk: the bad install writes every chunk but
         // the last before it is refused.
         let mut bytes = std::fs::read(&bad).unwrap();
