@@ -2,6 +2,11 @@
 # Build the qemu-arm64 disk image for the system test.
 #
 #   tests/system/build-image.sh [BIN_DIR [FACTORY_DIR [OUT_IMAGE]]]
+#   tests/system/build-image.sh --base
+#
+# --base: only what needs no project binary (the cached base root
+# filesystem, U-Boot and the host's qemu-system-aarch64), so that CI can
+# prepare it in the background while the binaries build.
 #
 # BIN_DIR: aarch64 binaries camera-app and ota (whichever are there; none
 # when BIN_DIR is not given or "-"). FACTORY_DIR: make-factory.sh's output
@@ -29,6 +34,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
+BASE_ONLY=0
+if [ "${1:-}" = --base ]; then BASE_ONLY=1; shift; fi
 BIN_DIR=${1:--}
 FACTORY=${2:--}
 OUT=${3:-$SYSTEM_TEST_CACHE/out/disk.img}
@@ -103,6 +110,14 @@ if [ ! -s "$BASE" ]; then
         "$SUITE" "$BASE.tmp" "$MIRROR" >&2 || die "mmdebstrap failed"
     mv "$BASE.tmp" "$BASE"
     log "base built in $(( $(date +%s) - t ))s: $(du -h "$BASE" | cut -f1)"
+fi
+
+if [ "$BASE_ONLY" = 1 ]; then
+    # What boot.sh needs on the host, ready before it runs.
+    apt_need u-boot-qemu qemu-utils mosquitto-clients bc
+    find_qemu_system
+    log "base ready: $BASE; $QEMU_SYSTEM; $(( $(date +%s) - T0 ))s"
+    exit 0
 fi
 
 # --- 2. the rootfs A tree: base + the layer's files + the project's binaries --
