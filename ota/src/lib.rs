@@ -1,6 +1,6 @@
 //! Signed A/B updates for the camera: the trust chain ([`trust`]), the
 //! bundle format ([`bundle`], [`manifest`]), the A/B slot logic over the
-//! U-Boot environment ([`boot`], [`mod@env`], [`slots`]), installation
+//! U-Boot environment ([`boot`], [`mod@env`], [`slots`], on raw flash: [`flash`]), installation
 //! ([`install`]), resumable download ([`download`]), the update agent
 //! ([`agent`], its layout from a board profile: [`board`], [`announce`], [`journal`], [`health`]) and staged rollouts
 //! ([`rollout`]); [`provision`] checks and installs a camera's factory
@@ -15,6 +15,7 @@ pub mod boot;
 pub mod bundle;
 pub mod download;
 pub mod env;
+pub mod flash;
 pub mod health;
 pub mod install;
 pub mod journal;
