@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{HealthInputs, HealthReport, LatencyWindow, Releases, SystemProbe, TamperStatus};
 use crate::outbox::OutboxStats;
+use crate::runtime::storage::StorageStatus;
 use crate::summary::RunSummary;
 
 /// Frame-loop figures the health report reads.
@@ -23,6 +24,8 @@ pub struct Metrics {
     /// Configured shelves with no reference in force; `None` without
     /// shelves.
     pub shelves_without_reference: Option<Vec<String>>,
+    /// Whether records reach the flash (`runtime::storage`).
+    pub storage: StorageStatus,
 }
 
 impl Default for Metrics {
@@ -35,6 +38,10 @@ impl Default for Metrics {
             inference: LatencyWindow::new(1024),
             tamper: TamperStatus::default(),
             shelves_without_reference: None,
+            storage: StorageStatus {
+                state: "ok",
+                ..StorageStatus::default()
+            },
         }
     }
 }
@@ -64,6 +71,9 @@ pub struct Reporter {
     pub probe: SystemProbe,
     pub started_us: u64,
     pub releases: Releases,
+    /// The data partition (the outbox's directory): its free space is
+    /// reported.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Reporter {
@@ -90,12 +100,24 @@ impl Reporter {
         };
         let report = HealthReport::build(&inputs, &m.inference, &system, &m.tamper, &self.releases);
         let mut value = serde_json::to_value(report).unwrap_or_default();
-        // Only on a camera that watches shelves.
-        if let (Some(names), Some(o)) = (&m.shelves_without_reference, value.as_object_mut()) {
-            o.insert("shelves_without_reference".into(), json!(names));
+        if let Some(o) = value.as_object_mut() {
+            // Only on a camera that watches shelves.
+            if let Some(names) = &m.shelves_without_reference {
+                o.insert("shelves_without_reference".into(), json!(names));
+            }
+            let free = self.data_dir.as_deref().and_then(free_bytes);
+            let mut storage = json!(m.storage);
+            storage["data_free_bytes"] = json!(free);
+            o.insert("storage".into(), storage);
         }
         value
     }
+}
+
+/// Bytes available to the camera on the filesystem holding `dir`.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// Fields of the retained birth message: firmware and model.

@@ -40,6 +40,12 @@
 //!   "outbox_depth": 12,                 // records waiting to be sent
 //!   "outbox_oldest_age_s": 4.5,         // null when empty
 //!   "outbox_evictions": 0,              // records dropped to stay in bounds
+//!   "storage": {"state": "ok",          // or "failing": the flash refuses records
+//!               "error": null,          // the last error while failing
+//!               "held_records": 0,      // waiting in memory for the flash
+//!               "dropped_records": 0,   // dropped from memory, oldest first
+//!               "failures": 0,          // store attempts that failed
+//!               "data_free_bytes": 1e8},// free on the outbox's filesystem
 //!   "cpu_temp_c": 61.5,                 // hottest thermal zone
 //!   "mem_total_bytes": 511770624,
 //!   "mem_available_bytes": 257263616,

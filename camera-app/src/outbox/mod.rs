@@ -105,6 +105,8 @@ pub enum OutboxError {
     },
     #[error("outbox {path}: a record of {size} bytes cannot fit in {max} bytes")]
     TooLarge { path: String, size: u64, max: u64 },
+    #[error("outbox {path}: closed after a storage error, not yet reopened")]
+    Closed { path: String },
 }
 
 /// Counters for health reports.
@@ -118,17 +120,43 @@ pub struct OutboxStats {
     pub oldest_us: Option<u64>,
 }
 
+/// How to open the database again after a storage error.
+enum Source {
+    File(PathBuf),
+    Backend(Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send>),
+}
+
 /// The outbox.
-#[derive(Debug)]
 pub struct Outbox {
-    db: Database,
+    /// `None` between a failed [`Outbox::reopen`] and the next good one.
+    db: Option<Database>,
     name: String,
     limits: OutboxLimits,
+    source: Source,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("name", &self.name)
+            .field("open", &self.db.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Outbox {
     /// Open (or create) the outbox file at `path`.
     pub fn open(path: &Path, limits: OutboxLimits) -> Result<Self, OutboxError> {
+        let db = Self::open_file(path)?;
+        Self::init(
+            db,
+            path.display().to_string(),
+            limits,
+            Source::File(path.to_path_buf()),
+        )
+    }
+
+    fn open_file(path: &Path) -> Result<Database, OutboxError> {
         let name = path.display().to_string();
         let db = Database::create(path).map_err(|source| OutboxError::Open {
             path: name.clone(),
@@ -147,26 +175,66 @@ impl Outbox {
                 path: name.clone(),
                 source,
             })?;
-        Self::init(db, name, limits)
+        Ok(db)
     }
 
-    /// Open over a storage backend (tests: a power-cut simulation).
+    /// Open over a storage backend (tests: a power-cut simulation); a
+    /// [`reopen`](Self::reopen) opens a clone of it.
     pub fn with_backend(
-        backend: impl redb::StorageBackend,
+        backend: impl redb::StorageBackend + Clone,
         name: &str,
         limits: OutboxLimits,
     ) -> Result<Self, OutboxError> {
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(|source| OutboxError::Open {
-                path: name.to_string(),
-                source: Box::new(source),
-            })?;
-        Self::init(db, name.to_string(), limits)
+        let open = move || Database::builder().create_with_backend(backend.clone());
+        let db = open().map_err(|source| OutboxError::Open {
+            path: name.to_string(),
+            source: Box::new(source),
+        })?;
+        Self::init(
+            db,
+            name.to_string(),
+            limits,
+            Source::Backend(Box::new(open)),
+        )
     }
 
-    fn init(db: Database, name: String, limits: OutboxLimits) -> Result<Self, OutboxError> {
-        let outbox = Self { db, name, limits };
+    /// Close the database and open it again. After an I/O error (a full
+    /// or failing flash) redb refuses every later transaction until the
+    /// file is opened again, which also repairs what the failed commit
+    /// left. On failure the outbox stays closed: every call returns an
+    /// error until a later `reopen` succeeds.
+    pub fn reopen(&mut self) -> Result<(), OutboxError> {
+        // redb refuses a second handle on a file still open.
+        self.db = None;
+        let db = match &self.source {
+            Source::File(path) => Self::open_file(path)?,
+            Source::Backend(open) => open().map_err(|source| OutboxError::Open {
+                path: self.name.clone(),
+                source: Box::new(source),
+            })?,
+        };
+        self.db = Some(db);
+        self.create_tables()
+    }
+
+    fn init(
+        db: Database,
+        name: String,
+        limits: OutboxLimits,
+        source: Source,
+    ) -> Result<Self, OutboxError> {
+        let outbox = Self {
+            db: Some(db),
+            name,
+            limits,
+            source,
+        };
+        outbox.create_tables()?;
+        Ok(outbox)
+    }
+
+    fn create_tables(&self) -> Result<(), OutboxError> {
+        let outbox = self;
         // Create the tables so that readers find them.
         let tx = outbox.write("begin")?;
         tx.open_table(RECORDS)
@@ -174,7 +242,13 @@ impl Outbox {
         tx.open_table(META)
             .map_err(|e| outbox.err("open meta", e))?;
         tx.commit().map_err(|e| outbox.err("commit", e))?;
-        Ok(outbox)
+        Ok(())
+    }
+
+    fn db(&self) -> Result<&Database, OutboxError> {
+        self.db.as_ref().ok_or_else(|| OutboxError::Closed {
+            path: self.name.clone(),
+        })
     }
 
     fn err(&self, step: &'static str, e: impl Into<redb::Error>) -> OutboxError {
@@ -206,7 +280,7 @@ impl Outbox {
     }
 
     fn write(&self, step: &'static str) -> Result<redb::WriteTransaction, OutboxError> {
-        self.db.begin_write().map_err(|e| self.err(step, e))
+        self.db()?.begin_write().map_err(|e| self.err(step, e))
     }
 
     /// Store a record durably; returns its id once it is on flash. Older
@@ -302,7 +376,7 @@ impl Outbox {
     /// `None`), oldest first: the link reads on from what it has in flight.
     pub fn pending_after(&self, after: Option<u64>, max: usize) -> Result<Vec<Entry>, OutboxError> {
         let tx = self
-            .db
+            .db()?
             .begin_read()
             .map_err(|e| self.err("begin read", e))?;
         let records = tx
@@ -374,7 +448,7 @@ impl Outbox {
     /// Depth, bytes, evictions and the oldest record's age.
     pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
         let tx = self
-            .db
+            .db()?
             .begin_read()
             .map_err(|e| self.err("begin read", e))?;
         let records = tx
@@ -397,7 +471,7 @@ impl Outbox {
     /// never set.
     pub fn counter(&self, name: &str) -> Result<u64, OutboxError> {
         let tx = self
-            .db
+            .db()?
             .begin_read()
             .map_err(|e| self.err("begin read", e))?;
         let meta = tx.open_table(META).map_err(|e| self.err("open meta", e))?;

@@ -2,8 +2,11 @@
 //! and reach the durable one only when synced. [`PowerCutBackend::power_cut`]
 //! returns a fresh backend holding only what was synced, as a device that
 //! lost power would. Used to test durability for real rather than assume
-//! it.
+//! it. [`PowerCutBackend::fail_writes`] makes it a full or failing flash:
+//! writes, resizes and syncs fail with the given `errno` (ENOSPC, EIO)
+//! until it is cleared.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, Default)]
@@ -18,6 +21,8 @@ struct Images {
 #[derive(Debug, Clone, Default)]
 pub struct PowerCutBackend {
     images: Arc<Mutex<Images>>,
+    /// errno returned by writes, resizes and syncs; 0: none.
+    fault: Arc<AtomicI32>,
 }
 
 impl PowerCutBackend {
@@ -41,6 +46,21 @@ impl PowerCutBackend {
                 volatile: durable.clone(),
                 durable,
             })),
+            fault: Arc::default(),
+        }
+    }
+
+    /// From now on writes, resizes and syncs fail with `errno` (e.g.
+    /// `libc::ENOSPC`, `libc::EIO`); `None`: they work again. Reads keep
+    /// working, as on a full flash.
+    pub fn fail_writes(&self, errno: Option<i32>) {
+        self.fault.store(errno.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    fn check_fault(&self) -> Result<(), std::io::Error> {
+        match self.fault.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            errno => Err(std::io::Error::from_raw_os_error(errno)),
         }
     }
 
@@ -78,18 +98,21 @@ impl redb::StorageBackend for PowerCutBackend {
     }
 
     fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.check_fault()?;
         let len = usize::try_from(len).map_err(|_| out_of_range())?;
         self.lock().volatile.resize(len, 0);
         Ok(())
     }
 
     fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.check_fault()?;
         let mut i = self.lock();
         i.durable = i.volatile.clone();
         Ok(())
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.check_fault()?;
         let mut i = self.lock();
         let start = usize::try_from(offset).map_err(|_| out_of_range())?;
         let end = start + data.len();

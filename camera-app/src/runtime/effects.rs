@@ -6,14 +6,16 @@
 //! to the board's LED.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use camera_core::camera::{Camera, Output, Outputs, Sequences, Stream};
+use camera_core::camera::{Camera, Outputs, Sequences};
 use camera_core::config::remote::{ConfigResult, Desired};
 use camera_core::shelf::request::ShelfReferenceReply;
 use tokio::sync::mpsc::Sender;
 
 use super::RunError;
+use super::storage::{NEXT_BIN_SEQ, NEXT_EVENT_SEQ, NEXT_TAMPER_SEQ, RecordStore};
 use crate::capture::Frame;
 use crate::config_store::ConfigStore;
 use crate::detect::Detection;
@@ -27,25 +29,6 @@ use crate::outbox::{Outbox, OutboxError};
 use crate::reference_store::ReferenceStore;
 use crate::summary::RunSummary;
 
-/// Outbox topics, relative to the camera's topic prefix.
-pub const BINS_TOPIC: &str = "bins";
-pub const EVENTS_TOPIC: &str = "events";
-pub const TAMPER_TOPIC: &str = "tamper";
-
-/// Outbox counters holding the next sequence number of each stream.
-const NEXT_BIN_SEQ: &str = "next_bin_seq";
-const NEXT_EVENT_SEQ: &str = "next_event_seq";
-const NEXT_TAMPER_SEQ: &str = "next_tamper_seq";
-
-/// Where a stream's records go and which counter numbers them.
-fn place(stream: Stream) -> (&'static str, &'static str) {
-    match stream {
-        Stream::Bins => (BINS_TOPIC, NEXT_BIN_SEQ),
-        Stream::Events => (EVENTS_TOPIC, NEXT_EVENT_SEQ),
-        Stream::Tamper => (TAMPER_TOPIC, NEXT_TAMPER_SEQ),
-    }
-}
-
 /// The sequence numbers stored in an outbox: numbering continues from
 /// them after a restart.
 pub fn stored_sequences(outbox: &Outbox) -> Result<Sequences, OutboxError> {
@@ -54,20 +37,6 @@ pub fn stored_sequences(outbox: &Outbox) -> Result<Sequences, OutboxError> {
         next_event: outbox.counter(NEXT_EVENT_SEQ)?,
         next_tamper: outbox.counter(NEXT_TAMPER_SEQ)?,
     })
-}
-
-/// Store a record in the outbox with the sequence number after it, in one
-/// transaction: after a restart numbering continues, never repeats.
-pub fn store_record(outbox: &mut Outbox, record: &Output) -> Result<u64, OutboxError> {
-    let (stream, seq, t_us) = record.position();
-    let (topic, counter) = place(stream);
-    // Serialising our own types into memory cannot fail.
-    let payload = serde_json::to_vec(record).unwrap_or_default();
-    outbox.push_counted(topic, &payload, t_us, Some((counter, seq + 1)))
-}
-
-fn lock(o: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
-    o.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Everything the camera produced, as it is stored and sent: for whoever
@@ -80,7 +49,8 @@ pub struct Effects {
     /// output, or nowhere.
     lines: Box<dyn Write + Send>,
     lines_name: String,
-    outbox: Option<Arc<Mutex<Outbox>>>,
+    /// The outbox, through what holds records while the flash fails.
+    store: Option<RecordStore>,
     link: Option<(Sender<CameraEvent>, Arc<LinkStats>)>,
     references: Option<ReferenceStore>,
     configs: Option<ConfigStore>,
@@ -90,7 +60,7 @@ pub struct Effects {
     unprovisioned: bool,
     /// systemd's, fed after each frame through detection.
     watchdog: Watchdog,
-    started: std::time::Instant,
+    started: Instant,
     tap: Option<Tap>,
     manifest: Manifest,
     detections: FrameRecord,
@@ -100,7 +70,7 @@ impl std::fmt::Debug for Effects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Effects")
             .field("lines", &self.lines_name)
-            .field("outbox", &self.outbox.is_some())
+            .field("outbox", &self.store.is_some())
             .field("link", &self.link.is_some())
             .finish_non_exhaustive()
     }
@@ -113,7 +83,7 @@ impl Effects {
         Self {
             lines,
             lines_name: lines_name.into(),
-            outbox: None,
+            store: None,
             link: None,
             references: None,
             configs: None,
@@ -121,7 +91,7 @@ impl Effects {
             board: None,
             unprovisioned: false,
             watchdog: Watchdog::from_env(),
-            started: std::time::Instant::now(),
+            started: Instant::now(),
             tap: None,
             manifest,
             detections: FrameRecord {
@@ -135,7 +105,7 @@ impl Effects {
     }
 
     pub fn with_outbox(mut self, outbox: Arc<Mutex<Outbox>>) -> Self {
-        self.outbox = Some(outbox);
+        self.store = Some(RecordStore::new(outbox));
         self
     }
 
@@ -203,16 +173,28 @@ impl Effects {
     /// changed.
     pub fn apply(&mut self, camera: &Camera) -> Result<(), RunError> {
         let out = camera.outputs();
-        for r in &out.records {
-            if let Some(o) = &self.outbox {
-                store_record(&mut lock(o), r)?;
+        let mut stored = false;
+        if let Some(store) = &mut self.store {
+            // A full or failing flash holds records in memory; it never
+            // stops the camera (storage.rs).
+            let now = Instant::now();
+            let before = store.status();
+            store.tick(now);
+            for r in &out.records {
+                stored |= store.store(r, now);
             }
+            let after = store.status();
+            if after != before {
+                self.metrics.lock().storage = after;
+            }
+        }
+        for r in &out.records {
             write_line(&mut self.lines, r).map_err(|e| self.output_error(e))?;
         }
         if let Some(tap) = &mut self.tap {
             tap(out);
         }
-        if !out.records.is_empty() && self.outbox.is_some() {
+        if stored {
             self.event(CameraEvent::Stored);
         }
         if out.references_changed {

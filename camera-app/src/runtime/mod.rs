@@ -18,6 +18,7 @@
 pub mod effects;
 pub mod frame_loop;
 pub mod setup;
+pub mod storage;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, PoisonError};

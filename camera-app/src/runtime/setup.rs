@@ -142,6 +142,17 @@ pub fn load_analytics(path: &Path) -> Result<(AnalyticsConfig, String), RunError
     Ok((config, body))
 }
 
+/// The health metrics, starting with the camera's configuration.
+fn metrics_of(camera: &Camera) -> SharedMetrics {
+    let metrics = SharedMetrics::default();
+    {
+        let mut m = metrics.lock();
+        m.config_version = Some(camera.config().version);
+        m.shelves_without_reference = camera.shelves_without_reference();
+    }
+    metrics
+}
+
 /// The directory of the outbox file: `outbox.redb` alone has an empty
 /// parent, which is the working directory.
 fn data_dir(outbox: &Path) -> &Path {
@@ -290,12 +301,7 @@ fn counting(
     if let Some(store) = &references {
         restore_references(store, &mut camera);
     }
-    let metrics = SharedMetrics::default();
-    {
-        let mut m = metrics.lock();
-        m.config_version = Some(camera.config().version);
-        m.shelves_without_reference = camera.shelves_without_reference();
-    }
+    let metrics = metrics_of(&camera);
     let mut effects = std::mem::replace(
         &mut d.effects,
         Effects::new(Box::new(std::io::sink()), "", d.manifest.clone()),
@@ -313,6 +319,11 @@ fn counting(
             probe: SystemProbe::new("/"),
             started_us,
             releases,
+            data_dir: cfg
+                .output
+                .outbox
+                .as_deref()
+                .map(|p| data_dir(p).to_path_buf()),
         };
         let link = Link {
             config: link_cfg.clone(),
