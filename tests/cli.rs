@@ -593,6 +593,86 @@ fn run_with_an_outbox_continues_sequence_numbers_across_runs() {
     assert_eq!(stored, written);
 }
 
+/// The outbox lost or damaged between two runs: the second run never
+/// numbers a bin or event as the first did (it continues past the
+/// numbers reserved ahead, `sequence_store`), a damaged file is set aside,
+/// and `camera-app outbox-check` (the check the release build runs in a
+/// child process) tells a whole file from a damaged one.
+#[test]
+fn a_lost_or_damaged_outbox_never_sends_numbering_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let scenario = scenegen::Scenario::load(&scenegen::scenarios_dir().join("single_in.toml"))
+        .expect("scenario");
+    let scene = dir.path().join("scene");
+    scenegen::render(&scenario, &images_dir(), &scene).expect("render");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let outbox = data.join("outbox.redb");
+    let run_once = || {
+        let out = run(camera_app()
+            .arg("run")
+            .arg("--source")
+            .arg(scene.join("frames"))
+            .arg("--analytics")
+            .arg(scene.join("analytics.toml"))
+            .arg("--outbox")
+            .arg(&outbox)
+            .arg("--models-dir")
+            .arg(models_dir()));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            stdout_lines(&out),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let events = |lines: &[serde_json::Value]| -> Vec<u64> {
+        lines
+            .iter()
+            .filter(|r| r["type"] == "event")
+            .map(|r| r["seq"].as_u64().expect("seq"))
+            .collect()
+    };
+    let check = |path: &Path| run(camera_app().arg("outbox-check").arg(path));
+    let (first, _) = run_once();
+    assert!(
+        check(&outbox).status.success(),
+        "a whole outbox passes the check"
+    );
+    let e1 = events(&first);
+    assert!(!e1.is_empty());
+    // Deleted.
+    std::fs::remove_file(&outbox).expect("rm");
+    let (second, _) = run_once();
+    let e2 = events(&second);
+    assert!(e2[0] > e1[e1.len() - 1], "{e1:?} then {e2:?}");
+    // Damaged: the header overwritten.
+    let mut bytes = std::fs::read(&outbox).expect("read");
+    bytes[..4096].fill(0x5a);
+    std::fs::write(&outbox, bytes).expect("write");
+    let out = check(&outbox);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("outbox.redb"), "{err}");
+    let (third, log) = run_once();
+    let e3 = events(&third);
+    assert!(e3[0] > e2[e2.len() - 1], "{e2:?} then {e3:?}");
+    assert!(log.contains("set aside"), "{log}");
+    let kept: Vec<_> = std::fs::read_dir(&data)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("outbox.redb.damaged-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "the damaged file is kept for support");
+}
+
 /// An analytics configuration with one shelf, `left`, watched over the
 /// synthetic pattern (nobody in view), quick to reference.
 const SHELF_ANALYTICS: &str = r#"version = 3

@@ -29,6 +29,7 @@ pub mod outbox;
 pub mod preprocess;
 pub mod reference_store;
 pub mod runtime;
+pub mod sequence_store;
 pub mod snapshot;
 pub mod summary;
 pub mod tensor;

@@ -6,6 +6,7 @@ mod default_config;
 mod demo;
 mod detect;
 mod models;
+mod outbox_check;
 mod run;
 mod track;
 
@@ -42,6 +43,10 @@ enum Command {
     Track(track::Args),
     /// Print the built-in default configuration.
     DefaultConfig,
+    /// Check an outbox file (run by the camera at start, in a child
+    /// process).
+    #[command(hide = true)]
+    OutboxCheck(outbox_check::Args),
 }
 
 /// Run the command the arguments name.
@@ -54,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models { command } => models::run(command),
         Command::Track(a) => track::run(a),
         Command::DefaultConfig => default_config::run(),
+        Command::OutboxCheck(a) => outbox_check::run(a),
     }
 }
 

@@ -5,11 +5,11 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
 use serde_json::json;
 
 use super::{HealthInputs, HealthReport, LatencyWindow, Releases, SystemProbe, TamperStatus};
 use crate::outbox::OutboxStats;
-use crate::runtime::storage::StorageStatus;
 use crate::summary::RunSummary;
 
 /// Frame-loop figures the health report reads.
@@ -46,6 +46,22 @@ impl Default for Metrics {
     }
 }
 
+/// Whether records reach the flash (`runtime::storage` keeps it), for
+/// health.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StorageStatus {
+    /// "ok", or "failing" while records cannot be stored.
+    pub state: &'static str,
+    /// The last error while failing.
+    pub error: Option<String>,
+    /// Records waiting in memory for the flash.
+    pub held_records: usize,
+    /// Records dropped from memory, oldest first, to stay within bounds.
+    pub dropped_records: u64,
+    /// Store attempts that failed, since the start.
+    pub failures: u64,
+}
+
 /// [`Metrics`] shared by the frame loop (writer) and the link (reader).
 #[derive(Debug, Clone, Default)]
 pub struct SharedMetrics(Arc<Mutex<Metrics>>);
@@ -80,6 +96,7 @@ impl Reporter {
     /// The report as published on `health`.
     pub fn report(&mut self, outbox: Option<OutboxStats>) -> serde_json::Value {
         let outbox = outbox.unwrap_or_default();
+        let (damaged, set_aside) = (outbox.damaged, outbox.set_aside.clone());
         let system = self.probe.probe();
         let m = self.metrics.lock();
         let inputs = HealthInputs {
@@ -108,6 +125,8 @@ impl Reporter {
             let free = self.data_dir.as_deref().and_then(free_bytes);
             let mut storage = json!(m.storage);
             storage["data_free_bytes"] = json!(free);
+            storage["damaged_records"] = json!(damaged);
+            storage["set_aside"] = json!(set_aside);
             o.insert("storage".into(), storage);
         }
         value

@@ -45,6 +45,8 @@
 //!               "held_records": 0,      // waiting in memory for the flash
 //!               "dropped_records": 0,   // dropped from memory, oldest first
 //!               "failures": 0,          // store attempts that failed
+//!               "damaged_records": 0,   // found damaged in the outbox, removed unpublished
+//!               "set_aside": null,      // a damaged outbox file replaced at start, kept
 //!               "data_free_bytes": 1e8},// free on the outbox's filesystem
 //!   "cpu_temp_c": 61.5,                 // hottest thermal zone
 //!   "mem_total_bytes": 511770624,
@@ -78,7 +80,7 @@ pub use camera_core::tamper::{
     TamperMeasures, TamperStatus,
 };
 pub use latency::{LatencyStats, LatencyWindow};
-pub use metrics::{Metrics, Reporter, SharedMetrics};
+pub use metrics::{Metrics, Reporter, SharedMetrics, StorageStatus};
 pub use release::Releases;
 pub use system::{ClockSync, SystemProbe, SystemSnapshot};
 

@@ -29,6 +29,14 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_ID: &str = "next_id";
 const EVICTED: &str = "evicted";
 const BYTES: &str = "bytes";
+const DAMAGED: &str = "damaged";
+
+/// A record on flash: `"OB"`, the format version, the CRC32 of the rest,
+/// then the record (postcard). A record whose magic, version or checksum
+/// does not match is damaged: counted, removed, never published.
+const MAGIC: &[u8; 2] = b"OB";
+const FORMAT: u8 = 1;
+const HEADER: usize = 7;
 
 /// Bounds of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +76,32 @@ struct Stored {
 }
 
 impl Stored {
-    fn size(&self) -> u64 {
-        (self.topic.len() + self.payload.len()) as u64
+    fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        let body = postcard::to_allocvec(self)?;
+        let mut out = Vec::with_capacity(HEADER + body.len());
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT);
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() < HEADER || &bytes[..2] != MAGIC {
+            return Err("no record header".into());
+        }
+        if bytes[2] != FORMAT {
+            return Err(format!(
+                "format version {}, this build reads {FORMAT}",
+                bytes[2]
+            ));
+        }
+        let body = &bytes[HEADER..];
+        let stored = u32::from_le_bytes([bytes[3], bytes[4], bytes[5], bytes[6]]);
+        if crc32fast::hash(body) != stored {
+            return Err("checksum mismatch".into());
+        }
+        postcard::from_bytes(body).map_err(|e| format!("undecodable: {e}"))
     }
 }
 
@@ -90,12 +122,24 @@ pub enum OutboxError {
         #[source]
         source: Box<redb::Error>,
     },
-    #[error("outbox {path}: record {id} is corrupt: {source}")]
-    Corrupt {
+    #[error("outbox {path}: record {id} is damaged: {reason}")]
+    Damaged {
         path: String,
         id: u64,
+        reason: String,
+    },
+    #[error("outbox {path}: cannot encode a record: {source}")]
+    Encode {
+        path: String,
         #[source]
         source: postcard::Error,
+    },
+    #[error("outbox {path}: damaged ({reason}), and it cannot be set aside: {source}")]
+    SetAside {
+        path: String,
+        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error("outbox {path}: cannot sync its directory: {source}")]
     SyncDir {
@@ -110,7 +154,7 @@ pub enum OutboxError {
 }
 
 /// Counters for health reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct OutboxStats {
     pub depth: u64,
     pub bytes: u64,
@@ -118,6 +162,11 @@ pub struct OutboxStats {
     pub evicted: u64,
     /// `created_us` of the oldest record waiting.
     pub oldest_us: Option<u64>,
+    /// Damaged records found and removed, since the store was made.
+    pub damaged: u64,
+    /// The damaged file this outbox replaced when it was opened, kept
+    /// beside it for support.
+    pub set_aside: Option<String>,
 }
 
 /// How to open the database again after a storage error.
@@ -133,6 +182,10 @@ pub struct Outbox {
     name: String,
     limits: OutboxLimits,
     source: Source,
+    set_aside: Option<String>,
+    /// Opened without records from before: the file was missing, empty,
+    /// or set aside as damaged.
+    new: bool,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -146,14 +199,44 @@ impl std::fmt::Debug for Outbox {
 
 impl Outbox {
     /// Open (or create) the outbox file at `path`.
+    ///
+    /// A damaged file (redb finds it corrupt, or its integrity check
+    /// fails and cannot repair it) is set aside as
+    /// `<name>.damaged-<unix seconds>`, kept for support, and a new outbox
+    /// takes its place; [`OutboxStats::set_aside`] names it.
+    ///
+    /// The check runs in this process, catching a panic of the store
+    /// engine (redb panics on some damaged pages). Where panics abort (the
+    /// camera's release build), use [`Outbox::open_checked_by`] with a
+    /// check in a child process.
     pub fn open(path: &Path, limits: OutboxLimits) -> Result<Self, OutboxError> {
-        let db = Self::open_file(path)?;
-        Self::init(
-            db,
-            path.display().to_string(),
-            limits,
-            Source::File(path.to_path_buf()),
-        )
+        Self::open_checked_by(path, limits, |p| {
+            std::panic::catch_unwind(|| verify(p))
+                .unwrap_or_else(|_| Err("the store engine panicked reading it".into()))
+        })
+    }
+
+    /// As [`Outbox::open`], with `check` saying whether an existing file
+    /// is damaged (`Err` with the reason).
+    pub fn open_checked_by(
+        path: &Path,
+        limits: OutboxLimits,
+        check: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<Self, OutboxError> {
+        let name = path.display().to_string();
+        let existed = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+        let verdict = if existed { check(path) } else { Ok(()) };
+        let (db, set_aside) = match verdict {
+            Ok(()) => (Self::open_file(path)?, None),
+            Err(reason) => {
+                let kept = set_aside(path, &reason)?;
+                (Self::open_file(path)?, Some(kept))
+            }
+        };
+        let mut outbox = Self::init(db, name, limits, Source::File(path.to_path_buf()))?;
+        outbox.new = !existed || set_aside.is_some();
+        outbox.set_aside = set_aside;
+        Ok(outbox)
     }
 
     fn open_file(path: &Path) -> Result<Database, OutboxError> {
@@ -228,6 +311,8 @@ impl Outbox {
             name,
             limits,
             source,
+            set_aside: None,
+            new: false,
         };
         outbox.create_tables()?;
         Ok(outbox)
@@ -260,10 +345,10 @@ impl Outbox {
     }
 
     fn decode(&self, id: u64, bytes: &[u8]) -> Result<Stored, OutboxError> {
-        postcard::from_bytes(bytes).map_err(|source| OutboxError::Corrupt {
+        Stored::decode(bytes).map_err(|reason| OutboxError::Damaged {
             path: self.name.clone(),
             id,
-            source,
+            reason,
         })
     }
 
@@ -307,7 +392,12 @@ impl Outbox {
             created_us: now_us,
             payload: payload.to_vec(),
         };
-        let size = stored.size();
+        let bytes = stored.encode().map_err(|source| OutboxError::Encode {
+            path: self.name.clone(),
+            source,
+        })?;
+        // Bounds count the bytes stored.
+        let size = bytes.len() as u64;
         if size > self.limits.max_bytes {
             return Err(OutboxError::TooLarge {
                 path: self.name.clone(),
@@ -315,11 +405,6 @@ impl Outbox {
                 max: self.limits.max_bytes,
             });
         }
-        let bytes = postcard::to_allocvec(&stored).map_err(|source| OutboxError::Corrupt {
-            path: self.name.clone(),
-            id: 0,
-            source,
-        })?;
         let tx = self.write("begin push")?;
         let id = {
             let mut meta = tx.open_table(META).map_err(|e| self.err("open meta", e))?;
@@ -331,22 +416,32 @@ impl Outbox {
             let mut evicted = self.meta_get(&meta, EVICTED)?;
             let cutoff = now_us.saturating_sub(self.limits.max_age_us);
             // Oldest first, until the new record fits and nothing is too
-            // old.
+            // old. A damaged record found on the way goes too.
             loop {
-                let Some((key, old)) = records
+                let Some((key, len, created)) = records
                     .first()
                     .map_err(|e| self.err("read oldest", e))?
-                    .map(|(k, v)| (k.value(), self.decode(k.value(), v.value())))
+                    .map(|(k, v)| {
+                        let created = Stored::decode(v.value()).ok().map(|s| s.created_us);
+                        (k.value(), v.value().len() as u64, created)
+                    })
                 else {
                     break;
                 };
-                let old = old?;
-                if total + size <= self.limits.max_bytes && old.created_us >= cutoff {
+                let fits = total + size <= self.limits.max_bytes;
+                if fits && created.is_some_and(|c| c >= cutoff) {
                     break;
                 }
                 records.remove(key).map_err(|e| self.err("evict", e))?;
-                total = total.saturating_sub(old.size());
-                evicted += 1;
+                total = total.saturating_sub(len);
+                if created.is_some() {
+                    evicted += 1;
+                } else {
+                    let damaged = self.meta_get(&meta, DAMAGED)?;
+                    meta.insert(DAMAGED, damaged + 1)
+                        .map_err(|e| self.err("write meta", e))?;
+                    tracing::warn!(outbox = %self.name, id = key, "damaged record removed");
+                }
             }
             records
                 .insert(id, bytes.as_slice())
@@ -383,23 +478,58 @@ impl Outbox {
             .open_table(RECORDS)
             .map_err(|e| self.err("open records", e))?;
         let mut out = Vec::new();
+        let mut damaged = Vec::new();
         let from = after.map_or(0, |a| a.saturating_add(1));
-        for item in records
-            .range(from..)
-            .map_err(|e| self.err("iterate", e))?
-            .take(max)
-        {
+        for item in records.range(from..).map_err(|e| self.err("iterate", e))? {
+            if out.len() >= max {
+                break;
+            }
             let (k, v) = item.map_err(|e| self.err("iterate", e))?;
             let id = k.value();
-            let s = self.decode(id, v.value())?;
-            out.push(Entry {
-                id,
-                topic: s.topic,
-                payload: s.payload,
-                created_us: s.created_us,
-            });
+            match self.decode(id, v.value()) {
+                Ok(s) => out.push(Entry {
+                    id,
+                    topic: s.topic,
+                    payload: s.payload,
+                    created_us: s.created_us,
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a damaged record: it is removed, never published");
+                    damaged.push(id);
+                }
+            }
+        }
+        drop(records);
+        drop(tx);
+        if !damaged.is_empty() {
+            self.remove_damaged(&damaged)?;
         }
         Ok(out)
+    }
+
+    /// Remove records found damaged, counting them.
+    fn remove_damaged(&self, ids: &[u64]) -> Result<(), OutboxError> {
+        let tx = self.write("begin removing damaged records")?;
+        {
+            let mut records = tx
+                .open_table(RECORDS)
+                .map_err(|e| self.err("open records", e))?;
+            let mut meta = tx.open_table(META).map_err(|e| self.err("open meta", e))?;
+            let mut freed = 0;
+            for &id in ids {
+                if let Some(v) = records.remove(id).map_err(|e| self.err("remove", e))? {
+                    freed += v.value().len() as u64;
+                }
+            }
+            let total = self.meta_get(&meta, BYTES)?;
+            let damaged = self.meta_get(&meta, DAMAGED)?;
+            meta.insert(BYTES, total.saturating_sub(freed))
+                .map_err(|e| self.err("write meta", e))?;
+            meta.insert(DAMAGED, damaged + ids.len() as u64)
+                .map_err(|e| self.err("write meta", e))?;
+        }
+        tx.commit()
+            .map_err(|e| self.err("commit removing damaged records", e))
     }
 
     /// The broker acknowledged record `id`: forget it. Returns false when
@@ -425,12 +555,8 @@ impl Outbox {
             let mut freed = 0;
             let mut removed = 0;
             for &id in ids {
-                let old = records
-                    .remove(id)
-                    .map_err(|e| self.err("remove", e))?
-                    .map(|v| self.decode(id, v.value()).map(|s| s.size()));
-                if let Some(size) = old {
-                    freed += size?;
+                if let Some(v) = records.remove(id).map_err(|e| self.err("remove", e))? {
+                    freed += v.value().len() as u64;
                     removed += 1;
                 }
             }
@@ -455,15 +581,20 @@ impl Outbox {
             .open_table(RECORDS)
             .map_err(|e| self.err("open records", e))?;
         let meta = tx.open_table(META).map_err(|e| self.err("open meta", e))?;
-        let oldest = match records.first().map_err(|e| self.err("read oldest", e))? {
-            Some((k, v)) => Some(self.decode(k.value(), v.value())?.created_us),
-            None => None,
-        };
+        // A damaged oldest record has no known age (it goes at the next
+        // read).
+        let oldest = records
+            .first()
+            .map_err(|e| self.err("read oldest", e))?
+            .and_then(|(_, v)| Stored::decode(v.value()).ok())
+            .map(|s| s.created_us);
         Ok(OutboxStats {
             depth: records.len().map_err(|e| self.err("count", e))?,
             bytes: self.meta_get(&meta, BYTES)?,
             evicted: self.meta_get(&meta, EVICTED)?,
             oldest_us: oldest,
+            damaged: self.meta_get(&meta, DAMAGED)?,
+            set_aside: self.set_aside.clone(),
         })
     }
 
@@ -478,10 +609,74 @@ impl Outbox {
         self.meta_get(&meta, name)
     }
 
+    /// Whether it was opened without records from before (missing,
+    /// empty, or set aside as damaged): sequence numbers then continue
+    /// from their reservations (`sequence_store`).
+    pub fn is_new(&self) -> bool {
+        self.new
+    }
+
     /// Where the outbox lives (for messages).
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// Check an outbox file without changing it: redb opens it, its
+/// integrity check passes (page checksums, tree structure; a torn last
+/// commit is rolled back), and every record and counter reads. `Err`
+/// names what is wrong. May panic on a damaged file (redb does): run it
+/// where a panic is caught, or in a child process.
+pub fn verify(path: &Path) -> Result<(), String> {
+    let mut db = Database::create(path).map_err(|e| format!("redb cannot open it: {e}"))?;
+    match db.check_integrity() {
+        Ok(_) => {}
+        Err(e) => return Err(format!("integrity check failed: {e}")),
+    }
+    let tx = db.begin_read().map_err(|e| e.to_string())?;
+    // A file from before the first commit has no tables yet.
+    if let Ok(records) = tx.open_table(RECORDS) {
+        for item in records.iter().map_err(|e| e.to_string())? {
+            item.map_err(|e| format!("reading records: {e}"))?;
+        }
+    }
+    if let Ok(meta) = tx.open_table(META) {
+        for item in meta.iter().map_err(|e| e.to_string())? {
+            item.map_err(|e| format!("reading counters: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Move a damaged outbox out of the way, durably, keeping it for support;
+/// returns the name it now has.
+fn set_aside(path: &Path, reason: &str) -> Result<String, OutboxError> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut kept = path.as_os_str().to_owned();
+    kept.push(format!(".damaged-{secs}"));
+    let kept = PathBuf::from(kept);
+    let fail = |source| OutboxError::SetAside {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+        source,
+    };
+    std::fs::rename(path, &kept).map_err(fail)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(fail)?;
+    tracing::error!(
+        outbox = %path.display(),
+        kept = %kept.display(),
+        reason,
+        "the outbox was damaged: set aside for support, a new one replaces it"
+    );
+    Ok(kept.display().to_string())
 }
 
 /// The default location of the outbox file under a data directory.
@@ -544,17 +739,78 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_record_is_counted_removed_and_never_handed_out() {
+        let disk = PowerCutBackend::new();
+        let mut o = Outbox::with_backend(disk, "damaged", limits(1 << 20)).expect("open");
+        for n in 0..3u64 {
+            o.push("events", format!("{{\"seq\":{n}}}").as_bytes(), n)
+                .expect("push");
+        }
+        // Record 1's bytes changed behind the store's back (a bit flip the
+        // page checksums missed, an old format), then one with no header.
+        let tx = o.write("test").expect("tx");
+        {
+            let mut records = tx.open_table(RECORDS).expect("table");
+            let mut bytes = records
+                .get(1)
+                .expect("get")
+                .expect("there")
+                .value()
+                .to_vec();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x01;
+            records.insert(1, bytes.as_slice()).expect("insert");
+            records
+                .insert(3, b"not a record".as_slice())
+                .expect("insert");
+        }
+        tx.commit().expect("commit");
+        let got: Vec<u64> = o
+            .pending(10)
+            .expect("pending")
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(got, [0, 2]);
+        let stats = o.stats().expect("stats");
+        assert_eq!((stats.damaged, stats.depth), (2, 2));
+        // Gone for good: the next read finds nothing more to count.
+        assert_eq!(o.pending(10).expect("pending").len(), 2);
+        assert_eq!(o.stats().expect("stats").damaged, 2);
+        // Another format version is refused by name.
+        let mut bytes = Stored {
+            topic: "t".into(),
+            created_us: 0,
+            payload: vec![],
+        }
+        .encode()
+        .expect("encode");
+        bytes[2] = 9;
+        let e = Stored::decode(&bytes).expect_err("version 9");
+        assert!(e.contains("format version 9"), "{e}");
+    }
+
+    #[test]
     fn the_oldest_records_are_evicted_first_and_counted() {
         let dir = tempfile::tempdir().expect("tmp");
-        // Each record: 8 bytes of topic + 12 of payload = 20 bytes; five
-        // fit in 100.
-        let mut o = Outbox::open(&default_path(dir.path()), limits(100)).expect("open");
+        // Bounds count the bytes stored: header, topic, time, payload.
+        // Five records fit.
+        let one = Stored {
+            topic: "cam/evts".into(),
+            created_us: T0,
+            payload: b"payload-0000".to_vec(),
+        }
+        .encode()
+        .expect("encode")
+        .len() as u64;
+        let max = 5 * one;
+        let mut o = Outbox::open(&default_path(dir.path()), limits(max)).expect("open");
         for i in 0..8u64 {
             o.push("cam/evts", format!("payload-{i:04}").as_bytes(), T0 + i)
                 .expect("push");
         }
         let s = o.stats().expect("stats");
-        assert_eq!((s.depth, s.bytes, s.evicted), (5, 100, 3));
+        assert_eq!((s.depth, s.bytes, s.evicted), (5, max, 3));
         let ids: Vec<u64> = o
             .pending(10)
             .expect("pending")
@@ -569,7 +825,11 @@ mod tests {
         assert_eq!((s.depth, s.evicted), (1, 8));
         // A record that can never fit is refused, naming the outbox.
         let err = o.push("cam/evts", &[0u8; 200], T0).expect_err("too large");
-        assert!(err.to_string().contains("cannot fit in 100 bytes"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("cannot fit in {max} bytes")),
+            "{err}"
+        );
     }
 
     /// Every push that returned Ok survives a power cut; the harness is

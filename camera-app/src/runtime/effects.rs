@@ -27,6 +27,7 @@ use crate::link::{CameraEvent, LinkStats, Snapshot};
 use crate::model::Manifest;
 use crate::outbox::{Outbox, OutboxError};
 use crate::reference_store::ReferenceStore;
+use crate::sequence_store::SequenceStore;
 use crate::summary::RunSummary;
 
 /// The sequence numbers stored in an outbox: numbering continues from
@@ -104,8 +105,14 @@ impl Effects {
         }
     }
 
-    pub fn with_outbox(mut self, outbox: Arc<Mutex<Outbox>>) -> Self {
-        self.store = Some(RecordStore::new(outbox));
+    /// Records go to `outbox`, their numbers reserved ahead in
+    /// `sequences`.
+    pub fn with_outbox(
+        mut self,
+        outbox: Arc<Mutex<Outbox>>,
+        sequences: Option<SequenceStore>,
+    ) -> Self {
+        self.store = Some(RecordStore::new(outbox, sequences));
         self
     }
 

@@ -27,8 +27,9 @@ use crate::health::{Releases, Reporter, SharedMetrics, SystemProbe, metrics};
 use crate::hw::BoardHw;
 use crate::link::{CameraCommand, Link, LinkHandle};
 use crate::model::{self, DetectorOptions, Manifest, ModelError};
-use crate::outbox::Outbox;
+use crate::outbox::{self, Outbox, OutboxError, OutboxLimits};
 use crate::reference_store::ReferenceStore;
+use crate::sequence_store::SequenceStore;
 
 /// Commands from the link waiting for the frame loop, at most.
 const COMMAND_QUEUE: usize = 32;
@@ -140,6 +141,41 @@ pub fn load_analytics(path: &Path) -> Result<(AnalyticsConfig, String), RunError
         problems: vec![reason],
     })?;
     Ok((config, body))
+}
+
+/// The outbox, its file checked first; a damaged one is set aside. Where
+/// a panic aborts the process (the camera's release build), a file that
+/// makes the store engine panic must not take the camera down with it:
+/// the check runs in a child process (`camera-app outbox-check FILE`).
+fn open_outbox(path: &Path, limits: OutboxLimits) -> Result<Outbox, OutboxError> {
+    if cfg!(panic = "abort") {
+        Outbox::open_checked_by(path, limits, check_in_child)
+    } else {
+        Outbox::open(path, limits)
+    }
+}
+
+fn check_in_child(path: &Path) -> Result<(), String> {
+    let child = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg("outbox-check")
+            .arg(path)
+            .stdin(std::process::Stdio::null())
+            .output()
+    });
+    match child {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        // No child (no memory, no executable): check here.
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check the outbox in a child process; checking here");
+            outbox::verify(path)
+        }
+    }
 }
 
 /// The health metrics, starting with the camera's configuration.
@@ -271,16 +307,19 @@ fn counting(
         .output
         .outbox
         .as_deref()
-        .map(|p| Outbox::open(p, cfg.output.outbox_limits()))
+        .map(|p| open_outbox(p, cfg.output.outbox_limits()))
         .transpose()?;
-    let sequences = match &outbox {
-        Some(o) => stored_sequences(o)?,
-        None => Sequences::default(),
+    // The remote configuration, the shelf references and the sequence
+    // reservations live beside the outbox, on the data partition; without
+    // an outbox, in memory only.
+    let dir = cfg.output.outbox.as_deref().map(data_dir);
+    let reservations = dir.map(SequenceStore::open);
+    let sequences = match (&outbox, &reservations) {
+        (Some(o), Some(r)) => r.start(stored_sequences(o)?, o.is_new()),
+        (Some(o), None) => stored_sequences(o)?,
+        _ => Sequences::default(),
     };
     let outbox = outbox.map(|o| Arc::new(Mutex::new(o)));
-    // The remote configuration and the shelf references live beside the
-    // outbox, on the data partition; without an outbox, in memory only.
-    let dir = cfg.output.outbox.as_deref().map(data_dir);
     let configs = match (&cfg.link, dir) {
         (Some(_), Some(dir)) => Some(ConfigStore::open(dir)?),
         _ => None,
@@ -339,7 +378,7 @@ fn counting(
         d.link = Some(link);
     }
     if let Some(o) = &outbox {
-        effects = effects.with_outbox(o.clone());
+        effects = effects.with_outbox(o.clone(), reservations);
     }
     d.effects = effects;
     d.outbox = outbox;

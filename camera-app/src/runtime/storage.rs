@@ -12,10 +12,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use camera_core::camera::{Output, Stream};
-use serde::Serialize;
-
+use crate::health::StorageStatus;
 use crate::outbox::{Outbox, OutboxError};
+use crate::sequence_store::SequenceStore;
+use camera_core::camera::{Output, Stream};
 
 /// Outbox topics, relative to the camera's topic prefix.
 pub const BINS_TOPIC: &str = "bins";
@@ -83,21 +83,6 @@ pub fn store_record(outbox: &mut Outbox, record: &Output) -> Result<u64, OutboxE
     Encoded::new(record).push(outbox)
 }
 
-/// The state of the record store, for health.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct StorageStatus {
-    /// "ok", or "failing" while records cannot be stored.
-    pub state: &'static str,
-    /// The last error while failing.
-    pub error: Option<String>,
-    /// Records waiting in memory for the flash.
-    pub held_records: usize,
-    /// Records dropped from memory, oldest first, to stay within bounds.
-    pub dropped_records: u64,
-    /// Store attempts that failed, since the start.
-    pub failures: u64,
-}
-
 fn lock(o: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
     o.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -106,6 +91,8 @@ fn lock(o: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
 #[derive(Debug)]
 pub struct RecordStore {
     outbox: Arc<Mutex<Outbox>>,
+    /// Numbers reserved ahead, for when the outbox is lost.
+    sequences: Option<SequenceStore>,
     held: VecDeque<Encoded>,
     held_bytes: usize,
     dropped: u64,
@@ -115,9 +102,10 @@ pub struct RecordStore {
 }
 
 impl RecordStore {
-    pub fn new(outbox: Arc<Mutex<Outbox>>) -> Self {
+    pub fn new(outbox: Arc<Mutex<Outbox>>, sequences: Option<SequenceStore>) -> Self {
         Self {
             outbox,
+            sequences,
             held: VecDeque::new(),
             held_bytes: 0,
             dropped: 0,
@@ -130,6 +118,14 @@ impl RecordStore {
     /// Returns whether it reached the outbox.
     pub fn store(&mut self, record: &Output, now: Instant) -> bool {
         self.tick(now);
+        if let Some(s) = &mut self.sequences {
+            let (stream, seq, _) = record.position();
+            if let Err(e) = s.cover(stream, seq) {
+                // The outbox's own counters still hold unless it is lost
+                // too.
+                tracing::error!(error = %e, "cannot reserve sequence numbers ahead");
+            }
+        }
         let encoded = Encoded::new(record);
         if self.failing.is_none() && self.held.is_empty() {
             let pushed = encoded.push(&mut lock(&self.outbox));
@@ -241,7 +237,7 @@ mod tests {
         let outbox =
             Outbox::with_backend(disk.clone(), "test-outbox", OutboxLimits::default()).unwrap();
         let outbox = Arc::new(Mutex::new(outbox));
-        let store = RecordStore::new(Arc::clone(&outbox));
+        let store = RecordStore::new(Arc::clone(&outbox), None);
         (disk, outbox, store)
     }
 
