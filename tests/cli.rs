@@ -541,6 +541,21 @@ fn a_bad_analytics_config_is_refused_with_every_reason() {
     }
 }
 
+/// `camera-app run` over a rendered scene with its analytics, storing into
+/// `outbox`.
+fn run_scene_with_outbox(scene: &Path, outbox: &Path) -> Output {
+    run(camera_app()
+        .arg("run")
+        .arg("--source")
+        .arg(scene.join("frames"))
+        .arg("--analytics")
+        .arg(scene.join("analytics.toml"))
+        .arg("--outbox")
+        .arg(outbox)
+        .arg("--models-dir")
+        .arg(models_dir()))
+}
+
 /// With `--outbox`, bins and events are stored durably as they are written,
 /// and a second run numbers its bins and events after the first run's.
 #[test]
@@ -552,16 +567,7 @@ fn run_with_an_outbox_continues_sequence_numbers_across_runs() {
     scenegen::render(&scenario, &images_dir(), &scene).expect("render");
     let outbox = dir.path().join("outbox.redb");
     let run_once = || {
-        let out = run(camera_app()
-            .arg("run")
-            .arg("--source")
-            .arg(scene.join("frames"))
-            .arg("--analytics")
-            .arg(scene.join("analytics.toml"))
-            .arg("--outbox")
-            .arg(&outbox)
-            .arg("--models-dir")
-            .arg(models_dir()));
+        let out = run_scene_with_outbox(&scene, &outbox);
         assert!(out.status.success());
         stdout_lines(&out)
     };
@@ -609,16 +615,7 @@ fn a_lost_or_damaged_outbox_never_sends_numbering_back() {
     std::fs::create_dir(&data).expect("mkdir");
     let outbox = data.join("outbox.redb");
     let run_once = || {
-        let out = run(camera_app()
-            .arg("run")
-            .arg("--source")
-            .arg(scene.join("frames"))
-            .arg("--analytics")
-            .arg(scene.join("analytics.toml"))
-            .arg("--outbox")
-            .arg(&outbox)
-            .arg("--models-dir")
-            .arg(models_dir()));
+        let out = run_scene_with_outbox(&scene, &outbox);
         assert!(
             out.status.success(),
             "{}",
