@@ -36,6 +36,9 @@ use crate::trust::{Role, Signed, Trust, TrustError};
 const DOWNLOAD_RETRY: Duration = Duration::from_secs(600);
 /// How long to wait for another install (by hand) to finish.
 const INSTALL_RETRY: Duration = Duration::from_secs(30);
+/// How soon a download that waits for space on the data partition looks
+/// again.
+const SPACE_RETRY: Duration = Duration::from_secs(60);
 
 /// Reboots into a pending slot that never starts before the agent gives
 /// the update up.
@@ -76,6 +79,12 @@ pub struct AgentConfig {
     pub allowed_urls: Vec<String>,
     #[serde(default = "default_max_bundle")]
     pub max_bundle_bytes: u64,
+    /// Space a download leaves free on the data partition (`state_dir`'s
+    /// filesystem), which it shares with camera-app's outbox: a download
+    /// starts only when the rest of the bundle fits above it, and stops
+    /// (its partial file removed) when the free space falls below it.
+    #[serde(default = "default_reserve")]
+    pub reserve_bytes: u64,
     /// The store's offset from UTC, for maintenance windows.
     #[serde(default)]
     pub utc_offset_min: i32,
@@ -115,6 +124,11 @@ fn default_roots() -> String {
 }
 fn default_max_bundle() -> u64 {
     1 << 30
+}
+/// camera-app's outbox (16 MiB at most), its configuration and reference
+/// stores, and room to spare.
+fn default_reserve() -> u64 {
+    32 << 20
 }
 fn default_deadline() -> u64 {
     300
@@ -183,6 +197,14 @@ pub trait Platform {
     fn step(&mut self, _what: &str) {}
     /// The agent's loop went round: feed the service manager's watchdog.
     fn alive(&mut self) {}
+    /// Bytes available on the filesystem holding `dir` (`None`: unknown,
+    /// and no check is made).
+    // The block count and size are 32 bits wide on armv7.
+    #[allow(clippy::useless_conversion)]
+    fn free_bytes(&self, dir: &Path) -> Option<u64> {
+        let s = nix::sys::statvfs::statvfs(dir).ok()?;
+        Some(u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())))
+    }
 }
 
 /// The real platform: system clock, `/proc/cmdline` (`ota.rootfs=B`,
@@ -733,6 +755,15 @@ impl Agent<'_> {
             self.j.phase = Phase::Idle;
             return self.save("no job");
         };
+        let dest = self.cfg.download_path();
+        let have = std::fs::metadata(&dest).map_or(0, |m| m.len());
+        let needed = job.size.saturating_sub(have);
+        let reserve = self.cfg.reserve_bytes;
+        if let Some(free) = self.platform.free_bytes(&self.cfg.state_dir)
+            && free < needed.saturating_add(reserve)
+        {
+            return self.wait_for_space(&job.campaign, needed, free);
+        }
         let req = download::Request {
             url: job.url.clone(),
             dest: self.cfg.download_path(),
@@ -742,6 +773,8 @@ impl Agent<'_> {
         };
         let cancel = AtomicBool::new(false);
         let mut halted = false;
+        // The free space fell below the reserve while downloading.
+        let mut starved = None;
         // Events that arrive during the download, handled after it.
         let mut stash = Vec::new();
         let result = {
@@ -753,7 +786,16 @@ impl Agent<'_> {
             let trust = &self.j.trust;
             let sys = self.platform.now();
             let announce_topic = self.cfg.announce_topic.clone();
+            let platform = &*self.platform;
+            let state_dir = &self.cfg.state_dir;
+            let starved = &mut starved;
             let mut on_progress = |p: download::Progress| {
+                if let Some(free) = platform.free_bytes(state_dir)
+                    && free < reserve
+                {
+                    *starved = Some(free);
+                    cancel.store(true, Ordering::Relaxed);
+                }
                 let pct = p
                     .total
                     .filter(|t| *t > 0)
@@ -791,6 +833,10 @@ impl Agent<'_> {
             Err(download::DownloadError::Cancelled { .. }) if halted => {
                 self.cancel_job("campaign halted during download")
             }
+            Err(download::DownloadError::Cancelled { offset, .. }) if starved.is_some() => {
+                let free = starved.unwrap_or(0);
+                self.wait_for_space(&job.campaign, job.size.saturating_sub(offset), free)
+            }
             Err(download::DownloadError::Cancelled { .. }) => Ok(()),
             // The network or the server is down: not the bundle's fault.
             // Keep the partial file and try again later.
@@ -809,6 +855,40 @@ impl Agent<'_> {
                 self.save("download failed")
             }
         }
+    }
+
+    /// Not enough room on the data partition for the rest of the bundle
+    /// above the reserve: the download waits (the campaign is not failed
+    /// for it), and a partial file goes when the outbox is short of room.
+    fn wait_for_space(&mut self, campaign: &str, needed: u64, free: u64) -> Result<(), AgentError> {
+        let reserve = self.cfg.reserve_bytes;
+        let dest = self.cfg.download_path();
+        if free < reserve && dest.exists() {
+            let _ = std::fs::remove_file(&dest);
+            let _ = std::fs::remove_file(download::sidecar_path(&dest));
+        }
+        warn!(
+            "ota: {campaign}: waiting for space on {}: {needed} bytes to download, {free} free, \
+             {reserve} kept for the camera; looking again in {}s",
+            self.cfg.state_dir.display(),
+            SPACE_RETRY.as_secs()
+        );
+        let body = serde_json::json!({
+            "campaign": campaign,
+            "state": "waiting_for_space",
+            "needed_bytes": needed,
+            "free_bytes": free,
+            "reserve_bytes": reserve,
+        });
+        let _ = self.client.try_publish(
+            self.cfg.progress_topic(),
+            QoS::AtMostOnce,
+            true,
+            body.to_string(),
+        );
+        self.last_progress = None;
+        self.download_retry_at = Some(Instant::now() + SPACE_RETRY);
+        Ok(())
     }
 
     fn install_due(&self) -> bool {

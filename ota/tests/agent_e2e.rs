@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 
 struct Sim {
     booted: BTreeMap<Component, Slot>,
+    /// Free bytes on the data partition, when the test sets them.
+    free: Option<Arc<AtomicU64>>,
 }
 
 impl Platform for Sim {
@@ -41,6 +43,9 @@ impl Platform for Sim {
     }
     fn reboot(&mut self) -> Result<(), String> {
         Ok(())
+    }
+    fn free_bytes(&self, _dir: &std::path::Path) -> Option<u64> {
+        self.free.as_ref().map(|f| f.load(Ordering::SeqCst))
     }
 }
 
@@ -71,6 +76,7 @@ fn config(cam: &Camera, id: &str, store: &str, announce: &str, url_prefix: &str)
         version: "1.0.0".into(),
         allowed_urls: vec![url_prefix.into()],
         max_bundle_bytes: 64 << 20,
+        reserve_bytes: 32 << 20,
         utc_offset_min: 0,
         health_deadline_s: 3,
         run_dir: cam.path("run"),
@@ -95,12 +101,14 @@ fn spawn_camera(
     cfg: AgentConfig,
     stop: Arc<AtomicBool>,
     mode: Boot,
+    free: Option<Arc<AtomicU64>>,
 ) -> std::thread::JoinHandle<(Camera, u32)> {
     std::thread::spawn(move || {
         let mut reboots = 0;
         loop {
             let mut p = Sim {
                 booted: cam.layout.booted.clone(),
+                free: free.clone(),
             };
             match agent::run(&cfg, &mut p, &stop).unwrap() {
                 Exit::Stopped => return (cam, reboots),
@@ -125,23 +133,23 @@ fn spawn_camera(
 
 /// Collect every report published under the store.
 fn collect_reports(store: &str) -> Arc<Mutex<Vec<Report>>> {
+    collect(&format!("stores/{store}/cameras/+/ota/report"))
+}
+
+/// Collect every message on `filter` that parses as a `T`.
+fn collect<T: serde::de::DeserializeOwned + Send + 'static>(filter: &str) -> Arc<Mutex<Vec<T>>> {
     let addr = broker();
     let mut opts = MqttOptions::new(unique("watch"), addr.ip().to_string(), addr.port());
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut conn) = Client::new(opts, 64);
-    client
-        .subscribe(
-            format!("stores/{store}/cameras/+/ota/report"),
-            QoS::AtLeastOnce,
-        )
-        .unwrap();
-    let out: Arc<Mutex<Vec<Report>>> = Arc::default();
+    client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+    let out: Arc<Mutex<Vec<T>>> = Arc::default();
     let o = out.clone();
     std::thread::spawn(move || {
         let _keep = client;
         for ev in conn.iter() {
             if let Ok(Event::Incoming(Incoming::Publish(p))) = ev
-                && let Ok(r) = serde_json::from_slice::<Report>(&p.payload)
+                && let Ok(r) = serde_json::from_slice::<T>(&p.payload)
             {
                 o.lock().unwrap().push(r);
             }
@@ -279,7 +287,24 @@ impl Fleet {
         cfg: &AgentConfig,
         mode: Boot,
     ) -> std::thread::JoinHandle<(Camera, u32)> {
-        spawn_camera(cam, cfg.clone(), self.stop.clone(), mode)
+        spawn_camera(cam, cfg.clone(), self.stop.clone(), mode, None)
+    }
+
+    /// A camera whose data partition has `free` bytes free.
+    fn spawn_with_free(
+        &self,
+        cam: Camera,
+        cfg: &AgentConfig,
+        free: &Arc<AtomicU64>,
+    ) -> std::thread::JoinHandle<(Camera, u32)> {
+        self.stop.store(false, Ordering::Relaxed);
+        spawn_camera(
+            cam,
+            cfg.clone(),
+            self.stop.clone(),
+            NORMAL,
+            Some(free.clone()),
+        )
     }
 
     fn healthy(&self, camera: &str) {
@@ -620,6 +645,7 @@ fn broker_tls_files_are_checked_at_start_and_named() {
     });
     let mut p = Sim {
         booted: BTreeMap::new(),
+        free: None,
     };
     let e = agent::run(&cfg, &mut p, &AtomicBool::new(false)).unwrap_err();
     assert!(e.to_string().contains("no-such-ca.pem"), "{e}");
@@ -699,5 +725,91 @@ fn a_rotated_root_published_on_mqtt_replaces_the_announcement_key() {
     assert_eq!(
         fleet.states("cam-rotate").first(),
         Some(&State::Downloading)
+    );
+}
+
+/// The data partition is shared with camera-app's outbox: a download
+/// starts only when the rest of the bundle fits above the reserve, says
+/// why it waits, and stops (its partial file removed) when the free space
+/// falls below the reserve while it runs; with room again, the update
+/// goes through.
+#[test]
+fn a_download_waits_for_space_and_never_starves_the_outbox() {
+    let fleet = Fleet::new();
+    let (cam, cfg) = fleet.camera("cam-space");
+    let size = std::fs::metadata(&fleet.bundle).unwrap().len();
+    let progress: Arc<Mutex<Vec<serde_json::Value>>> = collect(&format!(
+        "stores/{}/cameras/cam-space/ota/progress",
+        fleet.store
+    ));
+    let waiting = || {
+        progress
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p["state"] == "waiting_for_space")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    // 1. The rest of the bundle does not fit above the reserve: no
+    //    request is sent, and the camera says what it needs.
+    let free = Arc::new(AtomicU64::new(cfg.reserve_bytes + size - 1));
+    let t = fleet.spawn_with_free(cam, &cfg, &free);
+    fleet.announce(&fleet.announcement("space"));
+    wait_for("waiting for space", 10, || !waiting().is_empty());
+    let w = waiting()[0].clone();
+    assert_eq!(w["needed_bytes"], size, "{w}");
+    assert_eq!(w["free_bytes"], cfg.reserve_bytes + size - 1, "{w}");
+    assert_eq!(w["campaign"], "space", "{w}");
+    fleet.stop(Duration::from_millis(300));
+    let (cam, _) = t.join().unwrap();
+    assert_eq!(fleet.downloads(), 0, "downloaded without room for it");
+
+    // 2. Room enough, but the outbox grows while the bundle downloads:
+    //    the download stops and its partial file goes.
+    free.store(cfg.reserve_bytes + size, Ordering::SeqCst);
+    fleet.server.throttle(40_000);
+    let t = fleet.spawn_with_free(cam, &cfg, &free);
+    wait_for("the download to start", 10, || fleet.downloads() == 1);
+    wait_for("part of the bundle on flash", 10, || {
+        std::fs::metadata(agent::download_path(&cfg)).is_ok_and(|m| m.len() > 0)
+    });
+    free.store(cfg.reserve_bytes - 1, Ordering::SeqCst);
+    wait_for("the download to stop for space", 10, || {
+        waiting().len() >= 2
+    });
+    fleet.stop(Duration::from_millis(300));
+    let (cam, reboots) = t.join().unwrap();
+    assert_eq!(reboots, 0);
+    assert!(
+        !agent::download_path(&cfg).exists(),
+        "the partial download is kept while the outbox is short of room"
+    );
+    assert!(
+        !fleet.states("cam-space").contains(&State::Rejected),
+        "waiting for space failed the campaign: {:?}",
+        fleet.states("cam-space")
+    );
+
+    // 3. Room again: the update goes through.
+    free.store(u64::MAX, Ordering::SeqCst);
+    fleet.server.throttle(0);
+    let t = fleet.spawn_with_free(cam, &cfg, &free);
+    fleet.healthy("cam-space");
+    wait_for("the commit", 30, || {
+        fleet.states("cam-space").contains(&State::Committed)
+    });
+    fleet.stop(Duration::from_millis(300));
+    let (cam, _) = t.join().unwrap();
+    assert_eq!(cam.vars()["ota_rootfs_active"], "B");
+    assert_eq!(
+        fleet.states("cam-space"),
+        vec![
+            State::Downloading,
+            State::Installing,
+            State::Rebooting,
+            State::Committed
+        ]
     );
 }

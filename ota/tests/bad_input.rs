@@ -693,6 +693,7 @@ fn agent_config(cam: &Camera) -> AgentConfig {
         version: "1.0.0".into(),
         allowed_urls: vec!["http://127.0.0.1:1/bundles/".into()],
         max_bundle_bytes: 64 << 20,
+        reserve_bytes: 32 << 20,
         utc_offset_min: 0,
         health_deadline_s: 60,
         run_dir: cam.path("run"),

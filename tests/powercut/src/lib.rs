@@ -77,6 +77,15 @@
 //! not counted. Concurrent writers make the order, and so the op at a given
 //! n, vary between runs.
 //!
+//! # A full or failing flash
+//!
+//! [`Mounted::set_capacity`] makes it a small filesystem: a write or
+//! truncation that would grow the files past it fails with `ENOSPC`, and
+//! `statfs` reports the space left, so a store sees a full flash as it
+//! would on a loop-mounted image, without root's loop devices.
+//! [`Mounted::fail_writes`] makes every mutating request fail with a given
+//! error (`EIO` for a worn flash) until it is cleared; nothing is undone.
+//!
 //! # The page cache
 //!
 //! Every open is answered with `FOPEN_DIRECT_IO` and every entry and
@@ -198,6 +207,12 @@ struct State {
     /// Owner of every node: whoever mounted.
     uid: u32,
     gid: u32,
+    /// Bytes all files may hold together (a small filesystem): a request
+    /// that would grow them past it fails with `ENOSPC`.
+    capacity: Option<u64>,
+    /// Every mutating request fails with this error while set (a worn or
+    /// failing flash); reads still work.
+    failing: Option<Errno>,
 }
 
 impl State {
@@ -216,6 +231,8 @@ impl State {
             uid: unsafe { libc::getuid() },
             // SAFETY: as above.
             gid: unsafe { libc::getgid() },
+            capacity: None,
+            failing: None,
         }
     }
 
@@ -273,7 +290,41 @@ impl State {
             self.off = true;
             return Err(Errno::EIO);
         }
-        Ok(())
+        match self.failing {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Bytes held by the files a name reaches now (an unlinked file's
+    /// space is free at once, as on a disk where nothing holds it open).
+    fn used(&self) -> u64 {
+        let mut used = 0;
+        let mut stack = vec![ROOT];
+        while let Some(ino) = stack.pop() {
+            match self.nodes.get(&ino) {
+                Some(Node::Dir(d)) => stack.extend(d.entries.values().copied()),
+                Some(Node::File(f)) => used += f.data.len() as u64,
+                None => {}
+            }
+        }
+        used
+    }
+
+    /// Whether file `ino` may become `new_len` bytes long.
+    fn room_for(&self, ino: u64, new_len: u64) -> Result<(), Errno> {
+        let Some(capacity) = self.capacity else {
+            return Ok(());
+        };
+        let old_len = match self.nodes.get(&ino) {
+            Some(Node::File(f)) => f.data.len() as u64,
+            _ => 0,
+        };
+        if new_len > old_len && self.used() + (new_len - old_len) > capacity {
+            Err(Errno::ENOSPC)
+        } else {
+            Ok(())
+        }
     }
 
     fn attr(&self, ino: u64) -> Option<FileAttr> {
@@ -529,6 +580,9 @@ impl Filesystem for Fs {
             return reply.error(e);
         }
         if let Some(size) = size {
+            if let Err(e) = state.room_for(ino.0, size) {
+                return reply.error(e);
+            }
             match state.file_mut(ino.0) {
                 Ok(f) => f.set_len(size as usize),
                 Err(e) => return reply.error(e),
@@ -677,7 +731,10 @@ impl Filesystem for Fs {
         reply: ReplyWrite,
     ) {
         let mut state = self.state();
-        if let Err(e) = state.mutating("write", ino.0, None) {
+        if let Err(e) = state
+            .mutating("write", ino.0, None)
+            .and_then(|()| state.room_for(ino.0, offset + data.len() as u64))
+        {
             return reply.error(e);
         }
         match state.file_mut(ino.0) {
@@ -813,14 +870,23 @@ impl Filesystem for Fs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        if let Err(e) = self.state().alive() {
+        let state = self.state();
+        if let Err(e) = state.alive() {
             return reply.error(e);
         }
-        // Plenty of room: the stores must not take a full disk for a cut.
+        // Without a capacity, plenty of room: the stores must not take a
+        // full disk for a cut.
+        let (blocks, free) = match state.capacity {
+            Some(c) => (
+                c.div_ceil(PAGE as u64),
+                c.saturating_sub(state.used()) / PAGE as u64,
+            ),
+            None => (1 << 24, 1 << 24),
+        };
         reply.statfs(
-            1 << 24,
-            1 << 24,
-            1 << 24,
+            blocks,
+            free,
+            free,
             1 << 20,
             1 << 20,
             PAGE as u32,
@@ -968,6 +1034,26 @@ impl Mounted {
     /// order: entry `i` is request `ops` at the start + `i` + 1.
     pub fn trace(&self) -> Vec<String> {
         lock(&self.state).trace.clone().unwrap_or_default()
+    }
+
+    /// Make it a filesystem of `bytes` (`None`: unbounded, the default):
+    /// a write or truncation that would make all files together larger
+    /// fails with `ENOSPC`, and `statfs` reports what is left. Set it to
+    /// [`Mounted::used`] for a full one.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        lock(&self.state).capacity = bytes;
+    }
+
+    /// Bytes all files hold now.
+    pub fn used(&self) -> u64 {
+        lock(&self.state).used()
+    }
+
+    /// While `Some(errno)`, every mutating request (see [`Mounted::ops`])
+    /// fails with it, as on a failing flash (`EIO`) or a full one
+    /// (`ENOSPC`); reads and lookups still work and nothing is undone.
+    pub fn fail_writes(&self, errno: Option<i32>) {
+        lock(&self.state).failing = errno.map(Errno::from_i32);
     }
 
     /// Mutating requests counted so far (write, setattr, create, mknod,

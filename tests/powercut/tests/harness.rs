@@ -204,3 +204,60 @@ fn mounting_where_it_cannot_says_where_and_why() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_small_filesystem_fills_up_and_a_failing_one_refuses_writes() {
+    let m = common::mount();
+    let root = m.fs.path();
+    write(&root.join("a"), &[1u8; 10_000], true);
+    m.fs.set_capacity(Some(m.fs.used() + 5_000));
+    let free = statvfs_free(root);
+    assert!((4_096..=5_000).contains(&free), "statfs free {free}");
+    // Growing past the capacity: ENOSPC, and the file keeps what fitted.
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(root.join("a"))
+        .expect("open");
+    f.write_all(&[2u8; 4_000]).expect("within the capacity");
+    let err = f.write_all(&[3u8; 4_000]).expect_err("past the capacity");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    drop(f);
+    // Overwriting in place needs no room (not through O_APPEND, where
+    // Linux appends whatever the offset).
+    OpenOptions::new()
+        .write(true)
+        .open(root.join("a"))
+        .and_then(|f| f.write_at(&[4u8; 100], 0))
+        .expect("overwrite in place");
+    assert_eq!(fs::metadata(root.join("a")).expect("stat").len(), 14_000);
+    // Space comes back when a file goes.
+    fs::remove_file(root.join("a")).expect("unlink");
+    write(&root.join("b"), &[5u8; 8_000], false);
+
+    // A failing flash: every change refused with the error, reads work.
+    m.fs.set_capacity(None);
+    m.fs.fail_writes(Some(libc::EIO));
+    let err = File::create(root.join("c")).expect_err("create on a failing flash");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let err = OpenOptions::new()
+        .write(true)
+        .open(root.join("b"))
+        .and_then(|f| f.write_at(b"x", 0))
+        .expect_err("write on a failing flash");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(fs::read(root.join("b")).expect("read").len(), 8_000);
+    m.fs.fail_writes(None);
+    write(&root.join("c"), b"back", true);
+    assert_eq!(fs::read(root.join("c")).expect("read"), b"back");
+}
+
+/// Free bytes as `statvfs` reports them.
+fn statvfs_free(path: &Path) -> u64 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: `c` is a valid NUL-terminated path; `s` is written by the call.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+    assert_eq!(rc, 0, "statvfs {}", path.display());
+    s.f_bavail * s.f_frsize
+}

@@ -352,6 +352,7 @@ impl Rig {
             version: "1.0.0".into(),
             allowed_urls: vec![v.url_prefix.clone()],
             max_bundle_bytes: 64 << 20,
+            reserve_bytes: 32 << 20,
             utc_offset_min: 0,
             health_deadline_s: c.health_deadline_s,
             run_dir: root.join("run"),
