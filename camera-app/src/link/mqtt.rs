@@ -30,7 +30,7 @@ use super::messages::{CameraCommand, CameraEvent};
 use super::session::{Backoff, Delivery};
 use super::topics::{Inbound, Topics};
 use super::{LinkConfig, LinkError, tls};
-use crate::outbox::{Outbox, OutboxStats};
+use crate::outbox::{Outbox, OutboxError, OutboxStats};
 
 /// Builds the health report from the outbox's figures (`None` when they
 /// cannot be read).
@@ -135,6 +135,7 @@ impl Link {
             next_ticket: 0,
             pending_configs: HashMap::new(),
             unsent: VecDeque::new(),
+            outbox_failing: false,
             link: self,
         };
         let thread = std::thread::Builder::new()
@@ -198,6 +199,9 @@ struct Worker {
     pending_configs: HashMap<u64, Publish>,
     /// Answers of the frame loop that came while the broker was away.
     unsent: VecDeque<CameraEvent>,
+    /// The outbox fails (a full or failing flash; the frame loop reopens
+    /// it): said once, not at every pump.
+    outbox_failing: bool,
 }
 
 /// Whether a message can be acknowledged now.
@@ -305,9 +309,8 @@ impl Worker {
                 }
                 _ = tick.tick() => self.flush_acks(),
                 _ = health.tick(), if connected => {
-                    let stats = lock(&self.link.outbox).stats().map_err(|e| {
-                        tracing::error!(error = %e, "cannot read outbox figures");
-                    }).ok();
+                    let stats = lock(&self.link.outbox).stats();
+                    let stats = self.outbox_result("read the figures of", stats);
                     let report = (self.link.health)(stats).to_string();
                     self.publish(&client, self.topics.health(), QoS::AtMostOnce, false, report.into_bytes());
                 }
@@ -622,14 +625,10 @@ impl Worker {
         if room == 0 {
             return;
         }
-        let entries =
-            match lock(&self.link.outbox).pending_after(self.delivery.resume_after(), room) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the outbox");
-                    return;
-                }
-            };
+        let entries = lock(&self.link.outbox).pending_after(self.delivery.resume_after(), room);
+        let Some(entries) = self.outbox_result("read records from", entries) else {
+            return;
+        };
         for e in entries {
             let topic = self.topics.under(&e.topic);
             if let Err(err) = client.try_publish(topic, QoS::AtLeastOnce, false, e.payload) {
@@ -645,10 +644,35 @@ impl Worker {
         if self.acks.is_empty() {
             return;
         }
-        match lock(&self.link.outbox).ack_many(&self.acks) {
-            Ok(_) => self.acks.clear(),
-            // Kept and retried; at worst the records are sent again.
-            Err(e) => tracing::error!(error = %e, "cannot remove acknowledged records"),
+        let removed = lock(&self.link.outbox).ack_many(&self.acks);
+        // Kept and retried on failure; at worst the records are sent again.
+        if self
+            .outbox_result("remove acknowledged records from", removed)
+            .is_some()
+        {
+            self.acks.clear();
+        }
+    }
+
+    /// The outcome of an outbox call, logged at the first failure of a
+    /// streak and at the recovery, not at each call of the streak.
+    fn outbox_result<T>(&mut self, what: &str, r: Result<T, OutboxError>) -> Option<T> {
+        match r {
+            Ok(v) => {
+                if std::mem::take(&mut self.outbox_failing) {
+                    tracing::info!("the outbox works again");
+                }
+                Some(v)
+            }
+            Err(e) if self.outbox_failing => {
+                tracing::debug!(error = %e, "the outbox still fails: cannot {what} it");
+                None
+            }
+            Err(e) => {
+                self.outbox_failing = true;
+                tracing::error!(error = %e, "cannot {what} the outbox (said once until it works again)");
+                None
+            }
         }
     }
 }

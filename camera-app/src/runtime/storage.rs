@@ -99,6 +99,8 @@ pub struct RecordStore {
     failures: u64,
     /// The last error and when to try again, while failing.
     failing: Option<(String, Instant)>,
+    /// Reserving sequence numbers ahead fails (logged once).
+    reserve_failing: bool,
 }
 
 impl RecordStore {
@@ -111,6 +113,7 @@ impl RecordStore {
             dropped: 0,
             failures: 0,
             failing: None,
+            reserve_failing: false,
         }
     }
 
@@ -120,10 +123,19 @@ impl RecordStore {
         self.tick(now);
         if let Some(s) = &mut self.sequences {
             let (stream, seq, _) = record.position();
-            if let Err(e) = s.cover(stream, seq) {
+            match s.cover(stream, seq) {
+                Ok(()) => {
+                    if std::mem::take(&mut self.reserve_failing) {
+                        tracing::info!("sequence numbers are reserved ahead again");
+                    }
+                }
                 // The outbox's own counters still hold unless it is lost
-                // too.
-                tracing::error!(error = %e, "cannot reserve sequence numbers ahead");
+                // too. Said once per streak: it fails at every record.
+                Err(e) if !self.reserve_failing => {
+                    self.reserve_failing = true;
+                    tracing::error!(error = %e, "cannot reserve sequence numbers ahead");
+                }
+                Err(_) => {}
             }
         }
         let encoded = Encoded::new(record);
