@@ -755,14 +755,11 @@ impl Agent<'_> {
             self.j.phase = Phase::Idle;
             return self.save("no job");
         };
-        let dest = self.cfg.download_path();
-        let have = std::fs::metadata(&dest).map_or(0, |m| m.len());
-        let needed = job.size.saturating_sub(have);
         let reserve = self.cfg.reserve_bytes;
         if let Some(free) = self.platform.free_bytes(&self.cfg.state_dir)
-            && free < needed.saturating_add(reserve)
+            && free < self.still_to_download(job.size).saturating_add(reserve)
         {
-            return self.wait_for_space(&job.campaign, needed, free);
+            return self.wait_for_space(&job.campaign, job.size, free);
         }
         let req = download::Request {
             url: job.url.clone(),
@@ -833,9 +830,8 @@ impl Agent<'_> {
             Err(download::DownloadError::Cancelled { .. }) if halted => {
                 self.cancel_job("campaign halted during download")
             }
-            Err(download::DownloadError::Cancelled { offset, .. }) if starved.is_some() => {
-                let free = starved.unwrap_or(0);
-                self.wait_for_space(&job.campaign, job.size.saturating_sub(offset), free)
+            Err(download::DownloadError::Cancelled { .. }) if starved.is_some() => {
+                self.wait_for_space(&job.campaign, job.size, starved.unwrap_or(0))
             }
             Err(download::DownloadError::Cancelled { .. }) => Ok(()),
             // The network or the server is down: not the bundle's fault.
@@ -860,13 +856,14 @@ impl Agent<'_> {
     /// Not enough room on the data partition for the rest of the bundle
     /// above the reserve: the download waits (the campaign is not failed
     /// for it), and a partial file goes when the outbox is short of room.
-    fn wait_for_space(&mut self, campaign: &str, needed: u64, free: u64) -> Result<(), AgentError> {
+    fn wait_for_space(&mut self, campaign: &str, size: u64, free: u64) -> Result<(), AgentError> {
         let reserve = self.cfg.reserve_bytes;
         let dest = self.cfg.download_path();
         if free < reserve && dest.exists() {
             let _ = std::fs::remove_file(&dest);
             let _ = std::fs::remove_file(download::sidecar_path(&dest));
         }
+        let needed = self.still_to_download(size);
         warn!(
             "ota: {campaign}: waiting for space on {}: {needed} bytes to download, {free} free, \
              {reserve} kept for the camera; looking again in {}s",
@@ -889,6 +886,12 @@ impl Agent<'_> {
         self.last_progress = None;
         self.download_retry_at = Some(Instant::now() + SPACE_RETRY);
         Ok(())
+    }
+
+    /// Bytes of a `size`-byte bundle not yet in the partial download.
+    fn still_to_download(&self, size: u64) -> u64 {
+        let have = std::fs::metadata(self.cfg.download_path()).map_or(0, |m| m.len());
+        size.saturating_sub(have)
     }
 
     fn install_due(&self) -> bool {

@@ -786,6 +786,9 @@ fn a_download_waits_for_space_and_never_starves_the_outbox() {
         !agent::download_path(&cfg).exists(),
         "the partial download is kept while the outbox is short of room"
     );
+    let w = waiting().last().cloned().unwrap();
+    assert_eq!(w["needed_bytes"], size, "{w}");
+    assert_eq!(w["free_bytes"], cfg.reserve_bytes - 1, "{w}");
     assert!(
         !fleet.states("cam-space").contains(&State::Rejected),
         "waiting for space failed the campaign: {:?}",
