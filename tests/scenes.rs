@@ -55,8 +55,17 @@ impl SceneResult {
     }
 }
 
-/// Render, run and compare one scene.
-fn evaluate(path: &Path, work: &Path) -> SceneResult {
+/// A scene rendered and played through the camera as it runs.
+struct PlayedScene {
+    scenario: Scenario,
+    truth: Truth,
+    /// The passers-by line or zone of the scene's analytics.
+    street: Option<String>,
+    records: Vec<Record>,
+}
+
+/// Render `path` into `work` and play it.
+fn play(path: &Path, work: &Path) -> PlayedScene {
     let scenario = Scenario::load(path).expect("scenario");
     let dir = work.join(&scenario.name);
     let truth: Truth =
@@ -64,21 +73,38 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
     let (analytics, _) =
         camera_app::runtime::setup::load_analytics(&dir.join("analytics.toml")).expect("analytics");
     let played = common::play_scene(&dir, truth.fps, &scenario.name, false);
-    let summary = played.summary;
-    let records: Vec<Record> = played.analytics().cloned().collect();
     assert_eq!(
-        summary.processed as usize, truth.frames,
+        played.summary.processed as usize, truth.frames,
         "{}",
         scenario.name
     );
+    PlayedScene {
+        street: analytics.passers_by.clone(),
+        records: played.analytics().cloned().collect(),
+        scenario,
+        truth,
+    }
+}
 
+/// Seconds since the scene's first frame.
+fn rel(t_us: u64) -> f64 {
+    (t_us - DEFAULT_START_US) as f64 / 1e6
+}
+
+/// Render, run and compare one scene.
+fn evaluate(path: &Path, work: &Path) -> SceneResult {
+    let PlayedScene {
+        scenario,
+        truth,
+        street,
+        records,
+    } = play(path, work);
     let mut r = SceneResult {
         name: scenario.name.clone(),
         passers_truth: u64::from(truth.passers_by),
         entries_truth: u64::from(truth.entries),
         ..SceneResult::default()
     };
-    let street = analytics.passers_by.clone();
     for (line, c) in &truth.counts {
         if street.as_deref() != Some(line.as_str()) {
             r.lines.insert(
@@ -87,37 +113,49 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
             );
         }
     }
-    let mut visits: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    let rel = |t_us: u64| (t_us - DEFAULT_START_US) as f64 / 1e6;
     for rec in &records {
-        match rec {
-            Record::Bin(b) => {
-                r.passers += b.passers_by;
-                r.entries += b.entries;
-                for l in b.lines.iter().filter(|l| !l.passers_by) {
-                    let e = r.lines.entry(l.name.to_string()).or_default();
-                    e.2 += l.count.r#in;
-                    e.3 += l.count.out;
-                }
-            }
-            Record::Event(e) => {
-                if let EventKind::Visit {
-                    zone,
-                    entered_us,
-                    left_us,
-                    ..
-                } = &e.kind
-                {
-                    visits
-                        .entry(zone.to_string())
-                        .or_default()
-                        .push((rel(*entered_us), rel(*left_us)));
-                }
+        if let Record::Bin(b) = rec {
+            r.passers += b.passers_by;
+            r.entries += b.entries;
+            for l in b.lines.iter().filter(|l| !l.passers_by) {
+                let e = r.lines.entry(l.name.to_string()).or_default();
+                e.2 += l.count.r#in;
+                e.3 += l.count.out;
             }
         }
     }
-    // Match each true visit to the measured visit of the same zone that
-    // overlaps it most (each used once).
+    r.dwell = match_visits(&truth, measured_visits(&records));
+    r
+}
+
+/// The visits the camera reported, per zone: (entered, left) in seconds.
+fn measured_visits(records: &[Record]) -> BTreeMap<String, Vec<(f64, f64)>> {
+    let mut visits: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for rec in records {
+        if let Record::Event(e) = rec
+            && let EventKind::Visit {
+                zone,
+                entered_us,
+                left_us,
+                ..
+            } = &e.kind
+        {
+            visits
+                .entry(zone.to_string())
+                .or_default()
+                .push((rel(*entered_us), rel(*left_us)));
+        }
+    }
+    visits
+}
+
+/// Each true visit matched to the measured visit of the same zone that
+/// overlaps it most (each used once): (true dwell, measured dwell).
+fn match_visits(
+    truth: &Truth,
+    mut visits: BTreeMap<String, Vec<(f64, f64)>>,
+) -> Vec<(f64, Option<f64>)> {
+    let mut out = Vec::new();
     for (zone, true_visits) in &truth.visits {
         let mut measured = visits.remove(zone).unwrap_or_default();
         for v in true_visits {
@@ -132,10 +170,10 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
                 let (a, b) = measured.remove(i);
                 b - a
             });
-            r.dwell.push((v.dwell_s, dwell));
+            out.push((v.dwell_s, dwell));
         }
     }
-    r
+    out
 }
 
 fn scene_files() -> Vec<PathBuf> {
@@ -231,6 +269,354 @@ fn generated_scenes_are_counted_end_to_end() {
     assert!(exact_share >= 0.95, "exact on {exact}/{}", results.len());
     assert!(total_error <= 0.02, "total count error {total_error}");
     assert!(dwell_share >= 0.90, "dwell within 1 s: {dwell_share}");
-    assert!(passers_error <= 0.05, "passers-by error {passers_error}");
+    // Passers-by are scored without cancelling (issue 17): per scene, a
+    // phantom one no longer makes up for a missed one. Of the 10, one is
+    // missed: in passers_and_entrants the tracker hands one passer-by's id
+    // to another who walks in at the same edge as the first walks out
+    // (before issue 17 a phantom passer-by in the same scene hid that).
+    let passers_abs: u64 = results
+        .iter()
+        .map(|r| r.passers.abs_diff(r.passers_truth))
+        .sum();
+    println!("passers-by errors, not cancelling: {passers_abs} of {passers_truth}");
+    assert!(
+        passers_abs <= 1,
+        "passers-by errors {passers_abs} (total error {passers_error})"
+    );
     assert!(rate_error <= 0.05, "entry rate error {rate_error}");
 }
+
+// Door scenes the rules were not tuned on (`tests/doors`, issue 17): four
+// camera geometries, people whose outline changes, groups, crossings at the
+// door, occluding walls, light, blur and compression. Scored the way
+// counting audits are: every true crossing matched to a counted one of the
+// same line and direction close in time; a missed and an extra crossing are
+// two errors, never zero.
+
+/// A counted crossing matches a true one at most this far apart (s).
+const MATCH_S: f64 = 2.0;
+/// An extra "in" and an extra "out" of one line this close (s) are a
+/// phantom pair (one person counted twice, both ways).
+const PHANTOM_PAIR_S: f64 = 5.0;
+
+/// Crossings of one direction in one scene (or summed over scenes).
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    truth: u64,
+    missed: u64,
+    extra: u64,
+}
+
+impl Tally {
+    fn add(&mut self, o: Self) {
+        self.truth += o.truth;
+        self.missed += o.missed;
+        self.extra += o.extra;
+    }
+
+    fn errors(self) -> u64 {
+        self.missed + self.extra
+    }
+
+    /// 1 - (missed + extra) / truth; 1 when there was nothing to count and
+    /// nothing was counted.
+    fn accuracy(self) -> f64 {
+        if self.truth == 0 {
+            if self.errors() == 0 { 1.0 } else { 0.0 }
+        } else {
+            1.0 - self.errors() as f64 / self.truth as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DoorResult {
+    name: String,
+    geometry: &'static str,
+    holdout: bool,
+    r#in: Tally,
+    out: Tally,
+    /// Passers-by have no event of their own: the count's difference in a
+    /// scene is its error (summed over scenes without cancelling).
+    passers: Tally,
+    dwell: Vec<(f64, Option<f64>)>,
+    phantom_pairs: usize,
+    /// What went wrong, with times: "missed in 5.3 s", "extra out 7.1 s".
+    notes: Vec<String>,
+}
+
+/// Match true and counted crossing times (s) of one line and direction:
+/// each true crossing takes the nearest unmatched counted one within
+/// `MATCH_S`. The unmatched true and counted crossings' times are
+/// returned.
+fn match_crossings(truth: &[f64], seen: &[f64]) -> (Tally, Vec<f64>, Vec<f64>) {
+    let mut used = vec![false; seen.len()];
+    let mut missed = Vec::new();
+    for &t in truth {
+        let best = seen
+            .iter()
+            .enumerate()
+            .filter(|&(i, &c)| !used[i] && (c - t).abs() <= MATCH_S)
+            .min_by(|a, b| (a.1 - t).abs().total_cmp(&(b.1 - t).abs()))
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => used[i] = true,
+            None => missed.push(t),
+        }
+    }
+    let extra: Vec<f64> = seen
+        .iter()
+        .zip(&used)
+        .filter(|&(_, &u)| !u)
+        .map(|(&c, _)| c)
+        .collect();
+    let tally = Tally {
+        truth: truth.len() as u64,
+        missed: missed.len() as u64,
+        extra: extra.len() as u64,
+    };
+    (tally, missed, extra)
+}
+
+fn evaluate_door(path: &Path, work: &Path) -> DoorResult {
+    use camera_core::analytics::line::Direction;
+    let holdout = path
+        .parent()
+        .is_some_and(|d| d.file_name().is_some_and(|n| n == "holdout"));
+    let PlayedScene {
+        scenario,
+        truth,
+        street,
+        records,
+    } = play(path, work);
+    let geometry = scenario.view().name();
+    let mut r = DoorResult {
+        name: scenario.name.clone(),
+        geometry,
+        holdout,
+        r#in: Tally::default(),
+        out: Tally::default(),
+        passers: Tally::default(),
+        dwell: match_visits(&truth, measured_visits(&records)),
+        phantom_pairs: 0,
+        notes: Vec::new(),
+    };
+    let mut seen_passers = 0;
+    for rec in &records {
+        if let Record::Bin(b) = rec {
+            seen_passers += b.passers_by;
+        }
+    }
+    let truth_passers = u64::from(truth.passers_by);
+    r.passers = Tally {
+        truth: truth_passers,
+        missed: truth_passers.saturating_sub(seen_passers),
+        extra: seen_passers.saturating_sub(truth_passers),
+    };
+    for (line, crossings) in &truth.crossings {
+        if street.as_deref() == Some(line.as_str()) {
+            continue;
+        }
+        let mut extras = Vec::new();
+        for (dir, want) in [
+            (Direction::In, scenegen::truth::Direction::In),
+            (Direction::Out, scenegen::truth::Direction::Out),
+        ] {
+            let t: Vec<f64> = crossings
+                .iter()
+                .filter(|c| c.direction == want)
+                .map(|c| c.t)
+                .collect();
+            let seen: Vec<f64> = records
+                .iter()
+                .filter_map(|rec| match rec {
+                    Record::Event(e) => match &e.kind {
+                        EventKind::Crossing {
+                            line: l, direction, ..
+                        } if **l == **line && *direction == dir => Some(rel(e.time_us)),
+                        _ => None,
+                    },
+                    Record::Bin(_) => None,
+                })
+                .collect();
+            let (tally, missed, extra) = match_crossings(&t, &seen);
+            let name = if dir == Direction::In { "in" } else { "out" };
+            r.notes
+                .extend(missed.iter().map(|t| format!("missed {name} {t:.1} s")));
+            r.notes
+                .extend(extra.iter().map(|t| format!("extra {name} {t:.1} s")));
+            match dir {
+                Direction::In => r.r#in.add(tally),
+                Direction::Out => r.out.add(tally),
+            }
+            extras.push(extra);
+        }
+        r.phantom_pairs += extras[0]
+            .iter()
+            .filter(|&&a| extras[1].iter().any(|&b| (a - b).abs() <= PHANTOM_PAIR_S))
+            .count();
+    }
+    r
+}
+
+/// Totals of a set of door scenes.
+#[derive(Debug, Default, Clone)]
+struct DoorTotals {
+    scenes: usize,
+    r#in: Tally,
+    out: Tally,
+    passers: Tally,
+    phantom_pairs: usize,
+    dwell_ok: usize,
+    dwell_total: usize,
+}
+
+impl DoorTotals {
+    fn of<'a>(results: impl Iterator<Item = &'a DoorResult>) -> Self {
+        let mut t = Self::default();
+        for r in results {
+            t.scenes += 1;
+            t.r#in.add(r.r#in);
+            t.out.add(r.out);
+            t.passers.add(r.passers);
+            t.phantom_pairs += r.phantom_pairs;
+            t.dwell_total += r.dwell.len();
+            t.dwell_ok += r
+                .dwell
+                .iter()
+                .filter(|(t, m)| m.is_some_and(|m| (m - t).abs() <= 1.0))
+                .count();
+        }
+        t
+    }
+
+    fn row(&self, label: &str) -> String {
+        let pct = |t: Tally| format!("{:.1} %", t.accuracy() * 100.0);
+        let errs = |t: Tally| format!("{}+{}/{}", t.missed, t.extra, t.truth);
+        format!(
+            "| {label:<22} | {:>6} | {:>7} {:>9} | {:>7} {:>9} | {:>7} {:>9} | {:>7} | {:>9} |",
+            self.scenes,
+            pct(self.r#in),
+            errs(self.r#in),
+            pct(self.out),
+            errs(self.out),
+            pct(self.passers),
+            errs(self.passers),
+            self.phantom_pairs,
+            format!("{}/{}", self.dwell_ok, self.dwell_total),
+        )
+    }
+}
+
+#[test]
+fn door_scenes_are_counted_in_four_geometries() {
+    common::shared_dir();
+    let work = tempfile::tempdir().expect("tempdir");
+    let doors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/doors");
+    let mut files = Vec::new();
+    for split in ["tune", "holdout"] {
+        files.extend(scenegen::scenario_files(&doors.join(split)).expect("door scenes"));
+    }
+    assert!(files.len() >= 40, "{} door scenes", files.len());
+    // While working on the rules: DOOR_SCENES=tune plays only the scenes
+    // whose path contains it, and the test fails after printing them.
+    let only = std::env::var("DOOR_SCENES").ok();
+    if let Some(only) = &only {
+        files.retain(|f| f.to_string_lossy().contains(only.as_str()));
+    }
+    let mut results = common::in_workers(&files, |f| evaluate_door(f, work.path()));
+    results.sort_by(|a, b| (a.holdout, &a.name).cmp(&(b.holdout, &b.name)));
+
+    println!(
+        "scene            split    in (missed+extra/true)  out       passers-by  phantom pairs  dwell"
+    );
+    for r in &results {
+        let e = |t: Tally| format!("{}+{}/{}", t.missed, t.extra, t.truth);
+        let dwell: Vec<String> = r
+            .dwell
+            .iter()
+            .map(|(t, m)| match m {
+                Some(m) => format!("{t:.1}→{m:.1}"),
+                None => format!("{t:.1}→none"),
+            })
+            .collect();
+        println!(
+            "{:<16} {:<8} {:>9} {:>9} {:>9} {:>3}  {}  {}",
+            r.name,
+            if r.holdout { "holdout" } else { "tune" },
+            e(r.r#in),
+            e(r.out),
+            e(r.passers),
+            r.phantom_pairs,
+            r.notes.join(", "),
+            dwell.join(" ")
+        );
+    }
+    println!(
+        "\n| scenes                 | scenes | in accuracy, errors | out accuracy, errors | passers-by, errors | phantom pairs | dwell ≤ 1 s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut table = Vec::new();
+    for holdout in [false, true] {
+        let split = if holdout { "held out" } else { "tuning" };
+        for g in scenegen::view::Geometry::ALL {
+            let t = DoorTotals::of(
+                results
+                    .iter()
+                    .filter(|r| r.holdout == holdout && r.geometry == g.name()),
+            );
+            println!("{}", t.row(&format!("{split}, {}", g.name())));
+            table.push((holdout, Some(g.name()), t));
+        }
+        let t = DoorTotals::of(results.iter().filter(|r| r.holdout == holdout));
+        println!("{}", t.row(&format!("{split}, all")));
+        table.push((holdout, None, t));
+    }
+
+    if let Some(only) = only {
+        panic!(
+            "DOOR_SCENES={only}: {} scenes played, nothing checked",
+            results.len()
+        );
+    }
+    // Every geometry has scenes in both halves.
+    for (holdout, g, t) in &table {
+        assert!(
+            t.scenes >= 5,
+            "{g:?} holdout={holdout}: {} scenes",
+            t.scenes
+        );
+    }
+    // Floors: the figures reached so far on the held-out half (issue 17
+    // asks 98 % in and out, 95 % passers-by); no phantom pair.
+    let held = &table
+        .iter()
+        .find(|(h, g, _)| *h && g.is_none())
+        .expect("totals")
+        .2;
+    assert!(
+        held.r#in.accuracy() >= FLOOR_IN,
+        "held-out in accuracy {:.3}",
+        held.r#in.accuracy()
+    );
+    assert!(
+        held.out.accuracy() >= FLOOR_OUT,
+        "held-out out accuracy {:.3}",
+        held.out.accuracy()
+    );
+    assert!(
+        held.passers.accuracy() >= FLOOR_PASSERS,
+        "held-out passers-by accuracy {:.3}",
+        held.passers.accuracy()
+    );
+    assert_eq!(
+        held.phantom_pairs, 0,
+        "phantom crossing pairs in held-out scenes"
+    );
+}
+
+/// What the held-out half reaches today (94.7 %, 86.0 %, 64.4 %); raised
+/// as the rules improve, never lowered to let a change through.
+const FLOOR_IN: f64 = 0.94;
+const FLOOR_OUT: f64 = 0.85;
+const FLOOR_PASSERS: f64 = 0.64;

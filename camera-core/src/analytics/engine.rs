@@ -22,15 +22,33 @@ use super::zone::{Visit, ZoneChange, ZoneTiming, ZoneTracker};
 use crate::config::{
     AnalyticsConfig, Anchor, DEFAULT_INTERACTION_S, MAX_LINES, MAX_ZONES, ZoneKind,
 };
+use crate::detection::BBox;
 use crate::geom::Point;
 use crate::shelf::interact::Interaction;
 use crate::shelf::monitor::ShelfOutput;
 use crate::shelf::state::Stock;
 use crate::track::{TrackId, TrackOut};
 
-/// How close (normalised) to the left, right or bottom edge a track must
-/// have been last seen to be decided as a passer-by.
-const EDGE_MARGIN: f32 = 0.1;
+/// A new track continues a lost one (the same person, found again under a
+/// new id) when it appears within this distance (normalised) of where the
+/// other would be by now, walking on as it was: a little more the longer
+/// the gap. Somebody appearing where somebody else vanished, but walking
+/// the other way (two people on either side of a wall), is not them.
+const CONTINUE_RADIUS: f32 = 0.05;
+const CONTINUE_PER_S: f32 = 0.08;
+const CONTINUE_MAX: f32 = 0.2;
+/// Somebody first or last seen on the street closer than this to a door
+/// line may have come out or walked in under another id: not decided as a
+/// passer-by.
+const NEAR_DOOR: f32 = 0.1;
+/// The prediction walks on for at most this long.
+const CONTINUE_PREDICT_S: f32 = 1.0;
+/// A track whose box lies this much (share of its area) inside a larger
+/// person's box is a part of that person (upper body, a reflection, a
+/// shadow) or hidden behind them: it neither counts nor visits.
+const CONTAINED: f32 = 0.8;
+/// ... where the larger box is at least this much larger.
+const CONTAINER_AREA: f32 = 1.3;
 
 /// Upper edges of the dwell histogram's buckets (seconds); the last bucket
 /// is open.
@@ -151,16 +169,27 @@ impl ZoneUnit {
 struct TrackInfo {
     id: TrackId,
     last_seen: f64,
-    /// Crossed a door line inwards.
-    entered: bool,
+    /// Where it was last seen (anchor, normalised), and how fast it was
+    /// moving (normalised per second, smoothed).
+    last_pos: Point,
+    velocity: (f32, f32),
+    /// Partly behind somebody else when last seen: lost there, they were
+    /// hidden, not gone, and are found again under another id.
+    covered: bool,
+    /// Where the person was first seen (kept by a track that continues
+    /// this one).
+    first_pos: Point,
+    /// Its box touched the edge of the frame when last seen: it may have
+    /// walked out of the view, and whoever appears there next is somebody
+    /// else (or the same person back), never its continuation.
+    at_border: bool,
+    /// Crossed a door line, either way: someone who walked in or out is
+    /// not a passer-by, whatever they did on the street.
+    crossed: bool,
     /// Crossed the passers-by line or visited the street zone.
     passed: bool,
-    /// Last seen near the left, right or bottom edge of the view. A
-    /// passer-by walks out of the view; a track lost in the middle of it
-    /// was hidden or handed over to another track, and is not decided.
-    at_edge: bool,
-    /// Another track took over this one's zone visit: the person is
-    /// counted there, not here.
+    /// A newer track took this one over (the same person found again), or
+    /// took over its zone visit: the person is decided there, not here.
     continued: bool,
 
     /// Reached an inner zone.
@@ -170,8 +199,14 @@ struct TrackInfo {
 }
 
 impl TrackInfo {
+    /// Decided when the track is forgotten: wherever it was lost (out of
+    /// the view, or behind a wall mid-view), someone who was on the
+    /// street, never crossed the door, was not behind somebody else when
+    /// lost and was not found again under another id passed by (unless
+    /// first or last seen at the door: see `near_door`). Which edge of the
+    /// view they left by plays no part.
     fn passed_by(&self) -> bool {
-        self.passed && !self.entered && self.at_edge && !self.continued
+        self.passed && !self.crossed && !self.continued && !self.covered
     }
 }
 
@@ -257,6 +292,8 @@ pub struct Engine {
     totals: BinTotals,
     visits: Vec<Visit>,
     shelves: Vec<ShelfUnit>,
+    /// Per track of the current frame: how it overlaps the others.
+    overlaps: Vec<Overlap>,
 }
 
 /// A watched shelf: its facings' states and this bin's interactions.
@@ -355,6 +392,7 @@ impl Engine {
             frame_dt: 0.0,
             totals: BinTotals::default(),
             visits: Vec::with_capacity(super::TRACK_CAPACITY),
+            overlaps: Vec::with_capacity(super::TRACK_CAPACITY),
             shelves: config
                 .shelves
                 .iter()
@@ -473,27 +511,34 @@ impl Engine {
         self.totals.observed_s += dt;
         self.totals.frames += 1;
 
-        for tr in tracks.iter().filter(|t| t.observed) {
+        overlaps(tracks, &mut self.overlaps);
+        for (k, tr) in tracks.iter().enumerate() {
+            let overlap = self.overlaps[k];
+            if !tr.observed || overlap.part {
+                continue;
+            }
             let p = self.anchor(tr, width, height);
             let ti = match self.tracks.iter().position(|i| i.id == tr.id) {
                 Some(i) => i,
-                None => {
-                    self.tracks.push(TrackInfo {
-                        id: tr.id,
-                        last_seen: t,
-                        entered: false,
-                        passed: false,
-                        at_edge: false,
-                        continued: false,
-                        deep: false,
-                        shelf_done: 0,
-                    });
-                    self.tracks.len() - 1
-                }
+                None => self.new_track(tr.id, p, t),
             };
+            let at_border = touches_border(&tr.bbox, width, height);
+            let info = &mut self.tracks[ti];
+            let dt_seen = (t - info.last_seen) as f32;
+            if dt_seen > 0.0 {
+                let v = (
+                    (p.x - info.last_pos.x) / dt_seen,
+                    (p.y - info.last_pos.y) / dt_seen,
+                );
+                info.velocity = (
+                    0.5 * info.velocity.0 + 0.5 * v.0,
+                    0.5 * info.velocity.1 + 0.5 * v.1,
+                );
+            }
             self.tracks[ti].last_seen = t;
-            self.tracks[ti].at_edge =
-                p.x <= EDGE_MARGIN || p.x >= 1.0 - EDGE_MARGIN || p.y >= 1.0 - EDGE_MARGIN;
+            self.tracks[ti].last_pos = p;
+            self.tracks[ti].at_border = at_border;
+            self.tracks[ti].covered = overlap.covered;
             self.observe_lines(tr, p, t, t_us, ti, out);
             self.observe_zones(tr.id, p, t, t_us, ti, out);
             if let Some(h) = &mut self.heatmap {
@@ -514,6 +559,54 @@ impl Engine {
             })
             .count();
         self.occupancy.reconcile(seen as u64);
+    }
+
+    /// Remember a track first seen at `p`: if it continues a track lost
+    /// near there a moment ago (the same person, found again under a new
+    /// id), it takes over what that one did, and the old one is decided
+    /// here, not when it is forgotten.
+    fn new_track(&mut self, id: TrackId, p: Point, t: f64) -> usize {
+        let mut info = TrackInfo {
+            id,
+            last_seen: t,
+            last_pos: p,
+            velocity: (0.0, 0.0),
+            covered: false,
+            first_pos: p,
+            at_border: false,
+            crossed: false,
+            passed: false,
+            continued: false,
+            deep: false,
+            shelf_done: 0,
+        };
+        let lost = self
+            .tracks
+            .iter_mut()
+            .filter(|o| !o.continued && !o.at_border && o.last_seen < t)
+            .map(|o| {
+                let gap = (t - o.last_seen) as f32;
+                let reach = (CONTINUE_RADIUS + CONTINUE_PER_S * gap).min(CONTINUE_MAX);
+                let ahead = gap.min(CONTINUE_PREDICT_S);
+                let (px, py) = (
+                    o.last_pos.x + o.velocity.0 * ahead,
+                    o.last_pos.y + o.velocity.1 * ahead,
+                );
+                let d = (px - p.x).hypot(py - p.y);
+                (o, d, reach)
+            })
+            .filter(|(_, d, reach)| d <= reach)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((old, _, _)) = lost {
+            old.continued = true;
+            info.passed = old.passed;
+            info.crossed = old.crossed;
+            info.deep = old.deep;
+            info.shelf_done = old.shelf_done;
+            info.first_pos = old.first_pos;
+        }
+        self.tracks.push(info);
+        self.tracks.len() - 1
     }
 
     fn observe_lines(
@@ -542,9 +635,9 @@ impl Engine {
             if line.street {
                 info.passed = true;
             } else {
+                info.crossed = true;
                 match c.direction {
                     Direction::In => {
-                        info.entered = true;
                         self.occupancy.entered();
                     }
                     Direction::Out => self.occupancy.exited(),
@@ -642,9 +735,10 @@ impl Engine {
     fn expire(&mut self, t: f64) {
         let forget = self.settings.forget_s;
         let totals = &mut self.totals;
+        let lines = &self.lines;
         self.tracks.retain(|i| {
             let keep = t - i.last_seen <= forget;
-            if !keep && i.passed_by() {
+            if !keep && i.passed_by() && !near_door(lines, i) {
                 totals.passers_by += 1;
             }
             keep
@@ -671,7 +765,7 @@ impl Engine {
             }
         }
         for i in self.tracks.drain(..) {
-            if i.passed_by() {
+            if i.passed_by() && !near_door(&self.lines, &i) {
                 self.totals.passers_by += 1;
             }
         }
@@ -754,7 +848,68 @@ impl Engine {
     }
 }
 
-/// Engine seconds back to µs since the Unix epoch.
+/// How a track's box lies among the others of its frame.
+#[derive(Debug, Clone, Copy, Default)]
+struct Overlap {
+    /// Mostly inside a larger person's box (`CONTAINED`,
+    /// `CONTAINER_AREA`): that person's part or mirror image, not a person
+    /// of its own.
+    part: bool,
+    /// Partly covered by another person's box (`HIDDEN`): if it is lost
+    /// now, that person is in front of it.
+    covered: bool,
+}
+
+/// Share of a box under another person's box from which it is covered.
+const HIDDEN: f32 = 0.3;
+
+/// `out[k]` for `tracks[k]` (observed tracks only; others default). `out`
+/// is reused.
+fn overlaps(tracks: &[TrackOut], out: &mut Vec<Overlap>) {
+    out.clear();
+    out.extend(tracks.iter().map(|a| {
+        let area = a.bbox.area();
+        let mut o = Overlap::default();
+        if !a.observed || area <= 0.0 {
+            return o;
+        }
+        for b in tracks.iter().filter(|b| b.id != a.id && b.observed) {
+            let shared = intersection(&a.bbox, &b.bbox);
+            o.covered |= shared >= HIDDEN * area;
+            o.part |= shared >= CONTAINED * area && b.bbox.area() >= area * CONTAINER_AREA;
+        }
+        o
+    }));
+}
+
+/// Whether a track was first or last seen within `NEAR_DOOR` of a door
+/// line (not the street's): it may have come out of, or gone into, the
+/// shop under another id, so the camera cannot be sure it passed by.
+fn near_door(lines: &[LineUnit], i: &TrackInfo) -> bool {
+    lines.iter().any(|l| {
+        !l.street
+            && (l.counter.distance(i.first_pos) < NEAR_DOOR
+                || l.counter.distance(i.last_pos) < NEAR_DOOR)
+    })
+}
+
+/// Within this share of the frame of its edge, a box touches the border.
+const BORDER: f32 = 0.02;
+
+fn touches_border(b: &BBox, width: u32, height: u32) -> bool {
+    let (w, h) = (width.max(1) as f32, height.max(1) as f32);
+    b.x1 <= BORDER * w
+        || b.y1 <= BORDER * h
+        || b.x2 >= (1.0 - BORDER) * w
+        || b.y2 >= (1.0 - BORDER) * h
+}
+
+fn intersection(a: &BBox, b: &BBox) -> f32 {
+    let w = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
+    let h = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
+    w * h
+}
+
 /// A class id's label; ids beyond the model's labels by number.
 fn label(labels: &[Arc<str>], class_id: u16) -> Arc<str> {
     labels
@@ -963,14 +1118,27 @@ rows = 10
             45..50 => vec![],
             _ => vec![at(2, lerp(0.0, 0.9, i, 90).min(1.0), 0.9)],
         });
-        // Somebody else is lost in the middle of the street and never
-        // seen again: hidden, not passed, so not decided as a passer-by.
-        out.extend(run(&mut e, T0 + 20_000_000, 60, |i| {
+        e.finish(&mut out);
+        let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
+        assert_eq!(passers, 1);
+
+        // Somebody else is lost in the middle of the street (behind a wall
+        // or a van) and never seen again: they were on the street and did
+        // not cross the door, so they passed by, wherever in the view they
+        // were lost. Someone who walked out of the shop and along the
+        // street is not a passer-by.
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 60, |i| {
             if i < 30 {
                 vec![at(3, lerp(1.0, 0.6, i, 30), 0.85)]
             } else {
                 vec![]
             }
+        });
+        out.extend(run(&mut e, T0 + 10_000_000, 80, |i| match i {
+            0..30 => vec![at(4, 0.5, lerp(0.3, 0.88, i, 30))],
+            30..60 => vec![at(4, lerp(0.5, 0.9, i - 30, 30), 0.88)],
+            _ => vec![],
         }));
         e.finish(&mut out);
         let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
@@ -988,6 +1156,65 @@ rows = 10
         e.finish(&mut out);
         let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
         assert_eq!(passers, 1);
+    }
+
+    #[test]
+    fn a_part_of_a_person_neither_counts_nor_passes() {
+        // Track 1 walks in through the door; track 2 is its upper body (a
+        // second detection of the same person), crossing the line too.
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 60, |i| {
+            let whole = at(1, 0.5, lerp(0.95, 0.3, i, 50));
+            let mut upper = whole;
+            upper.id = 2;
+            upper.bbox.y2 = whole.bbox.y1 + 55.0;
+            upper.bbox.x1 += 3.0;
+            upper.bbox.x2 -= 3.0;
+            vec![whole, upper]
+        });
+        e.finish(&mut out);
+        let b = bins(&out);
+        assert_eq!(b.iter().map(|b| b.entries).sum::<u64>(), 1);
+        assert_eq!(b.iter().map(|b| b.passers_by).sum::<u64>(), 0);
+
+        // Two people side by side, overlapping a little: both count.
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 60, |i| {
+            let y = lerp(0.95, 0.3, i, 50);
+            vec![at(1, 0.5, y), at(2, 0.53, y + 0.01)]
+        });
+        e.finish(&mut out);
+        assert_eq!(bins(&out).iter().map(|b| b.entries).sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn a_person_found_again_under_a_new_id_is_one_person() {
+        // Walks along the street, comes to the door and is lost there for
+        // 0.8 s; found again as track 2 just inside, walks on in. One
+        // entry (the line counter's own bridge), and no passer-by: track 1
+        // was continued by track 2, which crossed.
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 90, |i| match i {
+            0..20 => vec![at(1, lerp(0.1, 0.5, i, 20), 0.9)],
+            20..40 => vec![at(1, 0.5, lerp(0.9, 0.56, i - 20, 20))],
+            40..48 => vec![],
+            _ => vec![at(2, 0.5, lerp(0.5, 0.3, i - 48, 20))],
+        });
+        e.finish(&mut out);
+        let b = bins(&out);
+        assert_eq!(b.iter().map(|b| b.entries).sum::<u64>(), 1);
+        assert_eq!(b.iter().map(|b| b.passers_by).sum::<u64>(), 0);
+
+        // Someone else appears far from where a passer-by was lost: two
+        // people, both passers-by.
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 80, |i| match i {
+            0..30 => vec![at(1, lerp(0.1, 0.4, i, 30), 0.9)],
+            30..35 => vec![],
+            _ => vec![at(2, lerp(0.95, 0.7, i - 35, 45), 0.9)],
+        });
+        e.finish(&mut out);
+        assert_eq!(bins(&out).iter().map(|b| b.passers_by).sum::<u64>(), 2);
     }
 
     #[test]

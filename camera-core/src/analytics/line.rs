@@ -20,6 +20,10 @@ const BRIDGE_MIN_GAP_S: f64 = 0.3;
 const BRIDGE_MAX_GAP_S: f64 = 2.0;
 /// How far (normalised) from where it was lost.
 const BRIDGE_RADIUS: f32 = 0.25;
+/// A new side counts once the track has been seen on it this many times in
+/// a row: a box that flickers across the line for a frame (two people's
+/// boxes merging, the tracker swapping them) changes nothing.
+const CONFIRM: u8 = 2;
 
 /// Which way a track crossed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -43,8 +47,13 @@ struct TrackState {
     id: TrackId,
     /// +1 left, -1 right, 0 not decided yet.
     side: i8,
-    /// Last anchor point with a decided side.
+    /// Last anchor point on the confirmed side.
     anchor: Point,
+    /// A side seen since, not confirmed yet, how many times in a row, and
+    /// where first (the step across the line is anchor → there).
+    pending: i8,
+    pending_n: u8,
+    pending_at: Point,
     counted_in: bool,
     counted_out: bool,
     last_seen: f64,
@@ -87,6 +96,7 @@ impl LineCounter {
         } else {
             -1
         };
+        let mut bridged = false;
         let idx = match self.tracks.iter().position(|s| s.id == id) {
             Some(i) => i,
             None => match self.bridge(p, t, decided) {
@@ -94,6 +104,7 @@ impl LineCounter {
                 // tracker found them again under a new id: continue.
                 Some(i) => {
                     self.tracks[i].id = id;
+                    bridged = true;
                     i
                 }
                 None => {
@@ -101,6 +112,9 @@ impl LineCounter {
                         id,
                         side: decided,
                         anchor: p,
+                        pending: 0,
+                        pending_n: 0,
+                        pending_at: p,
                         counted_in: false,
                         counted_out: false,
                         last_seen: t,
@@ -109,20 +123,68 @@ impl LineCounter {
                 }
             },
         };
+        if decided == 0 {
+            self.tracks[idx].last_seen = t;
+            return None;
+        }
+        if self.tracks[idx].side == 0
+            && !self.tracks[idx].counted_in
+            && !self.tracks[idx].counted_out
+        {
+            // A track that began on the line (inside the band) now has a
+            // side: it may be someone lost just before the line, found
+            // again on it.
+            if let Some(j) = self.bridge(p, t, decided).filter(|&j| j != idx) {
+                let lost = self.tracks.swap_remove(j);
+                let idx = if idx == self.tracks.len() { j } else { idx };
+                self.tracks[idx] = TrackState { id, ..lost };
+                return self.settle(idx, decided, p, t, 1);
+            }
+        }
+        let confirm = if bridged { 1 } else { CONFIRM };
+        self.settle(idx, decided, p, t, confirm)
+    }
+
+    /// A track's new decided side `decided` at `p`: a crossing if it
+    /// changed side across the line, counted once per direction.
+    /// `confirm`: observations needed on the new side (1 for a track found
+    /// again after a gap: the gap is the evidence).
+    fn settle(
+        &mut self,
+        idx: usize,
+        decided: i8,
+        p: Point,
+        t: f64,
+        confirm: u8,
+    ) -> Option<Crossing> {
         let in_sign: i8 = match self.in_side {
             InSide::Left => 1,
             InSide::Right => -1,
         };
         let st = &mut self.tracks[idx];
+        let id = st.id;
         st.last_seen = t;
-        if decided == 0 {
+        if st.side == 0 || decided == st.side {
+            st.side = decided;
+            st.anchor = p;
+            st.pending = 0;
             return None;
         }
-        let previous = st.side;
-        let from = st.anchor;
+        if st.pending == decided {
+            st.pending_n = st.pending_n.saturating_add(1);
+        } else {
+            st.pending = decided;
+            st.pending_n = 1;
+            st.pending_at = p;
+        }
+        if st.pending_n < confirm {
+            return None;
+        }
+        let (from, to) = (st.anchor, st.pending_at);
         st.side = decided;
         st.anchor = p;
-        if previous == 0 || previous == decided || !self.line.crossed_by(from, p) {
+        st.pending = 0;
+        if !self.line.crossed_by(from, to) {
             return None;
         }
         let direction = if decided == in_sign {
@@ -170,6 +232,11 @@ impl LineCounter {
             .filter(|&(_, d2)| d2 <= r2)
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i)
+    }
+
+    /// Distance (normalised) from `p` to the line.
+    pub fn distance(&self, p: Point) -> f32 {
+        self.line.distance_and_side(p).0
     }
 
     /// Whether the track was last seen clearly on the "in" side.
@@ -246,7 +313,7 @@ mod tests {
     #[test]
     fn back_and_forth_counts_each_direction_at_most_once() {
         let mut c = door();
-        let ys = [0.3, 0.7, 0.3, 0.7, 0.3, 0.7];
+        let ys = [0.3, 0.7, 0.7, 0.3, 0.3, 0.7, 0.7, 0.3, 0.3, 0.7, 0.7];
         assert_eq!(walk(&mut c, 1, &ys, 0.5), [Direction::In, Direction::Out]);
         assert_eq!((c.count_in, c.count_out), (1, 1));
     }
@@ -296,5 +363,47 @@ mod tests {
         let mut c = door();
         walk(&mut c, 5, &[0.3, 0.35], 0.2);
         assert_eq!(c.observe(6, Point::new(0.8, 0.7), 1.0), None);
+    }
+
+    #[test]
+    fn a_one_frame_flicker_across_the_line_is_not_a_crossing() {
+        let mut c = door();
+        // Two people's boxes merge for a frame and the anchor jumps past
+        // the line and back: nothing counts.
+        assert!(walk(&mut c, 1, &[0.3, 0.35, 0.4, 0.56, 0.4, 0.35], 0.5).is_empty());
+        // Walking across for real counts, one frame after the line.
+        let mut c = door();
+        let mut t = 0.0;
+        let mut seen = Vec::new();
+        for y in [0.3, 0.4, 0.56, 0.6, 0.65] {
+            seen.push(
+                c.observe(2, Point::new(0.5, y), t)
+                    .map(|x| (x.direction, x.t)),
+            );
+            t += 0.1;
+        }
+        assert_eq!(seen[2], None);
+        assert!(
+            matches!(seen[3], Some((Direction::In, t)) if (t - 0.3).abs() < 1e-9),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_track_found_again_on_the_line_counts_once_it_leaves_the_band() {
+        let mut c = door();
+        // Lost before the line; 0.8 s later track 2 appears on it (inside
+        // the band: no side yet), then walks on past it.
+        assert!(walk(&mut c, 1, &[0.3, 0.35, 0.4, 0.45], 0.5).is_empty());
+        assert_eq!(c.observe(2, Point::new(0.5, 0.505), 1.1), None);
+        assert_eq!(c.observe(2, Point::new(0.5, 0.515), 1.2), None);
+        let x = c.observe(2, Point::new(0.5, 0.55), 1.3);
+        assert_eq!(x.map(|x| x.direction), Some(Direction::In));
+        assert_eq!((c.count_in, c.count_out), (1, 0));
+        // A newcomer first seen on the line with nobody lost near it has
+        // no side to come from: nothing counts.
+        let mut c = door();
+        assert_eq!(c.observe(3, Point::new(0.5, 0.5), 0.0), None);
+        assert_eq!(c.observe(3, Point::new(0.5, 0.6), 0.1), None);
     }
 }

@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 
 mod error;
 pub mod geom;
+pub mod look;
 pub mod render;
 pub mod scenario;
 pub mod shelf;
 pub mod sprites;
 pub mod truth;
+pub mod view;
 
 pub use error::SceneError;
 pub use render::render;

@@ -5,12 +5,14 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use image::imageops::{self, FilterType};
-use image::{Rgb, RgbImage};
+use image::{Rgb, RgbImage, RgbaImage};
 
 use crate::SceneError;
+use crate::look::{self, Look};
 use crate::scenario::{Key, Scenario};
 use crate::sprites::{self, Crop};
 use crate::truth::{self, Truth};
+use crate::view::{self, Occluder};
 
 /// JPEG quality of the frames.
 pub const JPEG_QUALITY: u8 = 90;
@@ -199,7 +201,12 @@ impl<'a> Painter<'a> {
             crops,
             sprites,
             keys,
-            background: background(scenario.width, scenario.height, scenario.seed),
+            background: view::background(
+                scenario.view(),
+                scenario.width,
+                scenario.height,
+                scenario.seed,
+            ),
             noise: noise_table(scenario.seed, scenario.noise_sigma),
         })
     }
@@ -209,29 +216,131 @@ impl<'a> Painter<'a> {
         let mut img = self.background.clone();
         let t = truth::frame_time(s, i);
         let mut jitter = frame_rng(s.seed, i, 1);
-        for p in truth::placements(s, self.crops, &self.keys, t) {
-            let person = &s.people[p.id];
-            let (mut x0, mut y0) = (p.x0, p.y0);
-            if person.jitter_px > 0.0 {
-                let j = person.jitter_px;
-                x0 += (jitter.f64() * 2.0 * j - j).round() as i32;
-                y0 += (jitter.f64() * 2.0 * j - j).round() as i32;
+        let placed = truth::placements(s, self.crops, &self.keys, t);
+        if s.look == Look::default() && s.occluders.is_empty() {
+            // The first scenes' drawing, kept exactly (their figures stand).
+            for p in placed {
+                let person = &s.people[p.id];
+                let (mut x0, mut y0) = (p.x0, p.y0);
+                if person.jitter_px > 0.0 {
+                    let j = person.jitter_px;
+                    x0 += (jitter.f64() * 2.0 * j - j).round() as i32;
+                    y0 += (jitter.f64() * 2.0 * j - j).round() as i32;
+                }
+                let mut sprite = imageops::resize(
+                    &self.sprites[person.sprite],
+                    p.w as u32,
+                    p.h as u32,
+                    FilterType::Triangle,
+                );
+                if person.flip {
+                    imageops::flip_horizontal_in_place(&mut sprite);
+                }
+                paste(&mut img, &sprite, x0, y0);
             }
-            let mut sprite = imageops::resize(
-                &self.sprites[person.sprite],
-                p.w as u32,
-                p.h as u32,
-                FilterType::Triangle,
-            );
-            if person.flip {
-                imageops::flip_horizontal_in_place(&mut sprite);
-            }
-            paste(&mut img, &sprite, x0, y0);
+        } else {
+            self.people_with_look(&mut img, &placed, t, &mut jitter);
+        }
+        look::light(&mut img, s.look.gain(t));
+        if s.look.shake_px > 0.0 {
+            let mut r = frame_rng(s.seed, i, 3);
+            let k = s.look.shake_px;
+            let mut d = || (r.f64() * 2.0 * k - k).round() as i32;
+            let (dx, dy) = (d(), d());
+            img = look::shift(&img, dx, dy);
         }
         if s.noise_sigma > 0.0 {
             add_noise(&mut img, &self.noise, &mut frame_rng(s.seed, i, 2));
         }
         img
+    }
+
+    /// People as the scene's `[look]` has them, with their shadows and
+    /// reflections on the floor under everyone, and the occluders in depth
+    /// order.
+    fn people_with_look(
+        &self,
+        img: &mut RgbImage,
+        placed: &[truth::Placement],
+        t: f64,
+        jitter: &mut fastrand::Rng,
+    ) {
+        let s = self.scenario;
+        let look = &s.look;
+        let (fw, fh) = (f64::from(s.width), f64::from(s.height));
+        let drawn: Vec<(RgbaImage, i32, i32, &truth::Placement)> = placed
+            .iter()
+            .map(|p| {
+                let person = &s.people[p.id];
+                let keys = &self.keys[p.id];
+                let (vx, vy) = look::velocity(keys, t, (s.width, s.height));
+                let moving = vx.hypot(vy) > 2.0;
+                let mut w = f64::from(p.w);
+                let mut flip = person.flip;
+                if look.turn {
+                    // Narrower in profile (walking across the view).
+                    let across = if moving { vx.abs() / vx.hypot(vy) } else { 0.0 };
+                    w *= 1.0 - 0.25 * across;
+                    flip ^= look::facing(keys, t) < 0.0;
+                }
+                let mut sprite = imageops::resize(
+                    &self.sprites[person.sprite],
+                    (w.round() as u32).max(1),
+                    p.h as u32,
+                    FilterType::Triangle,
+                );
+                if flip {
+                    imageops::flip_horizontal_in_place(&mut sprite);
+                }
+                let mut rgba = look::with_alpha(&sprite);
+                if look.gait > 0.0 && moving {
+                    // About one stride per 0.4 body heights walked.
+                    let body = f64::from(p.h) / fh;
+                    let phase = std::f64::consts::PI * look::walked(keys, t) / (0.4 * body);
+                    let spread = look.gait * w * phase.sin().abs();
+                    rgba = look::stride(&rgba, spread);
+                }
+                let foot_x = (p.foot.x * fw).round() as i32;
+                let mut x0 = foot_x - rgba.width() as i32 / 2;
+                let mut y0 = p.y0;
+                if look.motion_blur > 0.0 && moving {
+                    let k = look.motion_blur / f64::from(s.fps);
+                    let (dx, dy) = (vx * k, vy * k);
+                    rgba = look::blur(&rgba, dx, dy);
+                    x0 -= (dx + if dx < 0.0 { dx.abs().ceil() } else { 0.0 }).round() as i32;
+                    y0 -= (dy + if dy < 0.0 { dy.abs().ceil() } else { 0.0 }).round() as i32;
+                }
+                if person.jitter_px > 0.0 {
+                    let j = person.jitter_px;
+                    x0 += (jitter.f64() * 2.0 * j - j).round() as i32;
+                    y0 += (jitter.f64() * 2.0 * j - j).round() as i32;
+                }
+                (rgba, x0, y0, p)
+            })
+            .collect();
+        for (rgba, _, _, p) in &drawn {
+            let foot = (p.foot.x * fw, p.foot.y * fh);
+            if look.shadow > 0.0 {
+                look::shadow(img, foot, f64::from(p.w), f64::from(p.h), look.shadow);
+            }
+            if look.reflection > 0.0 {
+                let r = look::reflection(rgba);
+                let x0 = foot.0.round() as i32 - r.width() as i32 / 2;
+                look::paste_alpha(img, &r, x0, foot.1.round() as i32, look.reflection);
+            }
+        }
+        let mut occluders: Vec<&Occluder> = s.occluders.iter().collect();
+        occluders.sort_by(|a, b| a.depth.total_cmp(&b.depth));
+        let mut next = occluders.iter().peekable();
+        for (rgba, x0, y0, p) in &drawn {
+            while let Some(o) = next.next_if(|o| o.depth <= p.foot.y) {
+                o.draw(img);
+            }
+            look::paste_alpha(img, rgba, *x0, *y0, 1.0);
+        }
+        for o in next {
+            o.draw(img);
+        }
     }
 }
 
@@ -241,6 +350,7 @@ impl<'a> Painter<'a> {
 pub(crate) fn write_frames(
     out_dir: &Path,
     frames: usize,
+    quality: u8,
     frame: impl Fn(usize) -> RgbImage + Sync,
 ) -> Result<(), SceneError> {
     let frames_dir = out_dir.join("frames");
@@ -262,7 +372,7 @@ pub(crate) fn write_frames(
             .map(|k| {
                 scope.spawn(move || -> Result<(), SceneError> {
                     for i in (k..frames).step_by(threads) {
-                        write_jpeg(&frame(i), &frame_path(frames_dir, i))?;
+                        write_jpeg(&frame(i), &frame_path(frames_dir, i), quality)?;
                     }
                     Ok(())
                 })
@@ -336,7 +446,8 @@ pub fn render(s: &Scenario, images_dir: &Path, out_dir: &Path) -> Result<Truth, 
         problem,
     })?;
     let painter = Painter::new(s, &crops, &sprite_images)?;
-    write_frames(out_dir, s.frames(), |i| painter.frame(i))?;
+    let quality = s.look.jpeg_quality.unwrap_or(JPEG_QUALITY);
+    write_frames(out_dir, s.frames(), quality, |i| painter.frame(i))?;
 
     let analytics_path = out_dir.join("analytics.toml");
     let text = toml::to_string(&s.analytics).map_err(|e| SceneError::Invalid {
@@ -401,10 +512,10 @@ pub fn frame_path(frames_dir: &Path, i: usize) -> PathBuf {
     frames_dir.join(format!("{i:06}.jpg"))
 }
 
-pub(crate) fn write_jpeg(img: &RgbImage, path: &Path) -> Result<(), SceneError> {
+pub(crate) fn write_jpeg(img: &RgbImage, path: &Path, quality: u8) -> Result<(), SceneError> {
     let file = std::fs::File::create(path).map_err(write_err(path))?;
     let mut w = BufWriter::new(file);
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, JPEG_QUALITY)
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, quality)
         .encode_image(img)
         .map_err(|source| SceneError::Encode {
             path: path.to_path_buf(),

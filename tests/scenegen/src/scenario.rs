@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::SceneError;
 use crate::geom::Point;
+use crate::look::Look;
 use crate::sprites::SPRITES;
+use crate::view::{Geometry, Occluder};
 
 /// A scenario as written in `tests/scenes/NAME.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -40,6 +42,17 @@ pub struct Scenario {
     /// Standard deviation of the per-frame sensor noise, in grey levels.
     #[serde(default = "default_noise")]
     pub noise_sigma: f64,
+    /// The camera's view of the door. A scene that names it states every
+    /// analytics setting its truth depends on (no defaults repeated from
+    /// camera-app's code).
+    #[serde(default)]
+    pub geometry: Option<Geometry>,
+    /// Gait, turning, blur, shadows, reflections, light, shake, JPEG.
+    #[serde(default)]
+    pub look: Look,
+    /// Fixtures in front of people farther away than their depth.
+    #[serde(default)]
+    pub occluders: Vec<Occluder>,
     /// camera-app's analytics configuration, written verbatim to
     /// `analytics.toml`.
     pub analytics: toml::Table,
@@ -382,7 +395,56 @@ impl Scenario {
             Ok(a) => p.extend(a.problems()),
             Err(e) => p.push(e),
         }
+        p.extend(self.look.problems());
+        for (i, o) in self.occluders.iter().enumerate() {
+            p.extend(o.problems(i));
+        }
+        if self.geometry.is_some() {
+            p.extend(self.implicit_settings());
+        }
         p
+    }
+
+    /// The analytics settings the truth depends on that this scene leaves
+    /// to defaults (which would be camera-app's, repeated here).
+    fn implicit_settings(&self) -> Vec<String> {
+        let a = &self.analytics;
+        let mut p = Vec::new();
+        for key in ["bin_minutes", "anchor"] {
+            if !a.contains_key(key) {
+                p.push(format!(
+                    "analytics.{key}: must be given in a scene with a geometry"
+                ));
+            }
+        }
+        let tables = |name: &str| -> Vec<toml::Table> {
+            a.get(name)
+                .and_then(toml::Value::as_array)
+                .map(|v| v.iter().filter_map(|t| t.as_table().cloned()).collect())
+                .unwrap_or_default()
+        };
+        for (i, l) in tables("lines").iter().enumerate() {
+            if !l.contains_key("band") {
+                p.push(format!(
+                    "analytics.lines[{i}].band: must be given in a scene with a geometry"
+                ));
+            }
+        }
+        for (i, z) in tables("zones").iter().enumerate() {
+            for key in ["kind", "enter_s", "exit_s"] {
+                if !z.contains_key(key) {
+                    p.push(format!(
+                        "analytics.zones[{i}].{key}: must be given in a scene with a geometry"
+                    ));
+                }
+            }
+        }
+        p
+    }
+
+    /// The scene's view (outside looking in unless it says otherwise).
+    pub fn view(&self) -> Geometry {
+        self.geometry.unwrap_or_default()
     }
 }
 

@@ -37,7 +37,7 @@ pub struct Truth {
     /// Per zone name, the visits, by start time.
     pub visits: BTreeMap<String, Vec<TrueVisit>>,
     /// People who passed by (visited the passers-by street zone or crossed
-    /// the passers-by line) and never went in through another line.
+    /// the passers-by line) and never crossed another line (in or out).
     pub passers_by: u32,
     /// "In" crossings of every line but the passers-by line.
     pub entries: u32,
@@ -467,9 +467,13 @@ fn funnel(
         if Some(name.as_str()) == pb {
             continue;
         }
-        for c in list.iter().filter(|c| c.direction == Direction::In) {
-            entries += 1;
+        for c in list {
+            // Someone who walked out and then along the street left the
+            // shop: not a passer-by either.
             went_in[c.person as usize] = true;
+            if c.direction == Direction::In {
+                entries += 1;
+            }
         }
     }
     let mut passed = vec![false; people];

@@ -83,7 +83,9 @@ pub fn render_shelves(
     let (crops, sprite_images) = sprites::load(images_dir)?;
     let truth = truth::compute(s, &crops).map_err(invalid(s))?;
     let painter = render::ShelfPainter::new(s, &crops, &sprite_images)?;
-    crate::render::write_frames(out_dir, s.frames(), |i| painter.frame(i))?;
+    crate::render::write_frames(out_dir, s.frames(), crate::render::JPEG_QUALITY, |i| {
+        painter.frame(i)
+    })?;
 
     let analytics_path = out_dir.join("analytics.toml");
     std::fs::write(&analytics_path, analytics_toml(s)).map_err(write_err(&analytics_path))?;
