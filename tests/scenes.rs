@@ -615,8 +615,8 @@ fn door_scenes_are_counted_in_four_geometries() {
     );
 }
 
-/// What the held-out half reaches today (94.7 %, 86.0 %, 64.4 %); raised
+/// What the held-out half reaches today (94.7 %, 86.0 %, 71.1 %); raised
 /// as the rules improve, never lowered to let a change through.
 const FLOOR_IN: f64 = 0.94;
 const FLOOR_OUT: f64 = 0.85;
-const FLOOR_PASSERS: f64 = 0.64;
+const FLOOR_PASSERS: f64 = 0.71;

@@ -41,6 +41,9 @@ const CONTINUE_MAX: f32 = 0.2;
 /// line may have come out or walked in under another id: not decided as a
 /// passer-by.
 const NEAR_DOOR: f32 = 0.1;
+/// A passer-by was seen for at least this long in all: shorter tracks are
+/// pieces of people (coming out from behind a wall, broken in a group).
+const MIN_PASSER_SEEN_S: f32 = 1.0;
 /// The prediction walks on for at most this long.
 const CONTINUE_PREDICT_S: f32 = 1.0;
 /// A track whose box lies this much (share of its area) inside a larger
@@ -176,9 +179,10 @@ struct TrackInfo {
     /// Partly behind somebody else when last seen: lost there, they were
     /// hidden, not gone, and are found again under another id.
     covered: bool,
-    /// Where the person was first seen (kept by a track that continues
-    /// this one).
+    /// Where the person was first seen, and for how long they have been
+    /// seen in all (both kept by a track that continues this one).
     first_pos: Point,
+    seen_s: f32,
     /// Its box touched the edge of the frame when last seen: it may have
     /// walked out of the view, and whoever appears there next is somebody
     /// else (or the same person back), never its continuation.
@@ -206,7 +210,11 @@ impl TrackInfo {
     /// first or last seen at the door: see `near_door`). Which edge of the
     /// view they left by plays no part.
     fn passed_by(&self) -> bool {
-        self.passed && !self.crossed && !self.continued && !self.covered
+        self.passed
+            && !self.crossed
+            && !self.continued
+            && !self.covered
+            && self.seen_s >= MIN_PASSER_SEEN_S
     }
 }
 
@@ -526,6 +534,8 @@ impl Engine {
             let info = &mut self.tracks[ti];
             let dt_seen = (t - info.last_seen) as f32;
             if dt_seen > 0.0 {
+                // Gaps (lost for a while) are not time seen.
+                info.seen_s += dt_seen.min(0.2);
                 let v = (
                     (p.x - info.last_pos.x) / dt_seen,
                     (p.y - info.last_pos.y) / dt_seen,
@@ -573,6 +583,7 @@ impl Engine {
             velocity: (0.0, 0.0),
             covered: false,
             first_pos: p,
+            seen_s: 0.0,
             at_border: false,
             crossed: false,
             passed: false,
@@ -604,6 +615,7 @@ impl Engine {
             info.deep = old.deep;
             info.shelf_done = old.shelf_done;
             info.first_pos = old.first_pos;
+            info.seen_s = old.seen_s;
         }
         self.tracks.push(info);
         self.tracks.len() - 1
