@@ -1227,6 +1227,16 @@ rows = 10
         });
         e.finish(&mut out);
         assert_eq!(bins(&out).iter().map(|b| b.passers_by).sum::<u64>(), 2);
+
+        // Seen for less than a second on the street: a piece of somebody,
+        // not a passer-by.
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 40, |i| match i {
+            0..8 => vec![at(1, lerp(0.3, 0.34, i, 8), 0.9)],
+            _ => vec![],
+        });
+        e.finish(&mut out);
+        assert_eq!(bins(&out).iter().map(|b| b.passers_by).sum::<u64>(), 0);
     }
 
     #[test]
