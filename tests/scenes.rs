@@ -128,6 +128,18 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
     r
 }
 
+/// "truth→measured" per visit, in seconds.
+fn dwell_text(dwell: &[(f64, Option<f64>)]) -> String {
+    let each: Vec<String> = dwell
+        .iter()
+        .map(|(t, m)| match m {
+            Some(m) => format!("{t:.1}→{m:.1}"),
+            None => format!("{t:.1}→none"),
+        })
+        .collect();
+    each.join(" ")
+}
+
 /// The visits the camera reported, per zone: (entered, left) in seconds.
 fn measured_visits(records: &[Record]) -> BTreeMap<String, Vec<(f64, f64)>> {
     let mut visits: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -198,14 +210,7 @@ fn generated_scenes_are_counted_end_to_end() {
         let (ti, to, ci, co) = r.lines.values().fold((0, 0, 0, 0), |a, v| {
             (a.0 + v.0, a.1 + v.1, a.2 + v.2, a.3 + v.3)
         });
-        let dwell: Vec<String> = r
-            .dwell
-            .iter()
-            .map(|(t, m)| match m {
-                Some(m) => format!("{t:.1}→{m:.1}"),
-                None => format!("{t:.1}→none"),
-            })
-            .collect();
+        let dwell = dwell_text(&r.dwell);
         println!(
             "{:<24} {:>12} {:>12} {:>8} {:>8}  {}{}",
             r.name,
@@ -213,7 +218,7 @@ fn generated_scenes_are_counted_end_to_end() {
             format!("{ci}/{co}"),
             format!("{}/{}", r.passers, r.passers_truth),
             format!("{}/{}", r.entries, r.entries_truth),
-            dwell.join(" "),
+            dwell,
             if r.exact() { "" } else { "  <- count differs" }
         );
     }
@@ -532,14 +537,7 @@ fn door_scenes_are_counted_in_four_geometries() {
     );
     for r in &results {
         let e = |t: Tally| format!("{}+{}/{}", t.missed, t.extra, t.truth);
-        let dwell: Vec<String> = r
-            .dwell
-            .iter()
-            .map(|(t, m)| match m {
-                Some(m) => format!("{t:.1}→{m:.1}"),
-                None => format!("{t:.1}→none"),
-            })
-            .collect();
+        let dwell = dwell_text(&r.dwell);
         println!(
             "{:<16} {:<8} {:>9} {:>9} {:>9} {:>3}  {}  {}",
             r.name,
@@ -549,7 +547,7 @@ fn door_scenes_are_counted_in_four_geometries() {
             e(r.passers),
             r.phantom_pairs,
             r.notes.join(", "),
-            dwell.join(" ")
+            dwell
         );
     }
     println!(

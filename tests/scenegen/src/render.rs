@@ -87,7 +87,7 @@ fn shelf(img: &mut RgbImage, rng: &mut fastrand::Rng, x0: f64, y0: f64, x1: f64,
 pub fn background(width: u32, height: u32, seed: u64) -> RgbImage {
     let mut img = RgbImage::new(width, height);
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5EED_BA5E);
-    let (fw, fh) = (f64::from(width), f64::from(height));
+    let fh = f64::from(height);
     for y in 0..height {
         let v = (f64::from(y) + 0.5) / fh;
         let c = if v < 0.22 {
@@ -131,7 +131,14 @@ pub fn background(width: u32, height: u32, seed: u64) -> RgbImage {
     rect(&mut img, 0.15, 0.525, 0.85, 0.532, [70, 70, 74]);
     // A doormat just inside.
     rect(&mut img, 0.35, 0.47, 0.65, 0.52, [96, 80, 70]);
-    // Mild static texture: fine grain plus soft blotches.
+    texture(&mut img, &mut rng);
+    img
+}
+
+/// Mild static texture, so that nothing is perfectly flat: fine grain
+/// plus soft blotches, from `rng`.
+pub(crate) fn texture(img: &mut RgbImage, rng: &mut fastrand::Rng) {
+    let (fw, fh) = (f64::from(img.width()), f64::from(img.height()));
     let blotches: Vec<(f64, f64, f64, f64)> = (0..40)
         .map(|_| {
             (
@@ -154,7 +161,6 @@ pub fn background(width: u32, height: u32, seed: u64) -> RgbImage {
         px.0 =
             px.0.map(|v| (f64::from(v) + d).round().clamp(0.0, 255.0) as u8);
     }
-    img
 }
 
 /// A table of Gaussian noise samples (grey levels) for cheap sensor noise.
@@ -404,31 +410,7 @@ pub(crate) fn add_noise(img: &mut RgbImage, table: &[i16], rng: &mut fastrand::R
 
 /// Paste with a 2-pixel feathered border so the crop's edge is less stark.
 pub(crate) fn paste(dst: &mut RgbImage, src: &RgbImage, x0: i32, y0: i32) {
-    let (sw, sh) = (src.width() as i32, src.height() as i32);
-    let (dw, dh) = (dst.width() as i32, dst.height() as i32);
-    for sy in 0..sh {
-        let y = y0 + sy;
-        if y < 0 || y >= dh {
-            continue;
-        }
-        for sx in 0..sw {
-            let x = x0 + sx;
-            if x < 0 || x >= dw {
-                continue;
-            }
-            let edge = sx.min(sy).min(sw - 1 - sx).min(sh - 1 - sy);
-            let a = (f64::from(edge) + 1.0) / 3.0;
-            let s = src.get_pixel(sx as u32, sy as u32).0;
-            let d = dst.get_pixel_mut(x as u32, y as u32);
-            if a >= 1.0 {
-                d.0 = s;
-            } else {
-                for (dc, sc) in d.0.iter_mut().zip(s) {
-                    *dc = (f64::from(sc) * a + f64::from(*dc) * (1.0 - a)).round() as u8;
-                }
-            }
-        }
-    }
+    look::paste_alpha(dst, &look::with_alpha(src), x0, y0, 1.0);
 }
 
 pub(crate) fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> SceneError + '_ {

@@ -113,7 +113,7 @@ pub fn background(geometry: Geometry, width: u32, height: u32, seed: u64) -> Rgb
         Geometry::TopDown => top_down(width, height),
         Geometry::Side => side(width, height),
     };
-    texture(&mut img, seed);
+    crate::render::texture(&mut img, &mut fastrand::Rng::with_seed(seed ^ 0x7E57_0BE5));
     img
 }
 
@@ -230,32 +230,4 @@ fn side(width: u32, height: u32) -> RgbImage {
     fill(&mut img, 0.0, 0.19, 0.49, 0.205, [70, 70, 74]);
     fill(&mut img, 0.8, 0.02, 0.97, 0.19, [120, 112, 100]);
     img
-}
-
-/// Fine grain plus soft blotches, so that nothing is perfectly flat.
-fn texture(img: &mut RgbImage, seed: u64) {
-    let mut rng = fastrand::Rng::with_seed(seed ^ 0x7E57_0BE5);
-    let (fw, fh) = (f64::from(img.width()), f64::from(img.height()));
-    let blotches: Vec<(f64, f64, f64, f64)> = (0..40)
-        .map(|_| {
-            (
-                rng.f64() * fw,
-                rng.f64() * fh,
-                10.0 + rng.f64() * 40.0,
-                rng.f64() * 12.0 - 6.0,
-            )
-        })
-        .collect();
-    for (x, y, px) in img.enumerate_pixels_mut() {
-        let (xf, yf) = (f64::from(x), f64::from(y));
-        let mut d = f64::from(rng.i8(-5..=5));
-        for &(bx, by, r, a) in &blotches {
-            let q = ((xf - bx).powi(2) + (yf - by).powi(2)) / (r * r);
-            if q < 1.0 {
-                d += a * (1.0 - q);
-            }
-        }
-        px.0 =
-            px.0.map(|v| (f64::from(v) + d).round().clamp(0.0, 255.0) as u8);
-    }
 }
