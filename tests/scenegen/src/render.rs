@@ -26,7 +26,8 @@ pub(crate) fn frame_rng(seed: u64, frame: usize, stream: u64) -> fastrand::Rng {
     )
 }
 
-fn rect(img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, c: [u8; 3]) {
+/// Fill the normalised rectangle `x0..x1` × `y0..y1` with `c`.
+pub(crate) fn rect(img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, c: [u8; 3]) {
     let (w, h) = (f64::from(img.width()), f64::from(img.height()));
     let px = |v: f64, m: f64| (v * m).round().clamp(0.0, m) as u32;
     for y in px(y0, h)..px(y1, h) {
@@ -36,7 +37,8 @@ fn rect(img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, c: [u8; 3]) {
     }
 }
 
-fn shade(c: [u8; 3], k: f64) -> [u8; 3] {
+/// `c` darker (`k` < 1) or brighter.
+pub(crate) fn shade(c: [u8; 3], k: f64) -> [u8; 3] {
     c.map(|v| (f64::from(v) * k).round().clamp(0.0, 255.0) as u8)
 }
 

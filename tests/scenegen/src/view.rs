@@ -3,6 +3,8 @@
 //! that stand in front of people (door frames, walls, displays).
 
 use image::{Rgb, RgbImage};
+
+use crate::render::{rect, shade};
 use serde::{Deserialize, Serialize};
 
 /// The camera's view of the entrance.
@@ -74,27 +76,13 @@ impl Occluder {
     /// Draw it, with a darker outline so it reads as an object.
     pub fn draw(&self, img: &mut RgbImage) {
         let [x0, y0, x1, y1] = self.rect;
-        fill(img, x0, y0, x1, y1, self.color);
+        rect(img, x0, y0, x1, y1, self.color);
         let edge = self.color.map(|c| (f64::from(c) * 0.7) as u8);
         let (px, py) = (1.5 / f64::from(img.width()), 1.5 / f64::from(img.height()));
-        fill(img, x0, y0, x0 + px, y1, edge);
-        fill(img, x1 - px, y0, x1, y1, edge);
-        fill(img, x0, y0, x1, y0 + py, edge);
+        rect(img, x0, y0, x0 + px, y1, edge);
+        rect(img, x1 - px, y0, x1, y1, edge);
+        rect(img, x0, y0, x1, y0 + py, edge);
     }
-}
-
-fn fill(img: &mut RgbImage, x0: f64, y0: f64, x1: f64, y1: f64, c: [u8; 3]) {
-    let (w, h) = (f64::from(img.width()), f64::from(img.height()));
-    let px = |v: f64, m: f64| (v * m).round().clamp(0.0, m) as u32;
-    for y in px(y0, h)..px(y1, h) {
-        for x in px(x0, w)..px(x1, w) {
-            img.put_pixel(x, y, Rgb(c));
-        }
-    }
-}
-
-fn shade(c: [u8; 3], k: f64) -> [u8; 3] {
-    c.map(|v| (f64::from(v) * k).round().clamp(0.0, 255.0) as u8)
 }
 
 const PAVEMENT: [u8; 3] = [150, 148, 142];
@@ -141,13 +129,13 @@ fn inside_out(width: u32, height: u32) -> RgbImage {
     }
     for k in 0..8 {
         let u = 0.04 + f64::from(k) * 0.13;
-        fill(&mut img, u, 0.035, u + 0.05, 0.045, [200, 200, 190]);
+        rect(&mut img, u, 0.035, u + 0.05, 0.045, [200, 200, 190]);
     }
     for v in [0.17, 0.25, 0.33] {
-        fill(&mut img, 0.0, v, 1.0, v + 0.003, PAVING_JOINT);
+        rect(&mut img, 0.0, v, 1.0, v + 0.003, PAVING_JOINT);
     }
     for v in [0.5, 0.62, 0.78, 0.96] {
-        fill(&mut img, 0.0, v, 1.0, v + 0.004, TILE_JOINT);
+        rect(&mut img, 0.0, v, 1.0, v + 0.004, TILE_JOINT);
     }
     for k in 0..9 {
         // Tile joints fanning out toward the camera.
@@ -155,11 +143,11 @@ fn inside_out(width: u32, height: u32) -> RgbImage {
         for y in (0.415 * fh) as u32..height {
             let v = f64::from(y) / fh;
             let x = 0.5 + (top - 0.5) * (1.0 + 1.2 * (v - 0.415));
-            fill(&mut img, x, v, x + 0.002, v + 1.0 / fh, TILE_JOINT);
+            rect(&mut img, x, v, x + 0.002, v + 1.0 / fh, TILE_JOINT);
         }
     }
     // A doormat just inside.
-    fill(&mut img, 0.38, 0.43, 0.62, 0.5, [96, 80, 70]);
+    rect(&mut img, 0.38, 0.43, 0.62, 0.5, [96, 80, 70]);
     img
 }
 
@@ -183,16 +171,16 @@ fn top_down(width: u32, height: u32) -> RgbImage {
     }
     for k in 0..10 {
         let u = f64::from(k) * 0.1;
-        fill(&mut img, u, 0.0, u + 0.003, 0.44, PAVING_JOINT);
-        fill(&mut img, u + 0.05, 0.56, u + 0.052, 1.0, TILE_JOINT);
+        rect(&mut img, u, 0.0, u + 0.003, 0.44, PAVING_JOINT);
+        rect(&mut img, u + 0.05, 0.56, u + 0.052, 1.0, TILE_JOINT);
     }
     for v in [0.1, 0.22, 0.34, 0.66, 0.78, 0.9] {
         let c = if v < 0.5 { PAVING_JOINT } else { TILE_JOINT };
-        fill(&mut img, 0.0, v, 1.0, v + 0.004, c);
+        rect(&mut img, 0.0, v, 1.0, v + 0.004, c);
     }
     // Door posts at the ends of the mat.
-    fill(&mut img, 0.02, 0.44, 0.06, 0.56, [60, 60, 66]);
-    fill(&mut img, 0.94, 0.44, 0.98, 0.56, [60, 60, 66]);
+    rect(&mut img, 0.02, 0.44, 0.06, 0.56, [60, 60, 66]);
+    rect(&mut img, 0.94, 0.44, 0.98, 0.56, [60, 60, 66]);
     img
 }
 
@@ -222,12 +210,12 @@ fn side(width: u32, height: u32) -> RgbImage {
         }
     }
     for v in [0.3, 0.45, 0.63, 0.85] {
-        fill(&mut img, 0.0, v, 0.485, v + 0.004, PAVING_JOINT);
-        fill(&mut img, 0.515, v, 1.0, v + 0.004, TILE_JOINT);
+        rect(&mut img, 0.0, v, 0.485, v + 0.004, PAVING_JOINT);
+        rect(&mut img, 0.515, v, 1.0, v + 0.004, TILE_JOINT);
     }
     // The shop front: window frame on the street side, a shelf inside.
-    fill(&mut img, 0.47, 0.0, 0.53, 0.2, [60, 60, 66]);
-    fill(&mut img, 0.0, 0.19, 0.49, 0.205, [70, 70, 74]);
-    fill(&mut img, 0.8, 0.02, 0.97, 0.19, [120, 112, 100]);
+    rect(&mut img, 0.47, 0.0, 0.53, 0.2, [60, 60, 66]);
+    rect(&mut img, 0.0, 0.19, 0.49, 0.205, [70, 70, 74]);
+    rect(&mut img, 0.8, 0.02, 0.97, 0.19, [120, 112, 100]);
     img
 }
