@@ -348,14 +348,7 @@ pub fn shift(img: &RgbImage, dx: i32, dy: i32) -> RgbImage {
 mod tests {
     use super::*;
 
-    fn keys(pts: &[(f64, f64, f64)]) -> Vec<Key> {
-        pts.iter()
-            .map(|&(x, y, t)| Key {
-                t,
-                p: Point::new(x, y),
-            })
-            .collect()
-    }
+    use crate::scenario::keys_of as keys;
 
     #[test]
     fn light_keys_are_interpolated_and_held() {

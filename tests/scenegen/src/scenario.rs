@@ -193,6 +193,17 @@ pub fn position(keys: &[Key], t: f64) -> Option<Point> {
     Some(last.p)
 }
 
+/// Timed keys from `(x, y, t)` triples, for tests.
+#[cfg(test)]
+pub(crate) fn keys_of(pts: &[(f64, f64, f64)]) -> Vec<Key> {
+    pts.iter()
+        .map(|&(x, y, t)| Key {
+            t,
+            p: Point::new(x, y),
+        })
+        .collect()
+}
+
 /// Which side of a line (walking from its first point to its last) is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

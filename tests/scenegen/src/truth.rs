@@ -500,14 +500,7 @@ fn funnel(
 mod tests {
     use super::*;
 
-    fn keys(pts: &[(f64, f64, f64)]) -> Vec<Key> {
-        pts.iter()
-            .map(|&(x, y, t)| Key {
-                t,
-                p: Point::new(x, y),
-            })
-            .collect()
-    }
+    use crate::scenario::keys_of as keys;
 
     const DOOR: [Point; 2] = [Point::new(0.15, 0.55), Point::new(0.85, 0.55)];
 

@@ -390,14 +390,7 @@ pub fn compute(s: &ShelfScenario, crops: &[Crop]) -> Result<ShelfTruth, String> 
 mod tests {
     use super::*;
 
-    fn keys(pts: &[(f64, f64, f64)]) -> Vec<Key> {
-        pts.iter()
-            .map(|&(x, y, t)| Key {
-                t,
-                p: Point::new(x, y),
-            })
-            .collect()
-    }
+    use crate::scenario::keys_of as keys;
 
     const SQUARE: [Point; 4] = [
         Point::new(0.2, 0.6),
