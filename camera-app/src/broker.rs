@@ -21,6 +21,17 @@ pub enum BrokerError {
 /// Start a broker on 127.0.0.1 (`port` 0 picks a free one) and wait until
 /// it accepts connections. It runs until the process ends.
 pub fn start(port: u16, max_payload: usize) -> Result<SocketAddr, BrokerError> {
+    start_with_users(port, max_payload, None)
+}
+
+/// As [`start`], accepting only the given user names and passwords when
+/// `users` is set (what a store's broker does; the tests of the
+/// installer's tool check how a wrong password is reported).
+pub fn start_with_users(
+    port: u16,
+    max_payload: usize,
+    users: Option<HashMap<String, String>>,
+) -> Result<SocketAddr, BrokerError> {
     let addr = if port == 0 {
         // rumqttd cannot report the port it bound, so find a free one.
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(BrokerError::Port)?;
@@ -37,7 +48,7 @@ pub fn start(port: u16, max_payload: usize) -> Result<SocketAddr, BrokerError> {
             connection_timeout_ms: 60_000,
             max_payload_size: max_payload,
             max_inflight_count: 500,
-            auth: None,
+            auth: users,
             external_auth: None,
             dynamic_filters: true,
         },

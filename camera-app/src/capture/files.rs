@@ -31,6 +31,11 @@ pub struct FilesConfig {
     /// Start again from the first file at the end (times keep increasing).
     #[serde(default)]
     pub repeat: bool,
+    /// Deliver frames at `fps` of wall-clock time, stamped with the clock
+    /// (`start_us` is then unused): a recording played as if it were live,
+    /// for a broker and an installer's tools watching it.
+    #[serde(default)]
+    pub realtime: bool,
 }
 
 fn default_fps() -> f64 {
@@ -51,6 +56,7 @@ impl FilesConfig {
             fps: default_fps(),
             start_us: DEFAULT_START_US,
             repeat: false,
+            realtime: false,
         }
     }
 }
@@ -82,6 +88,8 @@ pub struct FileSource {
     next: usize,
     /// Frames issued or skipped so far, over all passes: the frame clock.
     index: u64,
+    /// When the first frame was delivered, with `realtime`.
+    started: Option<std::time::Instant>,
     stats: SourceStats,
 }
 
@@ -135,18 +143,36 @@ impl FileSource {
             items,
             next: 0,
             index: 0,
+            started: None,
             stats: SourceStats::default(),
         })
     }
 
-    fn timestamp(&self, index: u64) -> Timestamp {
+    /// The frame clock's time of frame `index`; with `realtime`, waits for
+    /// it and reads the wall clock.
+    fn timestamp(&mut self, index: u64) -> Timestamp {
         let offset = Duration::from_secs_f64(index as f64 / self.config.fps);
-        Timestamp(self.config.start_us).plus(offset)
+        if !self.config.realtime {
+            return Timestamp(self.config.start_us).plus(offset);
+        }
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        if let Some(wait) = (started + offset).checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        Timestamp(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
+        )
     }
 
     /// Read item `i`: a frame, or why it is skipped.
-    fn read_item(&self, i: usize, seq: u64) -> Result<Frame, (String, String)> {
-        let timestamp = self.timestamp(seq);
+    fn read_item(
+        &self,
+        i: usize,
+        seq: u64,
+        timestamp: Timestamp,
+    ) -> Result<Frame, (String, String)> {
         match &self.items {
             Items::Images(files) => {
                 let p = &files[i];
@@ -196,7 +222,8 @@ impl FrameSource for FileSource {
             let (i, seq) = (self.next, self.index);
             self.next += 1;
             self.index += 1;
-            match self.read_item(i, seq) {
+            let timestamp = self.timestamp(seq);
+            match self.read_item(i, seq, timestamp) {
                 Ok(frame) => {
                     self.stats.delivered += 1;
                     return Ok(Some(frame));
@@ -436,6 +463,34 @@ mod tests {
         assert_eq!(seqs, vec![0, 2]);
         assert_eq!(src.stats().skipped, 1);
         assert_eq!(src.stats().delivered, 2);
+    }
+
+    /// Played as if live: frames no faster than `fps`, stamped with the
+    /// wall clock, not with `start_us`.
+    #[test]
+    fn realtime_paces_frames_and_stamps_them_with_the_clock() {
+        let dir = tempfile::tempdir().expect("tmp");
+        fs::write(dir.path().join("0.jpg"), jpeg(8, 8, 1)).expect("write");
+        let mut cfg = FilesConfig::new(dir.path());
+        cfg.fps = 20.0;
+        cfg.repeat = true;
+        cfg.realtime = true;
+        let wall = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_micros() as u64
+        };
+        let before = wall();
+        let mut src = FileSource::open(cfg).expect("open");
+        let times: Vec<u64> = (0..4)
+            .map(|_| src.next_frame().expect("ok").expect("frame").timestamp.0)
+            .collect();
+        assert!(times[0] >= before && times[3] <= wall(), "{times:?}");
+        for w in times.windows(2) {
+            // 50 ms apart at 20 fps (sleeps never end early).
+            assert!(w[1] - w[0] >= 45_000, "{times:?}");
+        }
     }
 
     #[test]
