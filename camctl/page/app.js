@@ -407,8 +407,14 @@ function draw() {
     const g = el("g", { class: "problem-marker", "data-problem": k }, svg);
     const [x, y] = px(p.at);
     el("circle", { cx: x, cy: y, r: 7 * unit }, g);
-    const t = el("text", { x: Math.min(x + 10 * unit, state.size[0] * 0.55), y: y - 10 * unit, "font-size": 13 * unit }, g);
-    t.textContent = p.message;
+    // The camera's message, broken at its colons so that it stays on the
+    // view; on the side of the marker with more room.
+    const left = x > state.size[0] / 2;
+    const t = el("text", { x: left ? x - 12 * unit : x + 12 * unit, y: y - 4 * unit, "font-size": 13 * unit, "text-anchor": left ? "end" : "start" }, g);
+    p.message.split(/(?<=: )/).forEach((part, i) => {
+      const span = el("tspan", { x: left ? x - 12 * unit : x + 12 * unit, dy: i === 0 ? 0 : 15 * unit }, t);
+      span.textContent = part;
+    });
   });
 }
 
@@ -514,6 +520,10 @@ function drawChart() {
     );
   });
   el("line", { x1: 5, x2: 595, y1: 110, y2: 110, stroke: "#999" }, svg);
+  if (bins.length === 0) {
+    const t = el("text", { x: 300, y: 60, "text-anchor": "middle", fill: "#777", "font-size": 14 }, svg);
+    t.textContent = "No bin closed yet today: bins close every bin_minutes.";
+  }
 }
 
 async function shelfReference() {

@@ -2,6 +2,7 @@
 //! them, read and apply a configuration, take a snapshot, follow their
 //! records. Shared by the command line and the web configurator.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::QoS;
@@ -50,6 +51,10 @@ const RETAINED_GRACE: Duration = Duration::from_millis(300);
 pub struct Store {
     pub session: Session,
     pub layout: Layout,
+    /// The cameras' status and health kept up to date, once
+    /// [`keep_fleet`](Self::keep_fleet) started it (a long-lived session:
+    /// `camctl serve`).
+    live_fleet: Option<Arc<Mutex<Fleet>>>,
 }
 
 /// A configuration applied, as the camera answered it.
@@ -66,7 +71,49 @@ pub struct Applied {
 
 impl Store {
     pub fn new(session: Session, layout: Layout) -> Self {
-        Self { session, layout }
+        Self {
+            session,
+            layout,
+            live_fleet: None,
+        }
+    }
+
+    /// Follow every camera's status and health from now on, for
+    /// [`fleet`](Self::fleet) and [`online`](Self::online).
+    pub async fn keep_fleet(&mut self) -> Result<(), CommandError> {
+        let fleet = Arc::new(Mutex::new(Fleet::new(self.layout.clone())));
+        let mut rx = self.session.incoming();
+        self.session
+            .subscribe(&self.layout.every_camera("status"))
+            .await?;
+        self.session
+            .subscribe(&self.layout.every_camera("health"))
+            .await?;
+        let kept = Arc::clone(&fleet);
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(Incoming::Message(m)) => {
+                        if let Ok(mut f) = kept.lock() {
+                            f.on_message(&m.topic, &m.payload);
+                        }
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+        self.live_fleet = Some(fleet);
+        Ok(())
+    }
+
+    /// The cameras as last heard of, when [`keep_fleet`](Self::keep_fleet)
+    /// runs.
+    pub fn fleet(&self) -> Vec<CameraSummary> {
+        self.live_fleet
+            .as_ref()
+            .and_then(|f| f.lock().ok().map(|f| f.cameras()))
+            .unwrap_or_default()
     }
 
     /// Every camera of the store with a retained status, and the health of
@@ -92,15 +139,24 @@ impl Store {
 
     /// One camera's status, which must say online.
     pub async fn online(&self, camera: &str) -> Result<CameraSummary, CommandError> {
-        let mut rx = self
-            .session
-            .subscribe_and_wait(&self.layout.every_camera("status"), Duration::from_secs(5))
-            .await?;
-        let mut fleet = Fleet::new(self.layout.clone());
-        let deadline = Instant::now() + RETAINED_GRACE;
-        while let Some(m) = next_message(&mut rx, deadline).await {
-            fleet.on_message(&m.topic, &m.payload);
-        }
+        let fleet = match &self.live_fleet {
+            Some(kept) => kept
+                .lock()
+                .map(|f| f.clone())
+                .unwrap_or_else(|_| Fleet::new(self.layout.clone())),
+            None => {
+                let mut rx = self
+                    .session
+                    .subscribe_and_wait(&self.layout.every_camera("status"), Duration::from_secs(5))
+                    .await?;
+                let mut fleet = Fleet::new(self.layout.clone());
+                let deadline = Instant::now() + RETAINED_GRACE;
+                while let Some(m) = next_message(&mut rx, deadline).await {
+                    fleet.on_message(&m.topic, &m.payload);
+                }
+                fleet
+            }
+        };
         match fleet.get(camera) {
             Some(c) if c.online == Some(true) => Ok(c.clone()),
             Some(_) => Err(CommandError::Offline {
@@ -124,6 +180,17 @@ impl Store {
     /// The configuration in force (the camera's retained `config/state`).
     pub async fn config(&self, camera: &str) -> Result<Value, CommandError> {
         let topic = self.layout.topic(camera, "config/state");
+        if self.session.is_subscribed(&topic) {
+            // Followed already: the broker will not send it again.
+            return self
+                .session
+                .last(&topic)
+                .and_then(|m| serde_json::from_slice::<Value>(&m.payload).ok())
+                .ok_or_else(|| CommandError::NoConfigState {
+                    camera: camera.to_string(),
+                    topic,
+                });
+        }
         let mut rx = self
             .session
             .subscribe_and_wait(&topic, Duration::from_secs(5))

@@ -32,7 +32,7 @@ pub struct CameraSummary {
     pub health_time_us: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Camera {
     summary: CameraSummary,
     /// (camera time µs, frames processed) of the latest health report.
@@ -40,7 +40,7 @@ struct Camera {
 }
 
 /// Every camera heard of.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Fleet {
     layout: Layout,
     cameras: BTreeMap<CameraRef, Camera>,

@@ -24,7 +24,6 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::audit::{self, Kind, Settings, Tap};
 use crate::commands::{CommandError, Recording, Store};
 use crate::configure;
-use crate::fleet::Fleet;
 use crate::session::Incoming;
 
 /// Why the configurator did not start.
@@ -50,7 +49,6 @@ const STYLE: &str = include_str!("../page/style.css");
 
 struct App {
     store: Store,
-    fleet: Mutex<Fleet>,
     audits: Mutex<HashMap<String, LiveAudit>>,
 }
 
@@ -76,37 +74,12 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeErro
 }
 
 /// Serve the configurator until the process ends.
-pub async fn serve(store: Store, listener: tokio::net::TcpListener) -> Result<(), ServeError> {
+pub async fn serve(mut store: Store, listener: tokio::net::TcpListener) -> Result<(), ServeError> {
     // The cameras' status and health, kept up to date for the list.
-    let mut rx = store.session.incoming();
-    store
-        .session
-        .subscribe(&store.layout.every_camera("status"))
-        .await
-        .map_err(CommandError::from)?;
-    store
-        .session
-        .subscribe(&store.layout.every_camera("health"))
-        .await
-        .map_err(CommandError::from)?;
+    store.keep_fleet().await?;
     let app = Arc::new(App {
-        fleet: Mutex::new(Fleet::new(store.layout.clone())),
         store,
         audits: Mutex::new(HashMap::new()),
-    });
-    let watcher = Arc::clone(&app);
-    tokio::spawn(async move {
-        loop {
-            match rx.recv().await {
-                Ok(Incoming::Message(m)) => {
-                    if let Ok(mut f) = watcher.fleet.lock() {
-                        f.on_message(&m.topic, &m.payload);
-                    }
-                }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => break,
-            }
-        }
     });
     let router = Router::new()
         .route(
@@ -175,8 +148,7 @@ async fn info(State(app): Shared) -> Json<Value> {
 }
 
 async fn cameras(State(app): Shared) -> Json<Value> {
-    let list = app.fleet.lock().map(|f| f.cameras()).unwrap_or_default();
-    Json(json!(list))
+    Json(json!(app.store.fleet()))
 }
 
 async fn config(State(app): Shared, Path(id): Path<String>) -> Response {

@@ -3,6 +3,7 @@
 //! every incoming message handed to whoever listens. The only place camctl
 //! does network I/O with the broker.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -93,8 +94,15 @@ pub struct Session {
     tx: broadcast::Sender<Incoming>,
     broker: String,
     filters: Arc<Mutex<Vec<String>>>,
+    /// The last message of each topic (small ones, no images): a broker
+    /// sends retained messages only on the first subscription to a
+    /// filter, so a second reader of the same state looks here.
+    last: Arc<Mutex<HashMap<String, Message>>>,
     poller: tokio::task::JoinHandle<()>,
 }
+
+/// Larger messages (snapshots) are not kept in [`Session::last`].
+const LAST_MAX_BYTES: usize = 64 * 1024;
 
 impl Session {
     /// Connect and wait for the broker's CONNACK.
@@ -126,17 +134,20 @@ impl Session {
         }
         let (tx, _) = broadcast::channel(4096);
         let filters = Arc::new(Mutex::new(Vec::<String>::new()));
+        let last = Arc::new(Mutex::new(HashMap::new()));
         let poller = tokio::spawn(poll(
             eventloop,
             client.clone(),
             tx.clone(),
             Arc::clone(&filters),
+            Arc::clone(&last),
         ));
         Ok(Self {
             client,
             tx,
             broker,
             filters,
+            last,
             poller,
         })
     }
@@ -148,6 +159,18 @@ impl Session {
     /// Everything that arrives from now on.
     pub fn incoming(&self) -> broadcast::Receiver<Incoming> {
         self.tx.subscribe()
+    }
+
+    /// Whether `filter` was subscribed to before (exactly).
+    pub fn is_subscribed(&self, filter: &str) -> bool {
+        self.filters
+            .lock()
+            .is_ok_and(|f| f.iter().any(|x| x == filter))
+    }
+
+    /// The last message on `topic` since it was subscribed to.
+    pub fn last(&self, topic: &str) -> Option<Message> {
+        self.last.lock().ok().and_then(|l| l.get(topic).cloned())
     }
 
     /// Subscribe (QoS 1); renewed after a reconnection.
@@ -280,16 +303,24 @@ async fn poll(
     client: AsyncClient,
     tx: broadcast::Sender<Incoming>,
     filters: Arc<Mutex<Vec<String>>>,
+    last: Arc<Mutex<HashMap<String, Message>>>,
 ) {
     let mut lost = false;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let _ = tx.send(Incoming::Message(Message {
+                let m = Message {
                     topic: p.topic,
                     payload: p.payload.to_vec(),
                     retained: p.retain,
-                }));
+                };
+                if m.payload.len() <= LAST_MAX_BYTES
+                    && !m.topic.ends_with("/snapshot")
+                    && let Ok(mut l) = last.lock()
+                {
+                    l.insert(m.topic.clone(), m.clone());
+                }
+                let _ = tx.send(Incoming::Message(m));
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 let _ = tx.send(Incoming::Subscribed);

@@ -1,0 +1,464 @@
+//! The web configurator in a real headless Chromium (Debian's `chromium`
+//! and `chromedriver`, started here), against a real broker and a real
+//! camera-app playing a door scene: the camera is listed, its snapshot
+//! shows the scene with the people pixelated, a line and a zone are drawn
+//! with mouse events, a zone that crosses itself shows the camera's own
+//! message where its edges cross, the fixed drawing is applied and runs,
+//! crossings appear, and the page fits a phone. Screenshots of each step
+//! go to `<target>/screenshots/camctl/` (look at them).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::BufRead as _;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Camera, camctl, shared_dir};
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// Kills a helper process when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tool(env: &str, path: &str) -> PathBuf {
+    let p = std::env::var_os(env).map_or_else(|| PathBuf::from(path), PathBuf::from);
+    assert!(
+        p.is_file(),
+        "{} not found: install Debian's chromium and chromium-driver \
+         (apt-get install chromium chromium-driver; .ci/run does), or set {env}",
+        p.display()
+    );
+    p
+}
+
+fn screenshots_dir() -> PathBuf {
+    // Under the target directory CI keeps: $CARGO_TARGET_DIR, or the one
+    // this test binary was built in (target/<profile>/deps/<test>).
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || {
+            let exe = std::env::current_exe().unwrap();
+            exe.ancestors().nth(3).unwrap().to_path_buf()
+        },
+        PathBuf::from,
+    );
+    let dir = target.join("screenshots/camctl");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The scene of the CLI tests with one more person standing still beside
+/// the door the whole time, so that a snapshot surely has someone to
+/// pixelate, at a place the truth gives.
+fn scene_with_a_bystander(dir: &Path) -> (scenegen::Truth, PathBuf) {
+    let src = scenegen::scenarios_dir().join("sequential_in_out.toml");
+    let mut text = std::fs::read_to_string(&src).unwrap();
+    text.push_str(
+        "\n[[people]]\nsprite = 5\npath = [\n  { x = 0.86, y = 0.78, t = 0.0 },\n  { x = 0.86, y = 0.78, t = 19.0 },\n]\n",
+    );
+    let scenario = scenegen::Scenario::parse("browser", &text, &src).unwrap();
+    let truth = scenegen::render(&scenario, &shared_dir().join("images"), dir).unwrap();
+    (truth, dir.join("frames"))
+}
+
+/// Mean squared difference of horizontal and vertical neighbours in a box.
+fn hf_energy(img: &image::RgbImage, b: [u32; 4]) -> f64 {
+    let (mut sum, mut n) = (0.0, 0.0);
+    for y in b[1]..b[3] - 1 {
+        for x in b[0]..b[2] - 1 {
+            let p = img.get_pixel(x, y);
+            for q in [img.get_pixel(x + 1, y), img.get_pixel(x, y + 1)] {
+                for c in 0..3 {
+                    let d = f64::from(p[c]) - f64::from(q[c]);
+                    sum += d * d;
+                    n += 1.0;
+                }
+            }
+        }
+    }
+    sum / n
+}
+
+struct Page {
+    c: Client,
+    shots: PathBuf,
+    step: u32,
+}
+
+impl Page {
+    async fn js(&self, script: &str) -> Value {
+        self.c.execute(script, vec![]).await.unwrap()
+    }
+
+    /// Wait until `script` returns true.
+    async fn until(&self, what: &str, limit: Duration, script: &str) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.js(script).await == Value::Bool(true) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let body = self.js("return document.body.innerText").await;
+                self.shot("timeout").await;
+                panic!(
+                    "{what}: not after {limit:?}; the page says:\n{}",
+                    body.as_str().unwrap_or("")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn shot(&self, name: &str) -> PathBuf {
+        let png = self.c.screenshot().await.unwrap();
+        let path = self.shots.join(format!("{:02}-{name}.png", self.step));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Scroll `css` into view and keep a screenshot of the step.
+    async fn step_at(&mut self, name: &str, css: &str) {
+        self.js(&format!(
+            "document.querySelector(\"{css}\").scrollIntoView({{block: 'center'}})"
+        ))
+        .await;
+        self.step(name).await;
+    }
+
+    async fn step(&mut self, name: &str) {
+        self.step += 1;
+        self.shot(name).await;
+    }
+
+    async fn click(&self, css: &str) {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Mouse events at points of the drawing (0..1 of the view): a press
+    /// and release at each.
+    async fn taps_on_view(&self, points: &[[f64; 2]]) {
+        let view = self.c.find(Locator::Css("#overlay")).await.unwrap();
+        let (_, _, w, h) = view.rectangle().await.unwrap();
+        let mut m = MouseActions::new("mouse".into());
+        for p in points {
+            m = m
+                .then(PointerAction::MoveToElement {
+                    element: view.clone(),
+                    duration: Some(Duration::from_millis(50)),
+                    x: (p[0] - 0.5) * w,
+                    y: (p[1] - 0.5) * h,
+                })
+                .then(PointerAction::Down {
+                    button: MOUSE_BUTTON_LEFT,
+                })
+                .then(PointerAction::Up {
+                    button: MOUSE_BUTTON_LEFT,
+                })
+                .pause(Duration::from_millis(80));
+        }
+        self.c.perform_actions(m).await.unwrap();
+    }
+
+    /// Drag from one point of the view to another.
+    async fn drag_on_view(&self, from: [f64; 2], to: [f64; 2]) {
+        let view = self.c.find(Locator::Css("#overlay")).await.unwrap();
+        let (_, _, w, h) = view.rectangle().await.unwrap();
+        let at = |p: [f64; 2]| PointerAction::MoveToElement {
+            element: view.clone(),
+            duration: Some(Duration::from_millis(150)),
+            x: (p[0] - 0.5) * w,
+            y: (p[1] - 0.5) * h,
+        };
+        let m = MouseActions::new("mouse".into())
+            .then(at(from))
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(at([(from[0] + to[0]) / 2.0, (from[1] + to[1]) / 2.0]))
+            .then(at(to))
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.c.perform_actions(m).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
+    let chromium = tool("CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let shots = screenshots_dir();
+    for old in std::fs::read_dir(&shots).unwrap().flatten() {
+        let _ = std::fs::remove_file(old.path());
+    }
+
+    // A camera counting nothing yet: no lines, no zones.
+    let scene_dir = tempfile::tempdir().unwrap();
+    let (truth, _) = scene_with_a_bystander(scene_dir.path());
+    let scene = common::Scene {
+        dir: scene_dir,
+        truth,
+        analytics: String::new(),
+    };
+    let cam = Camera::start(&scene, "version = 1\nbin_minutes = 1\n", true, true);
+    cam.wait_until_counting(Duration::from_secs(90));
+
+    // camctl serve on a free loopback port, read from its first line.
+    let mut serve = camctl()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _serve = Killed(serve);
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+
+    let port = free_port();
+    let driver = Killed(
+        Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                     format!("--user-data-dir={}", profile.path().display())],
+        }),
+    );
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut page = Page { c, shots, step: 0 };
+    page.c.goto(&url).await.unwrap();
+
+    // 1. The camera is listed, online.
+    let item = format!("#camera-list li[data-camera='{}']", cam.id);
+    page.until(
+        "the camera listed online",
+        Duration::from_secs(20),
+        &format!("const li = document.querySelector(\"{item}\"); return !!li && li.classList.contains('online') && li.innerText.includes('fps')"),
+    )
+    .await;
+    page.step("camera-listed").await;
+
+    // 2. Its snapshot: the scene, the bystander pixelated.
+    page.click(&item).await;
+    page.until("the workspace", Duration::from_secs(10), "return !document.querySelector('#workspace').hidden && document.querySelector('#running-version').textContent === '1'").await;
+    page.click("#snapshot").await;
+    page.until("the snapshot", Duration::from_secs(20), "const i = document.querySelector('#snap'); return !!i.getAttribute('src') && i.complete && i.naturalWidth > 0").await;
+    page.step("snapshot").await;
+    let bytes = page
+        .c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.querySelector('#snap').src).then(r => r.arrayBuffer())
+               .then(b => done(Array.from(new Uint8Array(b))));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let jpeg: Vec<u8> = bytes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
+    let shot = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(
+        (shot.width(), shot.height()),
+        (scene.truth.width, scene.truth.height)
+    );
+    let bystander = scene.truth.people.len() as u32 - 1;
+    let b = scene.truth.frames_people[0]
+        .iter()
+        .find(|p| p.id == bystander)
+        .unwrap()
+        .bbox;
+    // The middle of the bystander's box, clear of its outline.
+    let (bw, bh) = (b[2] - b[0], b[3] - b[1]);
+    let inner = [
+        b[0] + bw * 0.25,
+        b[1] + bh * 0.2,
+        b[2] - bw * 0.25,
+        b[3] - bh * 0.2,
+    ]
+    .map(|v| v as u32);
+    let frame0 = image::open(
+        scene
+            .dir
+            .path()
+            .join("frames")
+            .join(first_frame_name(scene.dir.path())),
+    )
+    .unwrap()
+    .to_rgb8();
+    let (before, after) = (hf_energy(&frame0, inner), hf_energy(&shot, inner));
+    println!("bystander's detail in the snapshot: {before:.1} -> {after:.1}");
+    assert!(
+        after < 0.35 * before,
+        "the bystander is not pixelated: {before:.1} -> {after:.1}"
+    );
+
+    // 3. A line drawn with two clicks, then a zone whose edges cross.
+    page.click("button[data-tool='line']").await;
+    page.taps_on_view(&[[0.15, 0.55], [0.85, 0.55]]).await;
+    page.until(
+        "the line",
+        Duration::from_secs(5),
+        "return document.querySelectorAll('#overlay polyline.line').length === 1",
+    )
+    .await;
+    page.click("button[data-tool='zone']").await;
+    // A bow tie: (0.2,0.1) (0.5,0.4) (0.5,0.1) (0.2,0.4), closed on the
+    // first corner; edges 0 and 2 cross at (0.35, 0.25).
+    page.taps_on_view(&[[0.2, 0.1], [0.5, 0.4], [0.5, 0.1], [0.2, 0.4], [0.2, 0.1]])
+        .await;
+    page.until(
+        "the camera's message for the zone",
+        Duration::from_secs(10),
+        "return [...document.querySelectorAll('#problems li')].some(li => li.textContent.includes('zones[0].polygon: edges 0 and 2 cross'))",
+    )
+    .await;
+    let marker = page
+        .js("const c = document.querySelector('.problem-marker circle'); const t = document.querySelector('.problem-marker text');
+             const vb = document.querySelector('#overlay').viewBox.baseVal;
+             return {x: c.cx.baseVal.value / vb.width, y: c.cy.baseVal.value / vb.height, text: t.textContent,
+                     apply: document.querySelector('#apply').disabled}")
+        .await;
+    println!("problem marker: {marker}");
+    assert!(
+        (marker["x"].as_f64().unwrap() - 0.35).abs() < 0.02,
+        "{marker}"
+    );
+    assert!(
+        (marker["y"].as_f64().unwrap() - 0.25).abs() < 0.02,
+        "{marker}"
+    );
+    assert!(
+        marker["text"]
+            .as_str()
+            .unwrap()
+            .contains("edges 0 and 2 cross"),
+        "{marker}"
+    );
+    assert_eq!(
+        marker["apply"], true,
+        "Apply is off while the camera would refuse it"
+    );
+    page.step("zone-crosses-itself").await;
+
+    // 4. Fixed by dragging corners: the second and third swap places
+    // (through a spare spot), which makes the bow tie a rectangle.
+    page.drag_on_view([0.5, 0.4], [0.6, 0.25]).await;
+    page.drag_on_view([0.5, 0.1], [0.5, 0.4]).await;
+    page.drag_on_view([0.6, 0.25], [0.5, 0.1]).await;
+    page.until(
+        "no problem left",
+        Duration::from_secs(10),
+        "return document.querySelectorAll('#problems li').length === 0 && !document.querySelector('#apply').disabled",
+    )
+    .await;
+    page.step("fixed").await;
+
+    // 5. Applied: the camera answers and runs version 2.
+    page.click("#apply").await;
+    page.until(
+        "the camera running version 2",
+        Duration::from_secs(30),
+        "return document.querySelector('#result').textContent.includes('accepted version 2 and runs it') && document.querySelector('#running-version').textContent === '2'",
+    )
+    .await;
+    page.step("applied").await;
+
+    // 6. Crossings of the new line arrive (four every 19 s of the scene).
+    page.until(
+        "crossings on the page",
+        Duration::from_secs(60),
+        "return [...document.querySelectorAll('#crossings li')].some(li => li.textContent.includes('in · line-1'))",
+    )
+    .await;
+    page.step_at("crossings", "#live").await;
+
+    // 7. At a phone's width: no sideways scrolling, the tools in reach.
+    page.c.set_window_size(390, 844).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fit = page
+        .js(
+            "return {scroll: document.documentElement.scrollWidth, width: window.innerWidth,
+                     view: document.querySelector('#view').getBoundingClientRect().width}",
+        )
+        .await;
+    println!("at phone width: {fit}");
+    assert!(
+        fit["scroll"].as_f64().unwrap() <= fit["width"].as_f64().unwrap() + 1.0,
+        "{fit}"
+    );
+    assert!(fit["view"].as_f64().unwrap() > 300.0, "{fit}");
+    page.step("phone").await;
+
+    page.c.close().await.unwrap();
+    drop(driver);
+    println!("screenshots in {}", page.shots.display());
+}
+
+fn first_frame_name(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("frames"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names.remove(0)
+}
