@@ -465,8 +465,9 @@ pub fn audit(
     }
 }
 
+/// 1 − errors / truth, and 0 rather than below (more errors than people).
 fn accuracy(truth: usize, errors: usize) -> Option<f64> {
-    (truth > 0).then(|| 1.0 - errors as f64 / truth as f64)
+    (truth > 0).then(|| (1.0 - errors as f64 / truth as f64).max(0.0))
 }
 
 fn passers(start_us: u64, end_us: u64, taps: &[Tap], counts: &CameraCounts) -> PassersReport {

@@ -432,7 +432,47 @@ async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
     .await;
     page.step_at("crossings", "#live").await;
 
-    // 7. At a phone's width: no sideways scrolling, the tools in reach.
+    // 7. An audit from the page: 9 s (the page asks for minutes), two
+    // taps on In, the report with them.
+    page.js("document.querySelector('#audit-minutes').value = '0.15'")
+        .await;
+    page.click("#audit-start").await;
+    page.until(
+        "the tap buttons",
+        Duration::from_secs(10),
+        "return !document.querySelector(\".tap[data-kind='in']\").disabled",
+    )
+    .await;
+    for _ in 0..2 {
+        page.click(".tap[data-kind='in']").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    page.until(
+        "the tap count",
+        Duration::from_secs(5),
+        "return document.querySelector(\".tap[data-kind='in'] b\").textContent === '2'",
+    )
+    .await;
+    page.until(
+        "the audit's report",
+        Duration::from_secs(30),
+        "return !!document.querySelector('#audit-result .verdict')",
+    )
+    .await;
+    let row = page
+        .js("return [...document.querySelectorAll('#audit-result tr')].map(r => r.innerText)")
+        .await;
+    println!("audit from the page: {row}");
+    assert!(
+        row.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("in\t2\t")),
+        "{row}"
+    );
+    page.step_at("audit", "#audit").await;
+
+    // 8. At a phone's width: no sideways scrolling, the tools in reach.
     page.c.set_window_size(390, 844).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let fit = page

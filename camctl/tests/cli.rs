@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "../../tests/common/tls.rs"]
+mod tls;
 
 use std::io::Write as _;
 use std::process::Stdio;
@@ -522,4 +524,65 @@ fn bad_files_are_refused_with_their_line() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Through TLS with the store's CA and a client certificate, as the
+/// cameras connect; a broker whose certificate another CA signed is
+/// refused, naming the flags to check.
+#[test]
+fn tls_with_the_stores_ca_and_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tls::Ca::new("store CA");
+    let proxy = tls::TlsProxy::start(broker(), &ca.server(&["127.0.0.1", "localhost"]), Some(&ca));
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let (cert, key) = ca.client("installer").write(dir.path(), "installer");
+    let gone = unique("tls");
+    publish(
+        &format!("stores/{STORE}/cameras/{gone}/status"),
+        &format!(r#"{{"state": "online", "camera": "{gone}"}}"#),
+        true,
+    );
+    let out = run(std::process::Command::new(env!("CARGO_BIN_EXE_camctl"))
+        .args([
+            "--broker",
+            &proxy.addr.to_string(),
+            "--store",
+            STORE,
+            "--ca",
+        ])
+        .arg(&ca_file)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["cameras", "--json", "--wait", "0.5"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&gone), "{}", text(&out.stdout));
+    assert!(
+        proxy.client_certs() >= 1,
+        "the client certificate was presented"
+    );
+
+    let other = tls::Ca::new("some other CA").write(dir.path(), "other.pem");
+    let out = run(std::process::Command::new(env!("CARGO_BIN_EXE_camctl"))
+        .args([
+            "--broker",
+            &proxy.addr.to_string(),
+            "--store",
+            STORE,
+            "--ca",
+        ])
+        .arg(&other)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .arg("cameras"));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("TLS with the broker at") && err.contains("--ca"),
+        "{err}"
+    );
+    publish(&format!("stores/{STORE}/cameras/{gone}/status"), "", true);
 }
