@@ -375,24 +375,22 @@ async fn audit_state(State(app): Shared, Path(id): Path<String>) -> Response {
             ));
         }
     }
-    let report = app
-        .audits
-        .lock()
-        .ok()
-        .and_then(|a| a.get(&id).and_then(|a| a.report.clone()));
-    match report {
+    match finished(&app, &id) {
         Some(r) => Json(json!({"state": "done", "report": r})).into_response(),
         None => Json(json!({"state": "finishing"})).into_response(),
     }
 }
 
-async fn audit_html(State(app): Shared, Path(id): Path<String>) -> Response {
-    let report = app
-        .audits
+/// The report of a camera's audit, once its window has passed.
+fn finished(app: &App, id: &str) -> Option<audit::Report> {
+    app.audits
         .lock()
         .ok()
-        .and_then(|a| a.get(&id).and_then(|a| a.report.clone()));
-    match report {
+        .and_then(|a| a.get(id).and_then(|a| a.report.clone()))
+}
+
+async fn audit_html(State(app): Shared, Path(id): Path<String>) -> Response {
+    match finished(&app, &id) {
         Some(r) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),

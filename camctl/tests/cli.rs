@@ -542,20 +542,23 @@ fn tls_with_the_stores_ca_and_a_client_certificate() {
         &format!(r#"{{"state": "online", "camera": "{gone}"}}"#),
         true,
     );
-    let out = run(std::process::Command::new(env!("CARGO_BIN_EXE_camctl"))
-        .args([
+    let through_tls = |ca: &std::path::Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_camctl"));
+        c.args([
             "--broker",
             &proxy.addr.to_string(),
             "--store",
             STORE,
             "--ca",
         ])
-        .arg(&ca_file)
+        .arg(ca)
         .arg("--cert")
         .arg(&cert)
         .arg("--key")
-        .arg(&key)
-        .args(["cameras", "--json", "--wait", "0.5"]));
+        .arg(&key);
+        c
+    };
+    let out = run(through_tls(&ca_file).args(["cameras", "--json", "--wait", "0.5"]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(&gone), "{}", text(&out.stdout));
     assert!(
@@ -564,20 +567,7 @@ fn tls_with_the_stores_ca_and_a_client_certificate() {
     );
 
     let other = tls::Ca::new("some other CA").write(dir.path(), "other.pem");
-    let out = run(std::process::Command::new(env!("CARGO_BIN_EXE_camctl"))
-        .args([
-            "--broker",
-            &proxy.addr.to_string(),
-            "--store",
-            STORE,
-            "--ca",
-        ])
-        .arg(&other)
-        .arg("--cert")
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .arg("cameras"));
+    let out = run(through_tls(&other).arg("cameras"));
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(

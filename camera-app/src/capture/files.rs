@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Frame, FrameSource, PixelFormat, SourceError, SourceStats, Timestamp};
+use super::{Frame, FrameSource, Pacer, PixelFormat, SourceError, SourceStats, Timestamp};
 
 /// Settings of a file source.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -88,8 +88,8 @@ pub struct FileSource {
     next: usize,
     /// Frames issued or skipped so far, over all passes: the frame clock.
     index: u64,
-    /// When the first frame was delivered, with `realtime`.
-    started: Option<std::time::Instant>,
+    /// With `realtime`.
+    pacer: Pacer,
     stats: SourceStats,
 }
 
@@ -143,7 +143,7 @@ impl FileSource {
             items,
             next: 0,
             index: 0,
-            started: None,
+            pacer: Pacer::default(),
             stats: SourceStats::default(),
         })
     }
@@ -155,15 +155,7 @@ impl FileSource {
         if !self.config.realtime {
             return Timestamp(self.config.start_us).plus(offset);
         }
-        let started = *self.started.get_or_insert_with(std::time::Instant::now);
-        if let Some(wait) = (started + offset).checked_duration_since(std::time::Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        Timestamp(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64),
-        )
+        self.pacer.stamp(offset)
     }
 
     /// Read item `i`: a frame, or why it is skipped.

@@ -22,6 +22,25 @@ pub fn now() -> Timestamp {
     Timestamp::from_system_time(std::time::SystemTime::now())
 }
 
+/// Paces a recorded or synthetic source to the wall clock: frame `i` is
+/// handed out no earlier than `i/fps` after the first, stamped with the
+/// time it goes out, as if it were live.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    started: Option<std::time::Instant>,
+}
+
+impl Pacer {
+    /// Wait until `offset` after the first frame, then read the clock.
+    pub fn stamp(&mut self, offset: std::time::Duration) -> Timestamp {
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        if let Some(wait) = (started + offset).checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        now()
+    }
+}
+
 /// Counters every source keeps; the pipeline reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SourceStats {

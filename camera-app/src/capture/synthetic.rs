@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::files::DEFAULT_START_US;
-use super::{Frame, FrameSource, PixelFormat, SourceError, SourceStats, Timestamp};
+use super::{Frame, FrameSource, Pacer, PixelFormat, SourceError, SourceStats, Timestamp};
 
 /// Settings of the synthetic source.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -62,8 +62,8 @@ impl Default for SyntheticConfig {
 #[derive(Debug)]
 pub struct SyntheticSource {
     config: SyntheticConfig,
-    /// Real-time mode: when frame 0 was due.
-    started: Option<std::time::Instant>,
+    /// With `realtime`.
+    pacer: Pacer,
     next: u64,
     rgb: Vec<u8>,
     stats: SourceStats,
@@ -87,7 +87,7 @@ impl SyntheticSource {
         }
         Ok(Self {
             config,
-            started: None,
+            pacer: Pacer::default(),
             next: 0,
             rgb: Vec::new(),
             stats: SourceStats::default(),
@@ -210,15 +210,7 @@ impl FrameSource for SyntheticSource {
         self.stats.delivered += 1;
         let t = Duration::from_secs_f64(i as f64 / self.config.fps);
         let timestamp = if self.config.realtime {
-            let started = *self.started.get_or_insert_with(std::time::Instant::now);
-            if let Some(wait) = (started + t).checked_duration_since(std::time::Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            Timestamp(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros() as u64),
-            )
+            self.pacer.stamp(t)
         } else {
             Timestamp(DEFAULT_START_US).plus(t)
         };
