@@ -110,7 +110,8 @@ pub async fn serve(mut store: Store, listener: tokio::net::TcpListener) -> Resul
         .route("/api/cameras/:id/audit", get(audit_state).post(audit_start))
         .route("/api/cameras/:id/audit/tap", post(audit_tap))
         .route("/api/cameras/:id/audit/report.html", get(audit_html))
-        .with_state(app);
+        .with_state(app)
+        .layer(axum::middleware::from_fn(loopback_host_only));
     axum::serve(listener, router)
         .await
         .map_err(|source| ServeError::Bind {
@@ -120,6 +121,31 @@ pub async fn serve(mut store: Store, listener: tokio::net::TcpListener) -> Resul
 }
 
 type Shared = State<Arc<App>>;
+
+/// Answer only requests addressed to a loopback name: a web page
+/// elsewhere that rebinds its own name to 127.0.0.1 (DNS rebinding) would
+/// otherwise reach the store's cameras through the installer's browser.
+async fn loopback_host_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+        next.run(req).await
+    } else {
+        fail(
+            StatusCode::FORBIDDEN,
+            format!(
+                "camctl serve answers only http://127.0.0.1 or http://localhost, not host {host:?}"
+            ),
+        )
+    }
+}
 
 /// A failure as the page shows it: `{"error": ...}` with a status.
 fn fail(status: StatusCode, msg: impl std::fmt::Display) -> Response {

@@ -576,3 +576,53 @@ fn tls_with_the_stores_ca_and_a_client_certificate() {
     );
     publish(&format!("stores/{STORE}/cameras/{gone}/status"), "", true);
 }
+
+/// The configurator listens on loopback only, and answers only requests
+/// addressed to a loopback name.
+#[test]
+fn serve_stays_on_loopback() {
+    use std::io::{BufRead as _, Read as _};
+    let out = run(camctl().args(["serve", "--listen", "0.0.0.0:0"]));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("listens on loopback only"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut serve = camctl()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let get = |host: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET /api/cameras HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    let ok = get(&addr);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let refused = get("cameras.attacker.example");
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(
+        refused.contains("answers only http://127.0.0.1"),
+        "{refused}"
+    );
+    let _ = serve.kill();
+    let _ = serve.wait();
+}
