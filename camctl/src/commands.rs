@@ -119,22 +119,31 @@ impl Store {
     /// Every camera of the store with a retained status, and the health of
     /// those that report within `wait`.
     pub async fn cameras(&self, wait: Duration) -> Result<Vec<CameraSummary>, CommandError> {
+        Ok(self.listen(wait, true).await?.cameras())
+    }
+
+    /// The cameras' retained status, heard on a fresh subscription, and
+    /// with `health` their health reports within `wait`.
+    async fn listen(&self, wait: Duration, health: bool) -> Result<Fleet, CommandError> {
+        let wait = wait.max(RETAINED_GRACE);
         let mut rx = self
             .session
             .subscribe_and_wait(
                 &self.layout.every_camera("status"),
-                wait.max(RETAINED_GRACE),
+                wait.max(Duration::from_secs(5)),
             )
             .await?;
-        self.session
-            .subscribe(&self.layout.every_camera("health"))
-            .await?;
+        if health {
+            self.session
+                .subscribe(&self.layout.every_camera("health"))
+                .await?;
+        }
         let mut fleet = Fleet::new(self.layout.clone());
-        let deadline = Instant::now() + wait.max(RETAINED_GRACE);
+        let deadline = Instant::now() + wait;
         while let Some(m) = next_message(&mut rx, deadline).await {
             fleet.on_message(&m.topic, &m.payload);
         }
-        Ok(fleet.cameras())
+        Ok(fleet)
     }
 
     /// One camera's status, which must say online.
@@ -144,18 +153,7 @@ impl Store {
                 .lock()
                 .map(|f| f.clone())
                 .unwrap_or_else(|_| Fleet::new(self.layout.clone())),
-            None => {
-                let mut rx = self
-                    .session
-                    .subscribe_and_wait(&self.layout.every_camera("status"), Duration::from_secs(5))
-                    .await?;
-                let mut fleet = Fleet::new(self.layout.clone());
-                let deadline = Instant::now() + RETAINED_GRACE;
-                while let Some(m) = next_message(&mut rx, deadline).await {
-                    fleet.on_message(&m.topic, &m.payload);
-                }
-                fleet
-            }
+            None => self.listen(RETAINED_GRACE, false).await?,
         };
         match fleet.get(camera) {
             Some(c) if c.online == Some(true) => Ok(c.clone()),
