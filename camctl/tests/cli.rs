@@ -280,6 +280,7 @@ fn an_audit_in_step_with_the_scene_passes_and_a_misplaced_line_fails_with_its_mi
     let b = audit_with_taps(&wrong, &sc.truth, 30, &dir.path().join("wrong"));
     let (out, taps) = a.join().unwrap();
     let report = text(&out.stdout);
+    println!("audit, line where the scene's door is ({taps} taps):\n{report}");
     assert!(taps >= 4, "{taps} taps");
     assert!(
         out.status.success(),
@@ -308,6 +309,7 @@ fn an_audit_in_step_with_the_scene_passes_and_a_misplaced_line_fails_with_its_mi
 
     let (out, taps) = b.join().unwrap();
     let report = text(&out.stdout);
+    println!("audit, line drawn where nobody walks ({taps} taps):\n{report}");
     assert_eq!(
         out.status.code(),
         Some(2),
