@@ -79,8 +79,10 @@ fn cameras_config_snapshot_and_watch_against_a_running_camera() {
     // synced or unsynced, as this machine's kernel says.
     assert!(listed["clock"].is_string(), "{listed}");
     assert!(listed["firmware_version"].is_string(), "{listed}");
+    // At most the scene's 10 fps (the first report averages over the
+    // app's start, model loading included).
     let fps = listed["fps"].as_f64().unwrap();
-    assert!((5.0..=11.0).contains(&fps), "a 10 fps scene: {listed}");
+    assert!(fps > 0.0 && fps <= 11.0, "a 10 fps scene: {listed}");
     // The table for people.
     let out = run(camctl().args(["cameras", "--wait", "1.5"]));
     let table = text(&out.stdout);
