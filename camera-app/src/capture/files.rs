@@ -214,6 +214,16 @@ impl FrameSource for FileSource {
             let (i, seq) = (self.next, self.index);
             self.next += 1;
             self.index += 1;
+            // Behind time (a slow reader), the recording keeps its pace:
+            // the frame whose successor is due already is dropped.
+            if self.config.realtime
+                && self
+                    .pacer
+                    .behind(Duration::from_secs_f64((seq + 1) as f64 / self.config.fps))
+            {
+                self.stats.skipped += 1;
+                continue;
+            }
             let timestamp = self.timestamp(seq);
             match self.read_item(i, seq, timestamp) {
                 Ok(frame) => {
@@ -486,6 +496,25 @@ mod tests {
             assert!(*t >= before + i as u64 * 50_000, "{times:?}");
         }
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    }
+
+    /// A reader slower than the recording gets the frame due now, not
+    /// every frame late: the others are dropped and counted.
+    #[test]
+    fn realtime_drops_frames_a_slow_reader_missed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        fs::write(dir.path().join("0.jpg"), jpeg(8, 8, 1)).expect("write");
+        let mut cfg = FilesConfig::new(dir.path());
+        cfg.fps = 50.0;
+        cfg.repeat = true;
+        cfg.realtime = true;
+        let mut src = FileSource::open(cfg).expect("open");
+        let first = src.next_frame().expect("ok").expect("frame");
+        std::thread::sleep(Duration::from_millis(200));
+        let next = src.next_frame().expect("ok").expect("frame");
+        // 200 ms at 50 fps: frame 10 or later, not frame 1.
+        assert!(next.seq >= 10, "frame {}", next.seq);
+        assert_eq!(src.stats().skipped, next.seq - first.seq - 1);
     }
 
     #[test]

@@ -31,6 +31,13 @@ pub struct Pacer {
 }
 
 impl Pacer {
+    /// Whether the frame due `next` after the first is due already: the
+    /// one before it is stale, and a live camera would have dropped it.
+    pub fn behind(&self, next: std::time::Duration) -> bool {
+        self.started
+            .is_some_and(|s| std::time::Instant::now() >= s + next)
+    }
+
     /// Wait until `offset` after the first frame, then read the clock.
     pub fn stamp(&mut self, offset: std::time::Duration) -> Timestamp {
         let started = *self.started.get_or_insert_with(std::time::Instant::now);
@@ -46,7 +53,8 @@ impl Pacer {
 pub struct SourceStats {
     /// Frames handed out.
     pub delivered: u64,
-    /// Frames that could not be read or were malformed, skipped.
+    /// Frames skipped: unreadable or malformed, or (files played in real
+    /// time) too late to show, as a live camera drops them.
     pub skipped: u64,
     /// Times the underlying device was reopened after a failure.
     pub reopens: u64,
