@@ -10,13 +10,12 @@
 
 mod common;
 
-use std::io::BufRead as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Camera, camctl, shared_dir};
+use common::{Camera, shared_dir};
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -227,23 +226,8 @@ async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
     let cam = Camera::start(&scene, "version = 1\nbin_minutes = 1\n", true, true);
     cam.wait_until_counting(Duration::from_secs(90));
 
-    // camctl serve on a free loopback port, read from its first line.
-    let mut serve = camctl()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _serve = Killed(serve);
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let serve = common::Serve::start();
+    let url = format!("http://{}/", serve.addr);
 
     let port = free_port();
     let driver = Killed(

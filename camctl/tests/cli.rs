@@ -490,13 +490,17 @@ fn bad_files_are_refused_with_their_line() {
     .unwrap();
     let records = dir.path().join("records.jsonl");
     std::fs::write(&records, "").unwrap();
-    let out = run(camctl()
-        .args(["audit", "--tally"])
-        .arg(&tally)
-        .arg("--records")
-        .arg(&records)
-        .arg("--out")
-        .arg(dir.path().join("r")));
+    let audit_after_the_fact = || {
+        let mut c = camctl();
+        c.args(["audit", "--tally"])
+            .arg(&tally)
+            .arg("--records")
+            .arg(&records)
+            .arg("--out")
+            .arg(dir.path().join("r"));
+        c
+    };
+    let out = run(&mut audit_after_the_fact());
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
@@ -506,13 +510,7 @@ fn bad_files_are_refused_with_their_line() {
     assert!(err.contains("tally.txt"), "{err}");
     // No window: an audit after the fact needs start and end.
     std::fs::write(&tally, "in +3\n").unwrap();
-    let out = run(camctl()
-        .args(["audit", "--tally"])
-        .arg(&tally)
-        .arg("--records")
-        .arg(&records)
-        .arg("--out")
-        .arg(dir.path().join("r")));
+    let out = run(&mut audit_after_the_fact());
     assert!(
         text(&out.stderr).contains("needs \"start"),
         "{}",
@@ -585,7 +583,7 @@ fn tls_with_the_stores_ca_and_a_client_certificate() {
 /// addressed to a loopback name.
 #[test]
 fn serve_stays_on_loopback() {
-    use std::io::{BufRead as _, Read as _};
+    use std::io::Read as _;
     let out = run(camctl().args(["serve", "--listen", "0.0.0.0:0"]));
     assert!(!out.status.success());
     assert!(
@@ -593,21 +591,8 @@ fn serve_stays_on_loopback() {
         "{}",
         text(&out.stderr)
     );
-    let mut serve = camctl()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    let serve = common::Serve::start();
+    let addr = serve.addr.clone();
     let get = |host: &str| {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         write!(
@@ -627,6 +612,5 @@ fn serve_stays_on_loopback() {
         refused.contains("answers only http://127.0.0.1"),
         "{refused}"
     );
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
 }
