@@ -4,8 +4,6 @@
 //! bundles.
 #![allow(dead_code, clippy::unwrap_used)]
 
-pub mod net;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

@@ -6,6 +6,8 @@
 //! roll back on their health.
 #![allow(clippy::unwrap_used)]
 
+// The simulated camera of ota's own tests.
+#[path = "../../../ota/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
@@ -15,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Camera;
-use common::net::{FileServer, broker, unique};
 use ota::agent::{self, AgentConfig, Broker, Exit, Platform};
 use ota::announce::{Announcement, seed};
 use ota::boot::Slot;
@@ -23,6 +24,7 @@ use ota::journal::{Report, State};
 use ota::manifest::Component;
 use ota::rollout::{self, Campaign, Outcome, Plan};
 use ota::trust::{Role, sign};
+use ota_e2e::{FileServer, broker, unique};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 
 struct Sim {

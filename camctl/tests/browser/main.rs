@@ -8,7 +8,9 @@
 //! go to `<target>/screenshots/camctl/` (look at them).
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
+mod webdriver;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -16,9 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Camera, shared_dir};
-use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use webdriver::{Pointer, Session};
 
 /// Kills a helper process when the test ends, however it ends.
 struct Killed(Child);
@@ -97,117 +98,103 @@ fn hf_energy(img: &image::RgbImage, b: [u32; 4]) -> f64 {
 }
 
 struct Page {
-    c: Client,
+    c: Session,
     shots: PathBuf,
     step: u32,
 }
 
 impl Page {
-    async fn js(&self, script: &str) -> Value {
-        self.c.execute(script, vec![]).await.unwrap()
+    fn js(&self, script: &str) -> Value {
+        self.c.execute(script)
     }
 
     /// Wait until `script` returns true.
-    async fn until(&self, what: &str, limit: Duration, script: &str) {
+    fn until(&self, what: &str, limit: Duration, script: &str) {
         let deadline = Instant::now() + limit;
         loop {
-            if self.js(script).await == Value::Bool(true) {
+            if self.js(script) == Value::Bool(true) {
                 return;
             }
             if Instant::now() > deadline {
-                let body = self.js("return document.body.innerText").await;
-                self.shot("timeout").await;
+                let body = self.js("return document.body.innerText");
+                self.shot("timeout");
                 panic!(
                     "{what}: not after {limit:?}; the page says:\n{}",
                     body.as_str().unwrap_or("")
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    async fn shot(&self, name: &str) -> PathBuf {
-        let png = self.c.screenshot().await.unwrap();
+    fn shot(&self, name: &str) -> PathBuf {
+        let png = self.c.screenshot();
         let path = self.shots.join(format!("{:02}-{name}.png", self.step));
         std::fs::write(&path, png).unwrap();
         path
     }
 
     /// Scroll `css` into view and keep a screenshot of the step.
-    async fn step_at(&mut self, name: &str, css: &str) {
+    fn step_at(&mut self, name: &str, css: &str) {
         self.js(&format!(
             "document.querySelector(\"{css}\").scrollIntoView({{block: 'center'}})"
-        ))
-        .await;
-        self.step(name).await;
+        ));
+        self.step(name);
     }
 
-    async fn step(&mut self, name: &str) {
+    fn step(&mut self, name: &str) {
         self.step += 1;
-        self.shot(name).await;
+        self.shot(name);
     }
 
-    async fn click(&self, css: &str) {
-        self.c
-            .find(Locator::Css(css))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+    fn click(&self, css: &str) {
+        self.c.click(&self.c.find(css));
     }
 
     /// Mouse events at points of the drawing (0..1 of the view): a press
     /// and release at each.
-    async fn taps_on_view(&self, points: &[[f64; 2]]) {
-        let view = self.c.find(Locator::Css("#overlay")).await.unwrap();
-        let (_, _, w, h) = view.rectangle().await.unwrap();
-        let mut m = MouseActions::new("mouse".into());
+    fn taps_on_view(&self, points: &[[f64; 2]]) {
+        let view = self.c.find("#overlay");
+        let (w, h) = self.c.size(&view);
+        let mut m = Vec::new();
         for p in points {
-            m = m
-                .then(PointerAction::MoveToElement {
+            m.extend([
+                Pointer::MoveTo {
                     element: view.clone(),
-                    duration: Some(Duration::from_millis(50)),
                     x: (p[0] - 0.5) * w,
                     y: (p[1] - 0.5) * h,
-                })
-                .then(PointerAction::Down {
-                    button: MOUSE_BUTTON_LEFT,
-                })
-                .then(PointerAction::Up {
-                    button: MOUSE_BUTTON_LEFT,
-                })
-                .pause(Duration::from_millis(80));
+                    duration: Duration::from_millis(50),
+                },
+                Pointer::Down,
+                Pointer::Up,
+                Pointer::Pause(Duration::from_millis(80)),
+            ]);
         }
-        self.c.perform_actions(m).await.unwrap();
+        self.c.perform(&m);
     }
 
     /// Drag from one point of the view to another.
-    async fn drag_on_view(&self, from: [f64; 2], to: [f64; 2]) {
-        let view = self.c.find(Locator::Css("#overlay")).await.unwrap();
-        let (_, _, w, h) = view.rectangle().await.unwrap();
-        let at = |p: [f64; 2]| PointerAction::MoveToElement {
+    fn drag_on_view(&self, from: [f64; 2], to: [f64; 2]) {
+        let view = self.c.find("#overlay");
+        let (w, h) = self.c.size(&view);
+        let at = |p: [f64; 2]| Pointer::MoveTo {
             element: view.clone(),
-            duration: Some(Duration::from_millis(150)),
             x: (p[0] - 0.5) * w,
             y: (p[1] - 0.5) * h,
+            duration: Duration::from_millis(150),
         };
-        let m = MouseActions::new("mouse".into())
-            .then(at(from))
-            .then(PointerAction::Down {
-                button: MOUSE_BUTTON_LEFT,
-            })
-            .then(at([(from[0] + to[0]) / 2.0, (from[1] + to[1]) / 2.0]))
-            .then(at(to))
-            .then(PointerAction::Up {
-                button: MOUSE_BUTTON_LEFT,
-            });
-        self.c.perform_actions(m).await.unwrap();
+        self.c.perform(&[
+            at(from),
+            Pointer::Down,
+            at([(from[0] + to[0]) / 2.0, (from[1] + to[1]) / 2.0]),
+            at(to),
+            Pointer::Up,
+        ]);
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
+#[test]
+fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
     let chromium = tool("CHROMIUM", "/usr/bin/chromium");
     let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
     let shots = screenshots_dir();
@@ -258,13 +245,9 @@ async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
                      format!("--user-data-dir={}", profile.path().display())],
         }),
     );
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let c = Session::new(&format!("http://127.0.0.1:{port}"), json!(caps));
     let mut page = Page { c, shots, step: 0 };
-    page.c.goto(&url).await.unwrap();
+    page.c.goto(&url);
 
     // 1. The camera is listed, online.
     let item = format!("#camera-list li[data-camera='{}']", cam.id);
@@ -273,25 +256,20 @@ async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
         Duration::from_secs(20),
         &format!("const li = document.querySelector(\"{item}\"); return !!li && li.classList.contains('online') && li.innerText.includes('fps')"),
     )
-    .await;
-    page.step("camera-listed").await;
+    ;
+    page.step("camera-listed");
 
     // 2. Its snapshot: the scene, the bystander pixelated.
-    page.click(&item).await;
-    page.until("the workspace", Duration::from_secs(10), "return !document.querySelector('#workspace').hidden && document.querySelector('#running-version').textContent === '1'").await;
-    page.click("#snapshot").await;
-    page.until("the snapshot", Duration::from_secs(20), "const i = document.querySelector('#snap'); return !!i.getAttribute('src') && i.complete && i.naturalWidth > 0").await;
-    page.step("snapshot").await;
-    let bytes = page
-        .c
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
+    page.click(&item);
+    page.until("the workspace", Duration::from_secs(10), "return !document.querySelector('#workspace').hidden && document.querySelector('#running-version').textContent === '1'");
+    page.click("#snapshot");
+    page.until("the snapshot", Duration::from_secs(20), "const i = document.querySelector('#snap'); return !!i.getAttribute('src') && i.complete && i.naturalWidth > 0");
+    page.step("snapshot");
+    let bytes = page.c.execute_async(
+        "const done = arguments[arguments.length - 1];
              fetch(document.querySelector('#snap').src).then(r => r.arrayBuffer())
                .then(b => done(Array.from(new Uint8Array(b))));",
-            vec![],
-        )
-        .await
-        .unwrap();
+    );
     let jpeg: Vec<u8> = bytes
         .as_array()
         .unwrap()
@@ -337,31 +315,29 @@ async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
     );
 
     // 3. A line drawn with two clicks, then a zone whose edges cross.
-    page.click("button[data-tool='line']").await;
-    page.taps_on_view(&[[0.15, 0.55], [0.85, 0.55]]).await;
+    page.click("button[data-tool='line']");
+    page.taps_on_view(&[[0.15, 0.55], [0.85, 0.55]]);
     page.until(
         "the line",
         Duration::from_secs(5),
         "return document.querySelectorAll('#overlay polyline.line').length === 1",
-    )
-    .await;
-    page.click("button[data-tool='zone']").await;
+    );
+    page.click("button[data-tool='zone']");
     // A bow tie: (0.2,0.1) (0.5,0.4) (0.5,0.1) (0.2,0.4), closed on the
     // first corner; edges 0 and 2 cross at (0.35, 0.25).
-    page.taps_on_view(&[[0.2, 0.1], [0.5, 0.4], [0.5, 0.1], [0.2, 0.4], [0.2, 0.1]])
-        .await;
+    page.taps_on_view(&[[0.2, 0.1], [0.5, 0.4], [0.5, 0.1], [0.2, 0.4], [0.2, 0.1]]);
     page.until(
         "the camera's message for the zone",
         Duration::from_secs(10),
         "return [...document.querySelectorAll('#problems li')].some(li => li.textContent.includes('zones[0].polygon: edges 0 and 2 cross'))",
     )
-    .await;
+    ;
     let marker = page
         .js("const c = document.querySelector('.problem-marker circle'); const t = document.querySelector('.problem-marker text');
              const vb = document.querySelector('#overlay').viewBox.baseVal;
              return {x: c.cx.baseVal.value / vb.width, y: c.cy.baseVal.value / vb.height, text: t.textContent,
                      apply: document.querySelector('#apply').disabled}")
-        .await;
+        ;
     println!("problem marker: {marker}");
     assert!(
         (marker["x"].as_f64().unwrap() - 0.35).abs() < 0.02,
@@ -382,30 +358,30 @@ async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
         marker["apply"], true,
         "Apply is off while the camera would refuse it"
     );
-    page.step("zone-crosses-itself").await;
+    page.step("zone-crosses-itself");
 
     // 4. Fixed by dragging corners: the second and third swap places
     // (through a spare spot), which makes the bow tie a rectangle.
-    page.drag_on_view([0.5, 0.4], [0.6, 0.25]).await;
-    page.drag_on_view([0.5, 0.1], [0.5, 0.4]).await;
-    page.drag_on_view([0.6, 0.25], [0.5, 0.1]).await;
+    page.drag_on_view([0.5, 0.4], [0.6, 0.25]);
+    page.drag_on_view([0.5, 0.1], [0.5, 0.4]);
+    page.drag_on_view([0.6, 0.25], [0.5, 0.1]);
     page.until(
         "no problem left",
         Duration::from_secs(10),
         "return document.querySelectorAll('#problems li').length === 0 && !document.querySelector('#apply').disabled",
     )
-    .await;
-    page.step("fixed").await;
+    ;
+    page.step("fixed");
 
     // 5. Applied: the camera answers and runs version 2.
-    page.click("#apply").await;
+    page.click("#apply");
     page.until(
         "the camera running version 2",
         Duration::from_secs(30),
         "return document.querySelector('#result').textContent.includes('accepted version 2 and runs it') && document.querySelector('#running-version').textContent === '2'",
     )
-    .await;
-    page.step("applied").await;
+    ;
+    page.step("applied");
 
     // 6. Crossings of the new line arrive (four every 19 s of the scene).
     page.until(
@@ -413,39 +389,34 @@ async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
         Duration::from_secs(60),
         "return [...document.querySelectorAll('#crossings li')].some(li => li.textContent.includes('in · line-1'))",
     )
-    .await;
-    page.step_at("crossings", "#live").await;
+    ;
+    page.step_at("crossings", "#live");
 
     // 7. An audit from the page: 9 s (the page asks for minutes), two
     // taps on In, the report with them.
-    page.js("document.querySelector('#audit-minutes').value = '0.15'")
-        .await;
-    page.click("#audit-start").await;
+    page.js("document.querySelector('#audit-minutes').value = '0.15'");
+    page.click("#audit-start");
     page.until(
         "the tap buttons",
         Duration::from_secs(10),
         "return !document.querySelector(\".tap[data-kind='in']\").disabled",
-    )
-    .await;
+    );
     for _ in 0..2 {
-        page.click(".tap[data-kind='in']").await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        page.click(".tap[data-kind='in']");
+        std::thread::sleep(Duration::from_millis(300));
     }
     page.until(
         "the tap count",
         Duration::from_secs(5),
         "return document.querySelector(\".tap[data-kind='in'] b\").textContent === '2'",
-    )
-    .await;
+    );
     page.until(
         "the audit's report",
         Duration::from_secs(30),
         "return !!document.querySelector('#audit-result .verdict')",
-    )
-    .await;
-    let row = page
-        .js("return [...document.querySelectorAll('#audit-result tr')].map(r => r.innerText)")
-        .await;
+    );
+    let row =
+        page.js("return [...document.querySelectorAll('#audit-result tr')].map(r => r.innerText)");
     println!("audit from the page: {row}");
     assert!(
         row.as_array()
@@ -454,26 +425,24 @@ async fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
             .any(|r| r.as_str().unwrap().starts_with("in\t2\t")),
         "{row}"
     );
-    page.step_at("audit", "#audit").await;
+    page.step_at("audit", "#audit");
 
     // 8. At a phone's width: no sideways scrolling, the tools in reach.
-    page.c.set_window_size(390, 844).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let fit = page
-        .js(
-            "return {scroll: document.documentElement.scrollWidth, width: window.innerWidth,
+    page.c.set_window_size(390, 844);
+    std::thread::sleep(Duration::from_millis(300));
+    let fit = page.js(
+        "return {scroll: document.documentElement.scrollWidth, width: window.innerWidth,
                      view: document.querySelector('#view').getBoundingClientRect().width}",
-        )
-        .await;
+    );
     println!("at phone width: {fit}");
     assert!(
         fit["scroll"].as_f64().unwrap() <= fit["width"].as_f64().unwrap() + 1.0,
         "{fit}"
     );
     assert!(fit["view"].as_f64().unwrap() > 300.0, "{fit}");
-    page.step("phone").await;
+    page.step("phone");
 
-    page.c.close().await.unwrap();
+    page.c.close();
     drop(driver);
     println!("screenshots in {}", page.shots.display());
 }

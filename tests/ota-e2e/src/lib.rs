@@ -1,5 +1,7 @@
-//! A broker and a file server on 127.0.0.1 for the agent tests.
-#![allow(dead_code, clippy::unwrap_used)]
+//! What the OTA end-to-end tests (`tests/agent_e2e.rs`) run against: an
+//! MQTT broker (`CAMERA_TEST_BROKER`, e.g. mosquitto in CI, or an embedded
+//! rumqttd) and a file server for bundles, both on 127.0.0.1.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -98,6 +100,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// Serves files by path over plain HTTP/1.1 (whole bodies, no Range:
 /// the agent falls back to a full download); counts requests.
+#[derive(Debug)]
 pub struct FileServer {
     pub addr: SocketAddr,
     files: Arc<Mutex<HashMap<String, PathBuf>>>,
