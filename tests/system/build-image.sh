@@ -224,7 +224,8 @@ install_unit "$G/camtest.service"
 install_unit "$G/camtest-record.service"
 install_unit "$G/camtest-httpd.service"
 install_unit "$G/camtest-journal.service"
-enable+=(camtest.service camtest-record.service camtest-httpd.service camtest-journal.service
+install_unit "$G/camtest-env.service"
+enable+=(camtest.service camtest-record.service camtest-httpd.service camtest-journal.service camtest-env.service
          systemd-networkd.service)
 echo camera-qemu > "$ROOT/etc/hostname"
 # mmdebstrap's minbase writes no /etc/hosts (Yocto's base-files does):
