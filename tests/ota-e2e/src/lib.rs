@@ -1,17 +1,15 @@
 //! What the OTA end-to-end tests (`tests/agent_e2e.rs`) run against: an
 //! MQTT broker (`CAMERA_TEST_BROKER`, e.g. mosquitto in CI, or an embedded
-//! rumqttd) and a file server for bundles, both on 127.0.0.1.
+//! rumqttd, camera-app's) and a file server for bundles, both on 127.0.0.1.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
-
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use std::time::Duration;
 
 /// The broker: `CAMERA_TEST_BROKER` (host:port, e.g. mosquitto in CI) or
 /// an embedded rumqttd.
@@ -31,57 +29,8 @@ pub fn broker() -> SocketAddr {
     })
 }
 
-/// The same settings as camera-app's `broker::start`, written again here:
-/// camera-app depends on ota, and a dev-dependency back on camera-app
-/// would build the whole camera (model runtime included) into ota's
-/// tests, also for the ARM runs under qemu.
 fn embedded_broker() -> SocketAddr {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    let server = ServerSettings {
-        name: "v4".into(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 60_000,
-            max_payload_size: 1 << 20,
-            max_inflight_count: 100,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 100,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 1 << 20,
-            max_segment_count: 10,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        },
-        v4: Some(HashMap::from([("1".to_string(), server)])),
-        v5: None,
-        ws: None,
-        cluster: None,
-        console: None,
-        bridge: None,
-        prometheus: None,
-        metrics: None,
-    };
-    std::thread::spawn(move || {
-        let _ = Broker::new(config).start();
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "embedded broker did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    addr
+    camera_app::broker::start(0, 1 << 20).expect("embedded broker")
 }
 
 /// A name no other test (or earlier run against a shared broker) uses.
