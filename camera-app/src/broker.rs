@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
@@ -16,6 +17,38 @@ pub enum BrokerError {
     Port(#[source] std::io::Error),
     #[error("embedded broker on {addr}: {reason}")]
     Start { addr: SocketAddr, reason: String },
+    #[error("CAMERA_TEST_BROKER={value}: {reason}")]
+    External { value: String, reason: String },
+}
+
+/// The broker a test process runs against: `$CAMERA_TEST_BROKER`
+/// (`host:port`, e.g. the mosquitto `.ci/run` starts), checked to accept
+/// connections, or else one embedded broker started on first use and
+/// shared by every test of the process. The tests of camera-app, camctl
+/// and the OTA end to end all take theirs from here.
+pub fn for_tests(max_payload: usize) -> Result<SocketAddr, BrokerError> {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    if let Some(a) = ADDR.get() {
+        return Ok(*a);
+    }
+    let addr = match std::env::var("CAMERA_TEST_BROKER") {
+        Ok(value) => {
+            let addr: SocketAddr = value.parse().map_err(|e| BrokerError::External {
+                value: value.clone(),
+                reason: format!("not host:port ({e})"),
+            })?;
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| {
+                BrokerError::External {
+                    value: value.clone(),
+                    reason: format!("no broker there ({e}); start one or unset it"),
+                }
+            })?;
+            addr
+        }
+        Err(_) => start(0, max_payload)?,
+    };
+    // Two tests racing here may both start one; the first kept is used.
+    Ok(*ADDR.get_or_init(|| addr))
 }
 
 /// Start a broker on 127.0.0.1 (`port` 0 picks a free one) and wait until

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camera_app::link::fake::FakeLoop;
@@ -18,19 +18,7 @@ use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 /// The broker under test: `$CAMERA_TEST_BROKER` (host:port) or an embedded
 /// rumqttd started once per test binary.
 pub fn broker() -> SocketAddr {
-    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| match std::env::var("CAMERA_TEST_BROKER") {
-        Ok(a) => {
-            let addr: SocketAddr = a
-                .parse()
-                .unwrap_or_else(|e| panic!("CAMERA_TEST_BROKER={a}: not host:port ({e})"));
-            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap_or_else(|e| {
-                panic!("CAMERA_TEST_BROKER={a}: no broker there ({e}); start one or unset it")
-            });
-            addr
-        }
-        Err(_) => camera_app::broker::start(0, 16 * 1024 * 1024).expect("embedded broker"),
-    })
+    camera_app::broker::for_tests(16 * 1024 * 1024).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Which broker, for messages.

@@ -6,20 +6,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const STORE: &str = "camctl-test";
 
 /// The broker every test of this process uses.
 pub fn broker() -> SocketAddr {
-    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| match std::env::var("CAMERA_TEST_BROKER") {
-        Ok(a) => a
-            .parse()
-            .unwrap_or_else(|_| panic!("CAMERA_TEST_BROKER={a:?} is not HOST:PORT")),
-        Err(_) => camera_app::broker::start(0, 4 << 20).expect("embedded broker"),
-    })
+    camera_app::broker::for_tests(4 << 20).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A name no other test (or earlier run against the same broker) used.

@@ -8,29 +8,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The broker: `CAMERA_TEST_BROKER` (host:port, e.g. mosquitto in CI) or
 /// an embedded rumqttd.
 pub fn broker() -> SocketAddr {
-    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| match std::env::var("CAMERA_TEST_BROKER") {
-        Ok(a) => {
-            let addr: SocketAddr = a
-                .parse()
-                .unwrap_or_else(|e| panic!("CAMERA_TEST_BROKER={a}: not host:port ({e})"));
-            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap_or_else(|e| {
-                panic!("CAMERA_TEST_BROKER={a}: no broker there ({e}); start one or unset it")
-            });
-            addr
-        }
-        Err(_) => embedded_broker(),
-    })
-}
-
-fn embedded_broker() -> SocketAddr {
-    camera_app::broker::start(0, 1 << 20).expect("embedded broker")
+    camera_app::broker::for_tests(1 << 20).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A name no other test (or earlier run against a shared broker) uses.
