@@ -42,8 +42,12 @@ OUT=${3:-$SYSTEM_TEST_CACHE/out/disk.img}
 BOARD=qemu-arm64
 # Slot sizes: classes/retail_camera_board.bbclass (RETAIL_CAMERA_ROOTFS_SIZE,
 # RETAIL_CAMERA_DATA_SIZE), the boot partition: retail-camera.wks.in.
+# /data is 512 MiB on qemuarm64; here 1 GiB, as it holds the rootfs
+# update's bundle twice (on the test's bundle server, then as the agent
+# downloads it), and the Debian stand-in's rootfs is several times the
+# layer's.
 ROOTFS_MIB=${SYSTEM_TEST_ROOTFS_MIB:-1024}
-DATA_MIB=${SYSTEM_TEST_DATA_MIB:-512}
+DATA_MIB=${SYSTEM_TEST_DATA_MIB:-1024}
 BOOT_MIB=64
 FIRST_MIB=16
 
@@ -139,6 +143,50 @@ zstdcat "$ROOT/boot/initrd.img" | cpio -t --quiet > "$WORK/initrd.list" 2>/dev/n
 for m in virtio_blk virtio_pci ext4; do
     grep -q "/$m.ko\$" "$WORK/initrd.list" || die "initrd.img-$KVER has no $m.ko"
 done
+
+# The Debian base trimmed towards the layer's image, which carries the
+# modules its machine uses and no documentation. This tree is also the
+# store chain's rootfs update (stage 5), a bundle downloaded to /data:
+# 667 MB as Debian installs it, of which 296 MB are kernel modules.
+MODDIR=$ROOT/lib/modules/$KVER
+python3 - "$MODDIR" "$HERE/guest/rootfs-modules" > "$WORK/modules.keep" <<'PY' || die "rootfs-modules: see above"
+import os, sys
+moddir, seeds = sys.argv[1], sys.argv[2]
+norm = lambda n: n.replace("-", "_")
+deps = {}
+for line in open(os.path.join(moddir, "modules.dep")):
+    path, _, rest = line.partition(":")
+    deps[path] = rest.split()
+by_name = {norm(os.path.basename(p).split(".ko")[0]): p for p in deps}
+builtin = {norm(os.path.basename(l.strip()).split(".ko")[0]) for l in open(os.path.join(moddir, "modules.builtin"))}
+keep, todo, unknown = set(), [], []
+for line in open(seeds):
+    name = line.split("#")[0].strip()
+    if not name:
+        continue
+    if norm(name) in by_name:
+        todo.append(by_name[norm(name)])
+    elif norm(name) not in builtin:
+        unknown.append(name)
+if unknown:
+    sys.exit(f"{seeds}: the kernel has no module {', '.join(unknown)} (neither built in nor in modules.dep)")
+while todo:
+    p = todo.pop()
+    if p not in keep:
+        keep.add(p)
+        todo.extend(deps[p])
+print("\n".join(sorted(keep)))
+PY
+(cd "$MODDIR" && find kernel -name '*.ko*' | grep -vxFf "$WORK/modules.keep" | xargs rm -f)
+find "$MODDIR/kernel" -type d -empty -delete
+ensure_binfmt_arm64
+chroot "$ROOT" /sbin/depmod -a "$KVER" || die "depmod $KVER in the rootfs failed"
+# Documentation, translations, and the device trees Debian installs for
+# other boards (QEMU passes its own: the boot script loads none on
+# qemuarm64).
+rm -rf "$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/* \
+    "$ROOT"/usr/share/locale/* "$ROOT/usr/lib/linux-image-$KVER"
+log "rootfs trimmed: $(wc -l < "$WORK/modules.keep") kernel modules kept ($(du -sm "$MODDIR" | cut -f1) MB), $(du -sm "$ROOT" | cut -f1) MB in all"
 
 install_unit() { # SRC
     install -D -m 0644 "$1" "$ROOT/etc/systemd/system/$(basename "$1")"
@@ -279,6 +327,31 @@ mkfs() { # IMG MIB LABEL [DIR]
 }
 mkfs "$P/rootfsA.ext4" "$ROOTFS_MIB" rootfsA "$ROOT"
 mkfs "$P/rootfsB.ext4" "$ROOTFS_MIB" rootfsB
+# The store chain's rootfs update (guest/run, stage 5): this very tree as
+# release 2.0.0, in an ext4 image of its own size (what a rootfs bundle
+# carries), signed and announced with make-factory.sh's keys, served by
+# the bundle server on /data.
+if [ "$FACTORY" != - ]; then
+    VENDOR=$FACTORY/host/ota-vendor
+    [ -x "$VENDOR" ] || die "$VENDOR missing: make-factory.sh's output is older than this script"
+    files=$(find "$ROOT" | wc -l)
+    mib=$(( $(du -sm "$ROOT" | cut -f1) * 115 / 100 + 16 ))
+    rm -f "$P/rootfs-2.0.0.ext4"
+    mke2fs -q -F -t ext4 -L rootfs -N $((files * 12 / 10 + 1024)) -d "$ROOT" "$P/rootfs-2.0.0.ext4" "${mib}M"
+    # Shrunk to its content: the root is mounted read-only.
+    e2fsck -fy "$P/rootfs-2.0.0.ext4" >/dev/null 2>&1 || true
+    resize2fs -M "$P/rootfs-2.0.0.ext4" >/dev/null 2>&1 || die "resize2fs -M of the rootfs update failed"
+    truncate -s "$(dumpe2fs -h "$P/rootfs-2.0.0.ext4" 2>/dev/null \
+        | awk -F: '/^Block count/ { n = $2 } /^Block size/ { b = $2 } END { print n * b }')" "$P/rootfs-2.0.0.ext4"
+    "$VENDOR" sign --key "$FACTORY/secrets/signer.key" --version 2.0.0 --counter 4 --board "$BOARD" \
+        --boards-dir "$REPO/boards" --rootfs "$P/rootfs-2.0.0.ext4" \
+        -o "$WORK/data/camtest/bundles/2.0.0.bundle" >/dev/null || die "ota-vendor sign (rootfs 2.0.0) failed"
+    "$VENDOR" announce --key "$FACTORY/secrets/announcer.key" --campaign rootfs-2.0.0 \
+        --url "http://127.0.0.1:8080/2.0.0.bundle" --bundle "$WORK/data/camtest/bundles/2.0.0.bundle" \
+        -o "$WORK/data/camtest/announce-rootfs-2.0.0.json" >/dev/null || die "ota-vendor announce (rootfs 2.0.0) failed"
+    rm -f "$P/rootfs-2.0.0.ext4"
+    log "rootfs update 2.0.0: $(du -m "$WORK/data/camtest/bundles/2.0.0.bundle" | cut -f1) MB bundle"
+fi
 mkfs "$P/data.ext4" "$DATA_MIB" data "$WORK/data"
 
 # The factory environment: both copies, flags 1 (mkenvimage -r), zero

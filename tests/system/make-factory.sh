@@ -17,7 +17,8 @@
 #             configuration, a generated door scene, signed update bundles
 #             and announcements (served in the VM, published by the driver)
 #   host/     the host's client certificate, to read the camera's topics
-#             through hostfwd
+#             through hostfwd; ota-vendor, which build-image.sh signs the
+#             rootfs update with
 #   secrets/  the vendor's and store chain's keys (never in the image)
 #
 # Keys and certificates are made afresh each run (openssl, ota-vendor
@@ -100,6 +101,9 @@ install -m 0644 "$S/ca.pem" "$S/tools.pem" "$D/camtest/tls/"
 install -m 0600 "$S/tools.key" "$D/camtest/tls/"
 install -m 0644 "$S/ca.pem" "$S/host.pem" "$H/"
 install -m 0600 "$S/host.key" "$H/"
+# The vendor's tool, for the rootfs update build-image.sh signs (its
+# bundle is the image's own tree).
+install -m 0755 "$VENDOR" "$H/ota-vendor"
 
 # --- the factory bundle (ota-vendor provision, as the station does) --------
 "$VENDOR" provision --factory-key "$S/factory.key" --camera-id "$CAMERA_ID" \
