@@ -94,7 +94,10 @@ async function refreshCameras() {
     if (c.tamper && c.tamper.length) li.appendChild(html("div", `tamper: ${c.tamper.join(", ")}`, "facts warn"));
     li.addEventListener("click", () => selectCamera(c.camera));
     ul.appendChild(li);
-    if (c.camera === state.camera) $("#camera-status").textContent = facts.join(" · ");
+    if (c.camera === state.camera) {
+      $("#camera-status").textContent = facts.join(" · ");
+      $(".status-line").title = $(".status-line").textContent;
+    }
   }
 }
 
@@ -180,13 +183,19 @@ function scheduleCheck() {
 
 async function check() {
   if (!state.doc) return;
+  // Only the answer about the latest edit counts: on a slow link an older
+  // check can come back after a newer one.
+  const seq = (state.checkSeq = (state.checkSeq || 0) + 1);
+  let problems, version;
   try {
     const r = await api("POST", `/api/check?running=${state.running}`, state.doc);
-    state.problems = r.problems;
-    state.nextVersion = r.version;
+    [problems, version] = [r.problems, r.version];
   } catch (e) {
-    state.problems = [{ message: e.message }];
+    problems = [{ message: e.message }];
   }
+  if (seq !== state.checkSeq) return;
+  state.problems = problems;
+  if (version !== undefined) state.nextVersion = version;
   $("#apply").disabled = state.problems.length > 0;
   const ul = $("#problems");
   ul.replaceChildren(...state.problems.map((p) => html("li", p.message)));

@@ -191,6 +191,25 @@ impl Page {
             Pointer::Up,
         ]);
     }
+
+    /// Drag a corner of `element` ("zones:0") from `from` to `to` and wait
+    /// until the page shows it there and none left at `from`, so that the
+    /// next drag starts from what the page shows.
+    fn drag_corner(&self, element: &str, from: [f64; 2], to: [f64; 2]) {
+        self.drag_on_view(from, to);
+        self.until(
+            &format!("a corner of {element} dragged from {from:?} to {to:?}"),
+            Duration::from_secs(10),
+            &format!(
+                "const vb = document.querySelector('#overlay').viewBox.baseVal;
+                 const at = (p) => [...document.querySelectorAll('[data-handle^=\"{element}:\"]')]
+                     .some(c => Math.abs(c.cx.baseVal.value / vb.width - p[0]) < 0.01
+                             && Math.abs(c.cy.baseVal.value / vb.height - p[1]) < 0.01);
+                 return at([{}, {}]) && !at([{}, {}]);",
+                to[0], to[1], from[0], from[1]
+            ),
+        );
+    }
 }
 
 #[test]
@@ -362,9 +381,9 @@ fn the_configurator_draws_checks_applies_and_shows_counts_in_chromium() {
 
     // 4. Fixed by dragging corners: the second and third swap places
     // (through a spare spot), which makes the bow tie a rectangle.
-    page.drag_on_view([0.5, 0.4], [0.6, 0.25]);
-    page.drag_on_view([0.5, 0.1], [0.5, 0.4]);
-    page.drag_on_view([0.6, 0.25], [0.5, 0.1]);
+    page.drag_corner("zones:0", [0.5, 0.4], [0.6, 0.25]);
+    page.drag_corner("zones:0", [0.5, 0.1], [0.5, 0.4]);
+    page.drag_corner("zones:0", [0.6, 0.25], [0.5, 0.1]);
     page.until(
         "no problem left",
         Duration::from_secs(10),
