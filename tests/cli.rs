@@ -60,6 +60,53 @@ fn detect_matches_reference_on_every_image() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// `--score-threshold` shows what the model almost found: everything it
+/// reports at the manifest's threshold, and more; out of 0..1 it is
+/// refused with the flag named.
+#[test]
+fn detect_reports_weaker_detections_on_request() {
+    let reference = reference_detections();
+    let image = images_dir().join(&reference[0].0);
+    let detect = |extra: &[&str]| {
+        let out = run(camera_app()
+            .arg("detect")
+            .arg("--models-dir")
+            .arg(models_dir())
+            .args(extra)
+            .arg(&image));
+        assert!(out.status.success(), "detect {extra:?} failed");
+        parse_detections(&stdout_lines(&out)[0]["detections"])
+    };
+    let default = detect(&[]);
+    let weak = detect(&["--score-threshold", "0.1"]);
+    assert!(
+        weak.len() > default.len(),
+        "{} at 0.1, {} at the manifest's 0.5",
+        weak.len(),
+        default.len()
+    );
+    assert!(weak.iter().any(|d| d.score < 0.5), "nothing under 0.5");
+    for d in &default {
+        assert!(
+            weak.iter()
+                .any(|w| w.class == d.class && (w.score - d.score).abs() < 1e-6),
+            "{d:?} missing at 0.1"
+        );
+    }
+    let out = run(camera_app()
+        .arg("detect")
+        .arg("--models-dir")
+        .arg(models_dir())
+        .args(["--nms-iou", "1.5"])
+        .arg(&image));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--nms-iou") && err.contains("not within 0..1"),
+        "{err}"
+    );
+}
+
 #[test]
 fn detect_names_an_unreadable_image_and_fails() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -525,9 +525,25 @@ fn door_scenes_are_counted_in_four_geometries() {
     assert!(files.len() >= 40, "{} door scenes", files.len());
     // While working on the rules: DOOR_SCENES=tune plays only the scenes
     // whose path contains it, and the test fails after printing them.
-    let only = std::env::var("DOOR_SCENES").ok();
+    // DOOR_SCENES_MORE=DIR adds the tuning scenes of `generate.py --more
+    // DIR` (and implies DOOR_SCENES=tune unless it is given).
+    let more = std::env::var_os("DOOR_SCENES_MORE").map(PathBuf::from);
+    let mut only = std::env::var("DOOR_SCENES").ok();
+    if more.is_some() && only.is_none() {
+        only = Some("tune".into());
+    }
     if let Some(only) = &only {
         files.retain(|f| f.to_string_lossy().contains(only.as_str()));
+    }
+    if let Some(dir) = &more {
+        let extra = scenegen::scenario_files(dir)
+            .unwrap_or_else(|e| panic!("DOOR_SCENES_MORE={}: {e}", dir.display()));
+        assert!(
+            !extra.is_empty(),
+            "DOOR_SCENES_MORE={}: no scenes; write them with python3 tests/doors/generate.py --more {0}",
+            dir.display()
+        );
+        files.extend(extra);
     }
     let mut results = common::in_workers(&files, |f| evaluate_door(f, work.path()));
     results.sort_by(|a, b| (a.holdout, &a.name).cmp(&(b.holdout, &b.name)));

@@ -323,6 +323,14 @@ impl Camera {
         let tracks =
             self.tracker
                 .update_with_appearance(detections, &self.appearances, t_us as f64 / 1e6);
+        // Why a crossing was or was not counted: RUST_LOG=tracks=trace
+        // prints what the engine was given, frame by frame.
+        if tracing::enabled!(target: "tracks", tracing::Level::TRACE) {
+            for t in tracks {
+                tracing::trace!(target: "tracks", t_us, id = t.id, observed = t.observed,
+                    score = t.score, x1 = t.bbox.x1, y1 = t.bbox.y1, x2 = t.bbox.x2, y2 = t.bbox.y2);
+            }
+        }
         self.engine
             .update(tracks, frame.width, frame.height, t_us, &mut self.records);
         if let Some(monitor) = &mut self.shelves {

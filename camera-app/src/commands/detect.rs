@@ -22,6 +22,13 @@ pub struct Args {
     classes: Vec<String>,
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Report detections scoring above this instead of the manifest's
+    /// threshold (to see what the model almost found).
+    #[arg(long, value_parser = unit_interval)]
+    score_threshold: Option<f32>,
+    /// Non-maximum suppression IoU instead of the manifest's.
+    #[arg(long, value_parser = unit_interval)]
+    nms_iou: Option<f32>,
     #[command(flatten)]
     backend: BackendArgs,
     #[arg(required = true)]
@@ -50,6 +57,16 @@ struct BackendArgs {
     /// `.rknn` model instead of the manifest's file for the board's SoC.
     #[arg(long)]
     rknn_model: Option<PathBuf>,
+}
+
+/// A number within 0..1 (a score or an overlap).
+fn unit_interval(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not within 0..1"))
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -94,6 +111,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let opts = DetectorOptions {
         classes: a.classes,
         threads: a.threads,
+        score_threshold: a.score_threshold,
+        nms_iou: a.nms_iou,
         ..DetectorOptions::default()
     };
     let mut det = model::detector(&manifest, &dir, &a.backend.resolve()?, &opts)?;

@@ -750,8 +750,8 @@ impl Engine {
         let lines = &self.lines;
         self.tracks.retain(|i| {
             let keep = t - i.last_seen <= forget;
-            if !keep && i.passed_by() && !near_door(lines, i) {
-                totals.passers_by += 1;
+            if !keep {
+                decide(lines, totals, i);
             }
             keep
         });
@@ -777,9 +777,7 @@ impl Engine {
             }
         }
         for i in self.tracks.drain(..) {
-            if i.passed_by() && !near_door(&self.lines, &i) {
-                self.totals.passers_by += 1;
-            }
+            decide(&self.lines, &mut self.totals, &i);
         }
         if let Some(bin) = self.clock.close() {
             out.push(self.close_bin(bin));
@@ -892,6 +890,18 @@ fn overlaps(tracks: &[TrackOut], out: &mut Vec<Overlap>) {
         }
         o
     }));
+}
+
+/// A track is forgotten (or the input ends): count it if it passed by.
+fn decide(lines: &[LineUnit], totals: &mut BinTotals, i: &TrackInfo) {
+    let near = near_door(lines, i);
+    // Why somebody was or was not a passer-by: RUST_LOG=tracks=trace.
+    tracing::trace!(target: "tracks", id = i.id, passed = i.passed, crossed = i.crossed,
+        continued = i.continued, covered = i.covered, seen_s = i.seen_s,
+        near_door = near, "forgotten");
+    if i.passed_by() && !near {
+        totals.passers_by += 1;
+    }
 }
 
 /// Whether a track was first or last seen within `NEAR_DOOR` of a door

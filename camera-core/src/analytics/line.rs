@@ -103,6 +103,7 @@ impl LineCounter {
                 // The detector lost this person near the line and the
                 // tracker found them again under a new id: continue.
                 Some(i) => {
+                    tracing::trace!(target: "tracks", t, from = self.tracks[i].id, to = id, "line bridge");
                     self.tracks[i].id = id;
                     bridged = true;
                     i
@@ -135,6 +136,7 @@ impl LineCounter {
             // side: it may be someone lost just before the line, found
             // again on it.
             if let Some(j) = self.bridge(p, t, decided).filter(|&j| j != idx) {
+                tracing::trace!(target: "tracks", t, from = self.tracks[j].id, to = id, "line bridge from the band");
                 let lost = self.tracks.swap_remove(j);
                 let idx = if idx == self.tracks.len() { j } else { idx };
                 self.tracks[idx] = TrackState { id, ..lost };
