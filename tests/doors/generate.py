@@ -448,21 +448,23 @@ def scene(g, index, seed):
     return "\n".join(out)
 
 
-MORE = range(PER_GEOMETRY, 2 * PER_GEOMETRY)
+GEOMETRIES = [OUTSIDE_IN, INSIDE_OUT, TOP_DOWN, SIDE]
 
 
-def more(out):
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for gi, g in enumerate([OUTSIDE_IN, INSIDE_OUT, TOP_DOWN, SIDE]):
-        for i in MORE:
-            seed = 1000 * (gi + 1) + i
-            (out / f"{g.name}_{i:02d}.toml").write_text(scene(g, i, seed))
+def scenes(indices):
+    """(geometry, index, file name, text) of scenes `indices` of every
+    geometry; scene i of geometry g always has the same seed."""
+    for gi, g in enumerate(GEOMETRIES):
+        for i in indices:
+            yield g, i, f"{g.name}_{i:02d}.toml", scene(g, i, 1000 * (gi + 1) + i)
 
 
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--more":
-        more(sys.argv[2])
+        out = Path(sys.argv[2])
+        out.mkdir(parents=True, exist_ok=True)
+        for _, _, name, text in scenes(range(PER_GEOMETRY, 2 * PER_GEOMETRY)):
+            (out / name).write_text(text)
         return
     if len(sys.argv) != 1:
         sys.exit("usage: generate.py [--more DIR]")
@@ -471,13 +473,10 @@ def main():
         d.mkdir(exist_ok=True)
         for old in d.glob("*.toml"):
             old.unlink()
-    for gi, g in enumerate([OUTSIDE_IN, INSIDE_OUT, TOP_DOWN, SIDE]):
-        for i in range(PER_GEOMETRY):
-            seed = 1000 * (gi + 1) + i
-            # Alternate, so both halves get the same mix of events.
-            split = "tune" if i % 2 == 0 else "holdout"
-            name = f"{g.name}_{i:02d}.toml"
-            (HERE / split / name).write_text(scene(g, i, seed))
+    for _, i, name, text in scenes(range(PER_GEOMETRY)):
+        # Alternate, so both halves get the same mix of events.
+        split = "tune" if i % 2 == 0 else "holdout"
+        (HERE / split / name).write_text(text)
 
 
 if __name__ == "__main__":
