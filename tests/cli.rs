@@ -67,13 +67,16 @@ fn detect_matches_reference_on_every_image() {
 fn detect_reports_weaker_detections_on_request() {
     let reference = reference_detections();
     let image = images_dir().join(&reference[0].0);
-    let detect = |extra: &[&str]| {
-        let out = run(camera_app()
+    let run_detect = |extra: &[&str]| {
+        run(camera_app()
             .arg("detect")
             .arg("--models-dir")
             .arg(models_dir())
             .args(extra)
-            .arg(&image));
+            .arg(&image))
+    };
+    let detect = |extra: &[&str]| {
+        let out = run_detect(extra);
         assert!(out.status.success(), "detect {extra:?} failed");
         parse_detections(&stdout_lines(&out)[0]["detections"])
     };
@@ -93,12 +96,7 @@ fn detect_reports_weaker_detections_on_request() {
             "{d:?} missing at 0.1"
         );
     }
-    let out = run(camera_app()
-        .arg("detect")
-        .arg("--models-dir")
-        .arg(models_dir())
-        .args(["--nms-iou", "1.5"])
-        .arg(&image));
+    let out = run_detect(&["--nms-iou", "1.5"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
