@@ -9,6 +9,10 @@
 //! crossing; dwell within 1 s of the truth for ≥ 90 % of visits; passers-by
 //! and entry rate within 5 %. The per-scene table and the figures are
 //! printed (run with `--nocapture`).
+//!
+//! The door scenes (`tests/doors/`, issue 17) are also played a second
+//! time with the truth's boxes as the detections, which splits what is
+//! left between the detector and the tracker with the rules.
 
 mod common;
 
@@ -59,6 +63,8 @@ impl SceneResult {
 struct PlayedScene {
     scenario: Scenario,
     truth: Truth,
+    /// Where it was rendered (frames, analytics.toml).
+    dir: PathBuf,
     /// The passers-by line or zone of the scene's analytics.
     street: Option<String>,
     records: Vec<Record>,
@@ -83,7 +89,84 @@ fn play(path: &Path, work: &Path) -> PlayedScene {
         records: played.analytics().cloned().collect(),
         scenario,
         truth,
+        dir,
     }
+}
+
+/// The truth's boxes stand in for the detector's: people at least this
+/// share visible (in the frame, not behind somebody nearer) are found.
+const PERFECT_VISIBLE: f64 = 0.3;
+
+/// Play a rendered scene through the camera's state machine (tracker,
+/// analytics, as the camera runs them) with the truth's boxes as the
+/// detections: what the rules count when the detector misses nobody it
+/// could see, and finds nobody else.
+fn play_perfect_detections(played: &PlayedScene) -> Vec<Record> {
+    use camera_app::capture::FrameSource;
+    use camera_app::capture::files::{FileSource, FilesConfig, decode_mjpeg};
+    use camera_core::camera::{Camera, FrameInput, Input, Output, Sequences, Settings};
+    use camera_core::detection::{BBox, Detection};
+    use camera_core::frame::PixelFormat;
+
+    let name = &played.scenario.name;
+    let cfg = camera_app::config::Config::default_config().expect("default config");
+    let (analytics, _) =
+        camera_app::runtime::setup::load_analytics(&played.dir.join("analytics.toml"))
+            .expect("analytics");
+    let settings = Settings {
+        camera_id: name.clone(),
+        labels: vec!["person".into()],
+        tracker: cfg.tracker.clone(),
+        tamper: cfg.tamper.clone(),
+        sequences: Sequences::default(),
+    };
+    let mut camera = Camera::new(analytics, settings).expect("camera");
+    let mut source = FileSource::open(FilesConfig {
+        fps: f64::from(played.truth.fps),
+        ..FilesConfig::new(played.dir.join("frames"))
+    })
+    .expect("frames");
+    let mut records = Vec::new();
+    let mut keep = |out: &[Output]| {
+        records.extend(out.iter().filter_map(|o| match o {
+            Output::Record(r) => Some(r.clone()),
+            Output::Tamper(_) => None,
+        }));
+    };
+    let mut detections = Vec::new();
+    let mut k = 0;
+    while let Some(frame) = source.next_frame().expect("frame") {
+        let frame = match frame.format {
+            PixelFormat::Mjpeg => decode_mjpeg(&frame).expect("jpeg"),
+            _ => frame,
+        };
+        detections.clear();
+        detections.extend(
+            played.truth.frames_people[k]
+                .iter()
+                .filter(|p| p.visible >= PERFECT_VISIBLE)
+                .map(|p| Detection {
+                    class_id: 0,
+                    score: 0.9,
+                    bbox: BBox {
+                        x1: p.bbox[0] as f32,
+                        y1: p.bbox[1] as f32,
+                        x2: p.bbox[2] as f32,
+                        y2: p.bbox[3] as f32,
+                    },
+                }),
+        );
+        let input = Input::Frame(FrameInput {
+            frame: &frame,
+            detections: &detections,
+            rgb: &mut || None,
+        });
+        keep(&camera.handle(input).records);
+        k += 1;
+    }
+    assert_eq!(k, played.truth.frames, "{name}: frames");
+    keep(&camera.handle(Input::Finish { reason: "end" }).records);
+    records
 }
 
 /// Seconds since the scene's first frame.
@@ -98,6 +181,7 @@ fn evaluate(path: &Path, work: &Path) -> SceneResult {
         truth,
         street,
         records,
+        ..
     } = play(path, work);
     let mut r = SceneResult {
         name: scenario.name.clone(),
@@ -383,17 +467,33 @@ fn match_crossings(truth: &[f64], seen: &[f64]) -> (Tally, Vec<f64>, Vec<f64>) {
     (tally, missed, extra)
 }
 
-fn evaluate_door(path: &Path, work: &Path) -> DoorResult {
-    use camera_core::analytics::line::Direction;
+/// A door scene scored as the camera counted it, and as it counts with
+/// perfect detections (`play_perfect_detections`).
+struct DoorPlays {
+    camera: DoorResult,
+    perfect: DoorResult,
+}
+
+fn evaluate_door(path: &Path, work: &Path) -> DoorPlays {
     let holdout = path
         .parent()
         .is_some_and(|d| d.file_name().is_some_and(|n| n == "holdout"));
+    let played = play(path, work);
+    let perfect = play_perfect_detections(&played);
+    DoorPlays {
+        camera: score_door(&played, &played.records, holdout),
+        perfect: score_door(&played, &perfect, holdout),
+    }
+}
+
+fn score_door(played: &PlayedScene, records: &[Record], holdout: bool) -> DoorResult {
+    use camera_core::analytics::line::Direction;
     let PlayedScene {
         scenario,
         truth,
         street,
-        records,
-    } = play(path, work);
+        ..
+    } = played;
     let geometry = scenario.view().name();
     let mut r = DoorResult {
         name: scenario.name.clone(),
@@ -402,12 +502,12 @@ fn evaluate_door(path: &Path, work: &Path) -> DoorResult {
         r#in: Tally::default(),
         out: Tally::default(),
         passers: Tally::default(),
-        dwell: match_visits(&truth, measured_visits(&records)),
+        dwell: match_visits(truth, measured_visits(records)),
         phantom_pairs: 0,
         notes: Vec::new(),
     };
     let mut seen_passers = 0;
-    for rec in &records {
+    for rec in records {
         if let Record::Bin(b) = rec {
             seen_passers += b.passers_by;
         }
@@ -513,6 +613,8 @@ impl DoorTotals {
     }
 }
 
+/// Door scenes in four geometries, scored as the industry does, as the
+/// camera counts them and with perfect detections; floors on both.
 #[test]
 fn door_scenes_are_counted_in_four_geometries() {
     common::shared_dir();
@@ -545,52 +647,21 @@ fn door_scenes_are_counted_in_four_geometries() {
         );
         files.extend(extra);
     }
-    let mut results = common::in_workers(&files, |f| evaluate_door(f, work.path()));
-    results.sort_by(|a, b| (a.holdout, &a.name).cmp(&(b.holdout, &b.name)));
-
+    let plays = common::in_workers(&files, |f| evaluate_door(f, work.path()));
+    let (mut camera, mut perfect): (Vec<_>, Vec<_>) =
+        plays.into_iter().map(|p| (p.camera, p.perfect)).unzip();
+    println!("As the camera counts:");
+    let table = door_table(&mut camera);
     println!(
-        "scene            split    in (missed+extra/true)  out       passers-by  phantom pairs  dwell"
+        "\nWith perfect detections (the truth's boxes of people at least {:.0} % visible): the tracker and the rules alone:",
+        PERFECT_VISIBLE * 100.0
     );
-    for r in &results {
-        let e = |t: Tally| format!("{}+{}/{}", t.missed, t.extra, t.truth);
-        let dwell = dwell_text(&r.dwell);
-        println!(
-            "{:<16} {:<8} {:>9} {:>9} {:>9} {:>3}  {}  {}",
-            r.name,
-            if r.holdout { "holdout" } else { "tune" },
-            e(r.r#in),
-            e(r.out),
-            e(r.passers),
-            r.phantom_pairs,
-            r.notes.join(", "),
-            dwell
-        );
-    }
-    println!(
-        "\n| scenes                 | scenes | in accuracy, errors | out accuracy, errors | passers-by, errors | phantom pairs | dwell ≤ 1 s |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let mut table = Vec::new();
-    for holdout in [false, true] {
-        let split = if holdout { "held out" } else { "tuning" };
-        for g in scenegen::view::Geometry::ALL {
-            let t = DoorTotals::of(
-                results
-                    .iter()
-                    .filter(|r| r.holdout == holdout && r.geometry == g.name()),
-            );
-            println!("{}", t.row(&format!("{split}, {}", g.name())));
-            table.push((holdout, Some(g.name()), t));
-        }
-        let t = DoorTotals::of(results.iter().filter(|r| r.holdout == holdout));
-        println!("{}", t.row(&format!("{split}, all")));
-        table.push((holdout, None, t));
-    }
+    let perfect_table = door_table(&mut perfect);
 
     if let Some(only) = only {
         panic!(
             "DOOR_SCENES={only}: {} scenes played, nothing checked",
-            results.len()
+            camera.len()
         );
     }
     // Every geometry has scenes in both halves.
@@ -627,6 +698,72 @@ fn door_scenes_are_counted_in_four_geometries() {
         held.phantom_pairs, 0,
         "phantom crossing pairs in held-out scenes"
     );
+    // The rules alone, on both halves: a change that loses people the
+    // detector did find fails here even when detector noise hides it above.
+    for (holdout, g, t) in perfect_table.iter().filter(|(_, g, _)| g.is_none()) {
+        let half = if *holdout { "held-out" } else { "tuning" };
+        assert!(g.is_none());
+        assert!(
+            t.r#in.accuracy() >= PERFECT_FLOOR_IN,
+            "{half} in accuracy with perfect detections {:.3}",
+            t.r#in.accuracy()
+        );
+        assert!(
+            t.out.accuracy() >= PERFECT_FLOOR_OUT,
+            "{half} out accuracy with perfect detections {:.3}",
+            t.out.accuracy()
+        );
+        assert!(
+            t.passers.accuracy() >= PERFECT_FLOOR_PASSERS,
+            "{half} passers-by accuracy with perfect detections {:.3}",
+            t.passers.accuracy()
+        );
+    }
+}
+
+/// Print the per-scene lines and the table of `results` (sorted here);
+/// the table's rows as (held out, geometry or `None` for all, totals).
+fn door_table(results: &mut [DoorResult]) -> Vec<(bool, Option<&'static str>, DoorTotals)> {
+    results.sort_by(|a, b| (a.holdout, &a.name).cmp(&(b.holdout, &b.name)));
+    println!(
+        "scene            split    in (missed+extra/true)  out       passers-by  phantom pairs  dwell"
+    );
+    for r in results.iter() {
+        let e = |t: Tally| format!("{}+{}/{}", t.missed, t.extra, t.truth);
+        let dwell = dwell_text(&r.dwell);
+        println!(
+            "{:<16} {:<8} {:>9} {:>9} {:>9} {:>3}  {}  {}",
+            r.name,
+            if r.holdout { "holdout" } else { "tune" },
+            e(r.r#in),
+            e(r.out),
+            e(r.passers),
+            r.phantom_pairs,
+            r.notes.join(", "),
+            dwell
+        );
+    }
+    println!(
+        "\n| scenes                 | scenes | in accuracy, errors | out accuracy, errors | passers-by, errors | phantom pairs | dwell ≤ 1 s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut table = Vec::new();
+    for holdout in [false, true] {
+        let split = if holdout { "held out" } else { "tuning" };
+        for g in scenegen::view::Geometry::ALL {
+            let t = DoorTotals::of(
+                results
+                    .iter()
+                    .filter(|r| r.holdout == holdout && r.geometry == g.name()),
+            );
+            println!("{}", t.row(&format!("{split}, {}", g.name())));
+            table.push((holdout, Some(g.name()), t));
+        }
+        let t = DoorTotals::of(results.iter().filter(|r| r.holdout == holdout));
+        println!("{}", t.row(&format!("{split}, all")));
+        table.push((holdout, None, t));
+    }
+    table
 }
 
 /// What the held-out half reaches today (94.7 %, 86.0 %, 71.1 %); raised
@@ -634,3 +771,11 @@ fn door_scenes_are_counted_in_four_geometries() {
 const FLOOR_IN: f64 = 0.94;
 const FLOOR_OUT: f64 = 0.85;
 const FLOOR_PASSERS: f64 = 0.71;
+
+/// What the tracker and the rules reach with perfect detections
+/// (`play_perfect_detections`) on the worse of the two halves today (in
+/// 100 % on both, out 93.0 % held out, passers-by 87.0 % tuning); raised as
+/// the rules improve, never lowered to let a change through.
+const PERFECT_FLOOR_IN: f64 = 0.99;
+const PERFECT_FLOOR_OUT: f64 = 0.92;
+const PERFECT_FLOOR_PASSERS: f64 = 0.86;

@@ -609,6 +609,7 @@ impl Engine {
             .filter(|(_, d, reach)| d <= reach)
             .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((old, _, _)) = lost {
+            tracing::trace!(target: "tracks", t, from = old.id, to = id, "continues");
             old.continued = true;
             info.passed = old.passed;
             info.crossed = old.crossed;
@@ -721,9 +722,15 @@ impl Engine {
                 zone.bin.interactions += 1;
                 self.totals.shelf_interactions += 1;
             }
+            // The zone's visit goes on under the new id, but someone who
+            // walked out of the view is not continued by whoever walks
+            // into it (as in `new_track`): the old track is decided as
+            // itself.
             if let Some(from) = took_over
                 && let Some(old) = self.tracks.iter_mut().find(|i| i.id == from)
+                && !old.at_border
             {
+                tracing::trace!(target: "tracks", t, from, to = id, "zone takeover");
                 old.continued = true;
             }
         }
@@ -1178,6 +1185,23 @@ rows = 10
         e.finish(&mut out);
         let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
         assert_eq!(passers, 1);
+    }
+
+    #[test]
+    fn whoever_walks_into_the_view_does_not_continue_who_walked_out() {
+        // One person walks along the street out of the view at the right
+        // edge; half a second later somebody else walks in there. The
+        // street zone's visit is bridged (dwell), but they are two
+        // passers-by: the second cannot be the first found again.
+        let mut e = engine();
+        let mut out = run(&mut e, T0, 100, |i| match i {
+            0..30 => vec![at(1, lerp(0.5, 0.99, i, 29), 0.9)],
+            30..35 => vec![],
+            _ => vec![at(2, lerp(0.98, 0.3, i - 35, 64), 0.9)],
+        });
+        e.finish(&mut out);
+        let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
+        assert_eq!(passers, 2);
     }
 
     #[test]
