@@ -140,9 +140,15 @@ fn play_perfect_detections(played: &PlayedScene) -> Vec<Record> {
             PixelFormat::Mjpeg => decode_mjpeg(&frame).expect("jpeg"),
             _ => frame,
         };
+        let people = played.truth.frames_people.get(k).unwrap_or_else(|| {
+            panic!(
+                "{name}: frame {k} has no truth (the truth has {} frames)",
+                played.truth.frames_people.len()
+            )
+        });
         detections.clear();
         detections.extend(
-            played.truth.frames_people[k]
+            people
                 .iter()
                 .filter(|p| p.visible >= PERFECT_VISIBLE)
                 .map(|p| Detection {
