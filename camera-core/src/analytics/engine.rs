@@ -1054,6 +1054,12 @@ rows = 10
         out
     }
 
+    /// Finish the engine and sum the passers-by of every bin.
+    fn passers_by(e: &mut Engine, mut out: Vec<Record>) -> u64 {
+        e.finish(&mut out);
+        bins(&out).iter().map(|b| b.passers_by).sum()
+    }
+
     fn bins(records: &[Record]) -> Vec<&BinReport> {
         records
             .iter()
@@ -1142,14 +1148,12 @@ rows = 10
         // Walks along the street from the left edge; lost for 0.5 s in
         // the middle, found again as track 2 close by, leaves at the
         // right edge.
-        let mut out = run(&mut e, T0, 100, |i| match i {
+        let out = run(&mut e, T0, 100, |i| match i {
             0..45 => vec![at(1, lerp(0.0, 0.9, i, 90), 0.9)],
             45..50 => vec![],
             _ => vec![at(2, lerp(0.0, 0.9, i, 90).min(1.0), 0.9)],
         });
-        e.finish(&mut out);
-        let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
-        assert_eq!(passers, 1);
+        assert_eq!(passers_by(&mut e, out), 1);
 
         // Somebody else is lost in the middle of the street (behind a wall
         // or a van) and never seen again: they were on the street and did
@@ -1169,22 +1173,18 @@ rows = 10
             30..60 => vec![at(4, lerp(0.5, 0.9, i - 30, 30), 0.88)],
             _ => vec![],
         }));
-        e.finish(&mut out);
-        let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
-        assert_eq!(passers, 1);
+        assert_eq!(passers_by(&mut e, out), 1);
 
         // Lost near the edge, where both the old and the new track were
         // last seen at an edge: the new track took the visit over, so the
         // old one is not counted again.
         let mut e = engine();
-        let mut out = run(&mut e, T0, 120, |i| match i {
+        let out = run(&mut e, T0, 120, |i| match i {
             0..12 => vec![at(1, 0.95, 0.9)],
             12..15 => vec![],
             _ => vec![at(2, lerp(0.93, 0.0, i - 15, 90), 0.9)],
         });
-        e.finish(&mut out);
-        let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
-        assert_eq!(passers, 1);
+        assert_eq!(passers_by(&mut e, out), 1);
     }
 
     #[test]
@@ -1194,14 +1194,12 @@ rows = 10
         // street zone's visit is bridged (dwell), but they are two
         // passers-by: the second cannot be the first found again.
         let mut e = engine();
-        let mut out = run(&mut e, T0, 100, |i| match i {
+        let out = run(&mut e, T0, 100, |i| match i {
             0..30 => vec![at(1, lerp(0.5, 0.99, i, 29), 0.9)],
             30..35 => vec![],
             _ => vec![at(2, lerp(0.98, 0.3, i - 35, 64), 0.9)],
         });
-        e.finish(&mut out);
-        let passers: u64 = bins(&out).iter().map(|b| b.passers_by).sum();
-        assert_eq!(passers, 2);
+        assert_eq!(passers_by(&mut e, out), 2);
     }
 
     #[test]
